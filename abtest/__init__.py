@@ -1,0 +1,1 @@
+"""The simulated marketplace world, A/B traffic simulator, statistics and reports."""

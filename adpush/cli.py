@@ -1,0 +1,61 @@
+"""The ``adpush`` command line: one top-level parser, subcommands registered by each package.
+
+Each module in SUBCOMMAND_MODULES exposes ``register(subparsers)``; see docs/contracts.md §3.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from adpush import __version__, tfenv
+from adpush.errors import UserError
+
+SUBCOMMAND_MODULES = (
+    "abtest.world.cli",        # simulate-logs
+    "beam_pipelines.cli",      # build-data
+    "tfrs_models.cli",         # train, evaluate, compare
+    "serving.cli",             # export, serve
+    "abtest.cli",              # abtest analyze|aa|run
+    "adpush.run",              # run, config
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="adpush",
+        description="Personalised selling-point keywords for ad titles: data, models, serving, A/B.",
+    )
+    parser.add_argument("--version", action="version", version=f"adpush {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            # A package that has not landed yet simply contributes no subcommand.
+            if err.name and module_name.startswith(err.name):
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    tfenv.select_legacy_keras()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, tfenv.KerasVersionError) as err:
+        print(f"adpush {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"adpush {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

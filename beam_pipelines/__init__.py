@@ -1,0 +1,1 @@
+"""Beam jobs: raw logs -> TFRecords, vocabularies, spec.json; A/B log aggregation."""

@@ -1,0 +1,42 @@
+"""adpush: personalised selling-point keywords for ad titles, built on TensorFlow Recommenders."""
+from setuptools import find_packages, setup
+
+PACKAGES = ["adpush", "beam_pipelines", "tfrs_models", "serving", "abtest"]
+
+setup(
+    name="adpush",
+    version="0.1.0",
+    description=(
+        "Learn which selling-point keywords to add to each ad title per user and query; "
+        "CTR->CVR multitask models, Beam data jobs, TF Serving export and an A/B simulator."
+    ),
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=[p for name in PACKAGES for p in (name, f"{name}.*")]),
+    package_data={"adpush": ["defaults/*.toml"], "abtest": ["scenarios/*.toml"]},
+    install_requires=[
+        # TFRS 0.7.7 needs Keras 2: tf-keras with TF_USE_LEGACY_KERAS=1 (see adpush/tfenv.py).
+        "tensorflow==2.21.*",
+        "tf-keras==2.21.*",
+        "tensorflow-recommenders==0.7.7",
+        # Pulls the full `tensorflow` package: never add tensorflow-cpu next to it.
+        "tensorflow-serving-api==2.21.*",
+        "apache-beam==2.77.*",
+        "google-crc32c>=1.5",  # Beam's TFRecord writer needs it
+        "numpy>=1.26",
+        "scipy>=1.11",
+        "matplotlib>=3.8",
+        "tqdm>=4.66",
+        "grpcio>=1.60",
+        "protobuf>=6.31.1,<8",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "pytest-xdist>=3.5",
+            "statsmodels>=0.14",
+            "apache-beam[gcp]==2.77.*",
+        ],
+    },
+    entry_points={"console_scripts": ["adpush=adpush.cli:main"]},
+)
