@@ -1,0 +1,312 @@
+"""Analyse an A/B experiment from a CSV of per-user rows or per-bucket sufficient statistics.
+
+Two input layouts (header line required, detected from it):
+
+* per-user rows ``bucket,user,impressions,clicks`` with an optional ``day`` column; a user may have
+  several rows (e.g. one per day), which are summed; a user must stay in one bucket.
+* per-bucket sufficient statistics ``bucket,n,sum_c,sum_m,sum_c2,sum_m2,sum_cm`` (what
+  ``adpush abtest aggregate`` writes). With an extra ``day`` column each row holds the statistics
+  of the users' totals *through* that day (the cumulative file of ``aggregate``); such a file is
+  passed as ``per_day``.
+
+Every problem in the input raises ``adpush.errors.UserError`` naming the file, row and field.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from abtest.stats import comparison as _comparison
+from abtest.stats import srm
+from abtest.stats.sufficient import FIELD_NAMES, SufficientStats, stats_by_group
+from adpush.errors import UserError
+
+USER_COLUMNS = ("bucket", "user", "impressions", "clicks")
+STATS_COLUMNS = ("bucket",) + FIELD_NAMES
+OPTIONAL_COLUMNS = ("day",)
+
+
+@dataclass
+class ExperimentData:
+    """Sufficient statistics per bucket (file order), and optionally cumulative ones per day."""
+
+    stats: dict[str, SufficientStats]
+    per_day: dict[int, dict[str, SufficientStats]] = field(default_factory=dict)
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            rows = [row for row in reader if row]
+    except FileNotFoundError as err:
+        raise UserError(f"{path}: no such file") from err
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"{path}: not a readable CSV file ({err})") from err
+    if not header:
+        raise UserError(f"{path}: empty file (a header line is required)")
+    header = [name.strip() for name in header]
+    for number, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise UserError(f"{path}: row {number} has {len(row)} fields, the header has {len(header)}")
+    if not rows:
+        raise UserError(f"{path}: no data rows")
+    return header, rows
+
+
+def _layout(path: Path, header: list[str]) -> str:
+    columns = set(header)
+    if len(columns) != len(header):
+        raise UserError(f"{path}: duplicate column in header {header}")
+    for layout, required in (("users", USER_COLUMNS), ("stats", STATS_COLUMNS)):
+        if set(required) <= columns:
+            unknown = columns - set(required) - set(OPTIONAL_COLUMNS)
+            if unknown:
+                raise UserError(f"{path}: unknown column(s) {sorted(unknown)}; expected {','.join(required)}"
+                                f" (+ optional day)")
+            return layout
+    known = set(USER_COLUMNS) | set(STATS_COLUMNS) | set(OPTIONAL_COLUMNS)
+    unknown = columns - known
+    hint = f"unknown column(s) {sorted(unknown)}; " if unknown else ""
+    raise UserError(f"{path}: {hint}expected per-user columns {','.join(USER_COLUMNS)} or sufficient "
+                    f"statistics {','.join(STATS_COLUMNS)}, got {','.join(header)}")
+
+
+def _numeric_column(path: Path, header: list[str], rows: list[list[str]], name: str,
+                    integer: bool = True) -> np.ndarray:
+    idx = header.index(name)
+    raw = [row[idx].strip() for row in rows]
+    try:
+        values = np.array(raw, dtype=np.float64)
+    except ValueError:
+        values = None
+    bad = None
+    if values is None:
+        for number, text in enumerate(raw, start=2):
+            try:
+                float(text)
+            except ValueError:
+                bad = (number, text, "is not a number")
+                break
+    else:
+        checks = [(~np.isfinite(values), "is not a finite number"), (values < 0, "is negative")]
+        if integer:
+            checks.append((values != np.round(values), "is not an integer"))
+        for mask, reason in checks:
+            if mask.any():
+                i = int(np.argmax(mask))
+                bad = (i + 2, raw[i], reason)
+                break
+    if bad:
+        number, text, reason = bad
+        raise UserError(f"{path}: row {number}: field {name!r} = {text!r} {reason}")
+    return values
+
+
+def _bucket_codes(path: Path, header: list[str], rows: list[list[str]]) -> tuple[list[str], np.ndarray]:
+    idx = header.index("bucket")
+    names = [row[idx].strip() for row in rows]
+    for number, name in enumerate(names, start=2):
+        if not name:
+            raise UserError(f"{path}: row {number}: field 'bucket' is empty")
+    order = list(dict.fromkeys(names))  # file order
+    lookup = {name: k for k, name in enumerate(order)}
+    return order, np.array([lookup[name] for name in names], dtype=np.int64)
+
+
+def _check_rows_clicks(path: Path, clicks: np.ndarray, impressions: np.ndarray, clicks_name: str,
+                       impressions_name: str) -> None:
+    over = clicks > impressions
+    if over.any():
+        i = int(np.argmax(over))
+        raise UserError(f"{path}: row {i + 2}: {clicks_name} = {clicks[i]:g} exceeds "
+                        f"{impressions_name} = {impressions[i]:g}")
+
+
+def _from_user_rows(path: Path, header: list[str], rows: list[list[str]]) -> ExperimentData:
+    buckets, bucket_code = _bucket_codes(path, header, rows)
+    impressions = _numeric_column(path, header, rows, "impressions")
+    clicks = _numeric_column(path, header, rows, "clicks")
+    _check_rows_clicks(path, clicks, impressions, "clicks", "impressions")
+    user_idx = header.index("user")
+    user_names, user_code = np.unique(np.array([row[user_idx].strip() for row in rows]), return_inverse=True)
+    n_users = user_names.size
+    # A user belongs to exactly one bucket (randomisation unit).
+    low = np.full(n_users, np.iinfo(np.int64).max)
+    high = np.full(n_users, -1)
+    np.minimum.at(low, user_code, bucket_code)
+    np.maximum.at(high, user_code, bucket_code)
+    mixed = np.nonzero(low != high)[0]
+    if mixed.size:
+        user = str(user_names[mixed[0]])
+        rows_of_user = np.nonzero(user_code == mixed[0])[0]
+        seen = sorted({buckets[bucket_code[r]] for r in rows_of_user})
+        raise UserError(f"{path}: user {user!r} appears in buckets {seen} (rows "
+                        f"{', '.join(str(r + 2) for r in rows_of_user[:5])}); a user must stay in one bucket")
+    user_bucket = low
+
+    def totals(mask: np.ndarray | None) -> dict[str, SufficientStats]:
+        sel = slice(None) if mask is None else mask
+        m = np.bincount(user_code[sel], weights=impressions[sel], minlength=n_users)
+        c = np.bincount(user_code[sel], weights=clicks[sel], minlength=n_users)
+        present = np.bincount(user_code[sel], minlength=n_users) > 0
+        per_bucket = stats_by_group(user_bucket[present], m[present], c[present], len(buckets))
+        return dict(zip(buckets, per_bucket))
+
+    data = ExperimentData(stats=totals(None))
+    if "day" in header:
+        day = _numeric_column(path, header, rows, "day").astype(np.int64)
+        for d in np.unique(day):
+            data.per_day[int(d)] = totals(day <= d)
+    return data
+
+
+def _from_stats_rows(path: Path, header: list[str], rows: list[list[str]]) -> ExperimentData:
+    buckets, bucket_code = _bucket_codes(path, header, rows)
+    columns = {name: _numeric_column(path, header, rows, name, integer=name == "n") for name in FIELD_NAMES}
+    _check_rows_clicks(path, columns["sum_c"], columns["sum_m"], "sum_c", "sum_m")
+    day = _numeric_column(path, header, rows, "day").astype(np.int64) if "day" in header else None
+    keys = list(zip(bucket_code.tolist(), day.tolist() if day is not None else [None] * len(rows)))
+    seen: dict = {}
+    for number, key in enumerate(keys, start=2):
+        if key in seen:
+            what = f"bucket {buckets[key[0]]!r}" + (f", day {key[1]}" if key[1] is not None else "")
+            raise UserError(f"{path}: row {number} repeats {what} (first at row {seen[key]})")
+        seen[key] = number
+    per_row = [SufficientStats(int(columns["n"][i]), *(float(columns[f][i]) for f in FIELD_NAMES[1:]))
+               for i in range(len(rows))]
+    if day is None:
+        return ExperimentData(stats={buckets[k]: s for (k, _), s in zip(keys, per_row)})
+    data = ExperimentData(stats={})
+    for (k, d), s in zip(keys, per_row):
+        data.per_day.setdefault(int(d), {})[buckets[k]] = s
+    data.per_day = dict(sorted(data.per_day.items()))
+    return data
+
+
+def read_experiment(path: str | Path) -> ExperimentData:
+    """Read either input layout into per-bucket sufficient statistics."""
+    path = Path(path)
+    header, rows = _read_csv(path)
+    if _layout(path, header) == "users":
+        return _from_user_rows(path, header, rows)
+    return _from_stats_rows(path, header, rows)
+
+
+# --- checks and comparisons -----------------------------------------------------------------
+
+def _check_buckets(where: str, stats: Mapping[str, SufficientStats]) -> None:
+    for name, s in stats.items():
+        if s.n < 2:
+            raise UserError(f"{where}: bucket {name!r} has {s.n} user(s); at least 2 are needed for a variance")
+        if s.sum_m <= 0:
+            raise UserError(f"{where}: bucket {name!r} has zero impressions")
+
+
+def parse_split(text: str | None, buckets: Sequence[str]) -> dict[str, float]:
+    """``--split``: ``control=50,treatment=50`` or positional ``50,50`` (bucket order of the file)."""
+    if not text:
+        return {name: 1.0 for name in buckets}
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    weights: dict[str, float] = {}
+    try:
+        if all("=" in p for p in parts):
+            for p in parts:
+                name, value = p.split("=", 1)
+                weights[name.strip()] = float(value)
+        elif any("=" in p for p in parts):
+            raise UserError(f"--split {text!r}: use either name=weight pairs or plain weights, not both")
+        else:
+            if len(parts) != len(buckets):
+                raise UserError(f"--split {text!r} has {len(parts)} weights for {len(buckets)} buckets {list(buckets)}")
+            weights = {name: float(p) for name, p in zip(buckets, parts)}
+    except ValueError as err:
+        raise UserError(f"--split {text!r}: weights must be numbers") from err
+    unknown = set(weights) - set(buckets)
+    if unknown:
+        raise UserError(f"--split names unknown bucket(s) {sorted(unknown)}; buckets are {list(buckets)}")
+    missing = set(buckets) - set(weights)
+    if missing:
+        raise UserError(f"--split gives no weight for bucket(s) {sorted(missing)}")
+    if any(not (w > 0 and math.isfinite(w)) for w in weights.values()):
+        raise UserError(f"--split {text!r}: weights must be positive")
+    return weights
+
+
+def choose_control(buckets: Sequence[str], control: str | None) -> str:
+    if control is not None:
+        if control not in buckets:
+            raise UserError(f"control bucket {control!r} is not in the input; buckets are {list(buckets)}")
+        return control
+    if len(buckets) < 2:
+        raise UserError(f"need a control and at least one treatment bucket, the input has {list(buckets)}")
+    return "control" if "control" in buckets else buckets[0]
+
+
+def analyze(input_path: str | Path, *, control: str | None = None, split: str | None = None,
+            per_day_path: str | Path | None = None, alpha: float = _comparison.DEFAULT_ALPHA,
+            ci_method: str = "delta", sequential: bool = False,
+            practical_threshold: float = _comparison.DEFAULT_PRACTICAL_THRESHOLD) -> dict:
+    """Read, check and compare; returns the JSON-ready report dict with ``comparisons`` (one per
+    treatment, each with the issue's keys first) and ``per_day`` (cumulative comparisons)."""
+    data = read_experiment(input_path)
+    if per_day_path is not None:
+        extra = read_experiment(per_day_path)
+        if not extra.per_day:
+            raise UserError(f"{per_day_path}: per-day statistics need a 'day' column")
+        data.per_day = extra.per_day
+    if not data.stats:
+        raise UserError(f"{input_path}: per-day (cumulative) statistics only; pass them as --per-day and give "
+                        f"overall statistics as --input")
+    buckets = list(data.stats)
+    control = choose_control(buckets, control)
+    if len(buckets) < 2:
+        raise UserError(f"{input_path}: only bucket {buckets} found; nothing to compare with")
+    _check_buckets(str(input_path), data.stats)
+    weights = parse_split(split, buckets)
+    options = dict(alpha=alpha, ci_method=ci_method, sequential_mode=sequential,
+                   practical_threshold=practical_threshold)
+    comparisons = _comparison.compare_all(data.stats, control, weights=weights, **options)
+    per_day = []
+    for day, day_stats in data.per_day.items():
+        if control not in day_stats:
+            continue
+        usable = {k: s for k, s in day_stats.items() if s.n >= 2 and s.sum_m > 0}
+        if control in usable and len(usable) > 1:
+            per_day.extend(_comparison.compare_all(usable, control, weights=weights, day=day, **options))
+    return build_report_dict(comparisons, per_day, stats=data.stats, weights=weights,
+                             source=str(input_path))
+
+
+def build_report_dict(comparisons: Sequence[_comparison.Comparison],
+                      per_day: Sequence[_comparison.Comparison] = (), *,
+                      stats: Mapping[str, SufficientStats] | None = None,
+                      weights: Mapping[str, float] | None = None, source: str | None = None) -> dict:
+    """The JSON document shared by ``analyze`` and ``report.write_report``."""
+    report: dict = {"source": source}
+    if stats:
+        report["buckets"] = {name: s.to_dict() for name, s in stats.items()}
+        names = list(stats)
+        w = [float((weights or {}).get(name, 1.0)) for name in names]
+        report["weights"] = dict(zip(names, w))
+        report["srm_p_all_buckets"] = srm.srm_p_value([stats[n].n for n in names], w) if len(names) > 1 else None
+    report["comparisons"] = [c.to_dict() for c in comparisons]
+    report["per_day"] = [c.to_dict() for c in per_day]
+    return report
+
+
+def write_json(report: dict, out: str | Path) -> Path:
+    out = Path(out)
+    if out.parent and not out.parent.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return out

@@ -1,0 +1,102 @@
+"""``adpush abtest …``: analyse experiments, calibrate with A/A runs, aggregate logs with Beam.
+
+Other modules add their own ``abtest`` sub-subcommands (e.g. the traffic simulator's ``run``)
+in one of two ways:
+
+* call ``register_abtest_command("run", configure)`` at import time of a module that
+  ``adpush/cli.py`` imports before ``abtest.cli`` builds its parser, or
+* provide ``abtest/simulator/cli.py`` with ``register_abtest(subparsers)``: ``register`` imports it
+  lazily when it exists and hands it the ``abtest`` sub-subparsers.
+
+``configure(parser)`` adds the arguments and must ``set_defaults(func=callable(args) -> int)``.
+Heavy imports (matplotlib, Beam) happen inside the command functions (docs/contracts.md §3).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Callable
+
+_EXTRA_COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], str]] = {}
+SIMULATOR_CLI_MODULE = "abtest.simulator.cli"
+
+
+def register_abtest_command(name: str, configure: Callable[[argparse.ArgumentParser], None],
+                            help: str = "") -> None:
+    """Let another module add ``adpush abtest <name>``."""
+    _EXTRA_COMMANDS[name] = (configure, help)
+
+
+def register(subparsers) -> None:
+    abtest = subparsers.add_parser("abtest", help="A/B statistics: analyze, aa, aggregate (and run)",
+                                   description=__doc__.split("\n\n")[0])
+    commands = abtest.add_subparsers(dest="abtest_command", metavar="ABTEST_COMMAND")
+    abtest.set_defaults(func=lambda args: _print_help(abtest))
+    _add_analyze(commands)
+    for name, (configure, text) in _EXTRA_COMMANDS.items():
+        configure(commands.add_parser(name, help=text))
+    try:
+        simulator = importlib.import_module(SIMULATOR_CLI_MODULE)
+    except ModuleNotFoundError as err:
+        if not (err.name and SIMULATOR_CLI_MODULE.startswith(err.name)):
+            raise
+    else:
+        simulator.register_abtest(commands)
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _positive_fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not in (0, 1)")
+    return value
+
+
+def _add_analyze(commands) -> None:
+    p = commands.add_parser(
+        "analyze", help="compare buckets from per-user rows or per-bucket sufficient statistics",
+        description="Read bucket,user,impressions,clicks[,day] rows or bucket,n,sum_c,sum_m,sum_c2,"
+                    "sum_m2,sum_cm statistics; write the comparisons as JSON (and optionally a report).")
+    p.add_argument("--input", required=True, help="CSV with per-user rows or per-bucket sufficient statistics")
+    p.add_argument("--control", help="control bucket (default: 'control' if present, else the first bucket)")
+    p.add_argument("--split", help="configured traffic split for SRM: 'control=50,b=50' or '50,50' "
+                                   "in file order (default: equal)")
+    p.add_argument("--per-day", dest="per_day", help="cumulative per-day sufficient statistics "
+                                                     "(bucket,day,n,…; from 'abtest aggregate')")
+    p.add_argument("--alpha", type=_positive_fraction, default=0.05)
+    p.add_argument("--ci-method", choices=("delta", "log", "fieller"), default="delta",
+                   help="relative-lift CI (default: linear delta method)")
+    p.add_argument("--sequential", action="store_true",
+                   help="also report always-valid p-values and confidence sequences (peeking-safe)")
+    p.add_argument("--practical-threshold", type=float, default=0.003,
+                   help="relative lift that matters in practice (001: +0.3%%)")
+    p.add_argument("--out", required=True, help="report JSON path")
+    p.set_defaults(func=_run_analyze)
+
+
+def _run_analyze(args) -> int:
+    from abtest import analyze
+
+    report = analyze.analyze(args.input, control=args.control, split=args.split, per_day_path=args.per_day,
+                             alpha=args.alpha, ci_method=args.ci_method, sequential=args.sequential,
+                             practical_threshold=args.practical_threshold)
+    out = analyze.write_json(report, args.out)
+    print(f"wrote {out}")
+    for c in report["comparisons"]:
+        lift = c["relative_lift"]
+        print(f"  {c['control']} -> {c['treatment']}: lift {_pct(lift)} "
+              f"[{_pct(c['ci_low'])}, {_pct(c['ci_high'])}], p = {_num(c['p_value'])} "
+              f"(naive {_num(c['p_value_naive'])}), SRM p = {_num(c['srm_p'])}")
+    return 0
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:+.2f}%"
+
+
+def _num(value) -> str:
+    return "n/a" if value is None else f"{value:.3g}"

@@ -1,0 +1,120 @@
+"""`adpush abtest analyze`: both input layouts, the JSON keys, and clear errors on bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from abtest import analyze
+from abtest.stats.comparison import REPORT_KEYS
+from abtest.stats.sufficient import SufficientStats
+from adpush.cli import main
+from adpush.errors import UserError
+
+A_M, A_C = [10, 5, 20, 2, 8], [1, 0, 3, 1, 0]
+B_M, B_C = [4, 6, 10, 3, 7], [1, 2, 1, 0, 1]
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def _user_rows(tmp_path, name="users.csv", extra=""):
+    lines = ["bucket,user,impressions,clicks"]
+    lines += [f"control,a{i},{m},{c}" for i, (m, c) in enumerate(zip(A_M, A_C))]
+    lines += [f"test,b{i},{m},{c}" for i, (m, c) in enumerate(zip(B_M, B_C))]
+    return _write(tmp_path / name, "\n".join(lines) + "\n" + extra)
+
+
+def test_user_rows_and_sufficient_stats_give_the_same_report(tmp_path):
+    from_rows = analyze.analyze(_user_rows(tmp_path))
+    a, b = SufficientStats.from_arrays(A_M, A_C), SufficientStats.from_arrays(B_M, B_C)
+    lines = ["bucket,n,sum_c,sum_m,sum_c2,sum_m2,sum_cm"]
+    for name, s in (("control", a), ("test", b)):
+        d = s.to_dict()
+        lines.append(",".join([name] + [repr(d[k]) for k in ("n", "sum_c", "sum_m", "sum_c2", "sum_m2", "sum_cm")]))
+    from_stats = analyze.analyze(_write(tmp_path / "stats.csv", "\n".join(lines) + "\n"))
+    assert from_rows["comparisons"] == from_stats["comparisons"]
+    row = from_rows["comparisons"][0]
+    assert list(row)[: len(REPORT_KEYS)] == list(REPORT_KEYS)
+    assert row["control"] == "control" and row["treatment"] == "test"
+    assert row["relative_lift"] == pytest.approx(0.5)
+    assert (row["impressions_control"], row["clicks_treatment"], row["users_treatment"]) == (45, 5, 5)
+
+
+def test_rows_of_one_user_are_summed_and_days_give_cumulative_comparisons(tmp_path):
+    lines = ["bucket,user,day,impressions,clicks"]
+    for i, (m, c) in enumerate(zip(A_M, A_C)):  # split each user over two days
+        lines += [f"control,a{i},0,{m // 2},{min(c, m // 2)}", f"control,a{i},1,{m - m // 2},{c - min(c, m // 2)}"]
+    for i, (m, c) in enumerate(zip(B_M, B_C)):
+        lines += [f"test,b{i},0,{m // 2},{min(c, m // 2)}", f"test,b{i},1,{m - m // 2},{c - min(c, m // 2)}"]
+    report = analyze.analyze(_write(tmp_path / "days.csv", "\n".join(lines) + "\n"))
+    overall = analyze.analyze(_user_rows(tmp_path))
+    assert report["comparisons"] == overall["comparisons"]
+    assert [c["day"] for c in report["per_day"]] == [0, 1]
+    last = dict(report["per_day"][1], day=None)
+    assert last == overall["comparisons"][0] | {"p_value_holm": last["p_value_holm"], "p_value_bh": last["p_value_bh"]}
+
+
+def test_cli_writes_json(tmp_path, capsys):
+    out = tmp_path / "out" / "report.json"
+    rc = main(["abtest", "analyze", "--input", str(_user_rows(tmp_path)), "--control", "control",
+               "--split", "control=1,test=1", "--sequential", "--out", str(out)])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    assert report["comparisons"][0]["p_value_sequential"] is not None
+    assert "control -> test" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, message", [
+    ("bucket,user,impressions,clicks\ncontrol,u1,5,1\ncontrol,u2,4,-1\ntest,u3,3,1\ntest,u4,3,0\n",
+     "row 3: field 'clicks' = '-1' is negative"),
+    ("bucket,user,impressions,clicks\ncontrol,u1,5,1\ncontrol,u2,4,6\ntest,u3,3,1\ntest,u4,3,0\n",
+     "row 3: clicks = 6 exceeds impressions = 4"),
+    ("bucket,user,impressions,clicks,colour\ncontrol,u1,5,1,red\n", "unknown column(s) ['colour']"),
+    ("bucket,user,impressions,clicks\ncontrol,u1,5,1\ncontrol,u2,x,1\n", "row 3: field 'impressions' = 'x'"),
+    ("bucket,user,impressions,clicks\ncontrol,u1,0,0\ncontrol,u2,0,0\ntest,u3,3,1\ntest,u4,3,0\n",
+     "bucket 'control' has zero impressions"),
+    ("bucket,user,impressions,clicks\ncontrol,u1,5,1\ntest,u1,4,1\n", "user 'u1' appears in buckets"),
+    ("bucket,user,impressions,clicks\ncontrol,u1,5,1\ncontrol,u2,4,1\n", "need a control and at least one"),
+    ("bucket,n,sum_c,sum_m,sum_c2,sum_m2,sum_cm\ncontrol,10,50,40,60,200,100\ntest,10,5,40,6,200,30\n",
+     "row 2: sum_c = 50 exceeds sum_m = 40"),
+    ("bucket,n,sum_c,sum_m,sum_c2,sum_m2,sum_cm\ncontrol,10.5,5,40,6,200,30\n", "field 'n' = '10.5' is not an integer"),
+    ("foo,bar\n1,2\n", "unknown column(s) ['bar', 'foo']"),
+    ("bucket,user,impressions,clicks\ncontrol,u1,5\n", "row 2 has 3 fields"),
+])
+def test_bad_input_names_the_row_and_field(tmp_path, text, message):
+    with pytest.raises(UserError, match=None) as err:
+        analyze.analyze(_write(tmp_path / "bad.csv", text))
+    assert message in str(err.value)
+
+
+def test_missing_control_and_bad_split(tmp_path):
+    path = _user_rows(tmp_path)
+    with pytest.raises(UserError, match="control bucket 'base' is not in the input"):
+        analyze.analyze(path, control="base")
+    with pytest.raises(UserError, match="unknown bucket"):
+        analyze.analyze(path, split="control=1,other=1")
+    with pytest.raises(UserError, match="2 weights for 3 buckets"):
+        analyze.parse_split("1,1", ["a", "b", "c"])
+    assert analyze.parse_split("60,40", ["a", "b"]) == {"a": 60.0, "b": 40.0}
+
+
+def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
+    bad = _write(tmp_path / "bad.csv", "bucket,user,impressions,clicks\ncontrol,u1,5,9\n")
+    assert main(["abtest", "analyze", "--input", str(bad), "--out", str(tmp_path / "r.json")]) == 2
+    assert "row 2: clicks = 9 exceeds impressions = 5" in capsys.readouterr().err
+
+
+def test_srm_flag_uses_the_configured_split(tmp_path):
+    rng = np.random.default_rng(0)
+    lines = ["bucket,user,impressions,clicks"]
+    for bucket, n in (("control", 600), ("test", 400)):
+        m = rng.integers(1, 10, n)
+        c = rng.binomial(m, 0.1)
+        lines += [f"{bucket},{bucket}{i},{mi},{ci}" for i, (mi, ci) in enumerate(zip(m, c))]
+    path = _write(tmp_path / "srm.csv", "\n".join(lines) + "\n")
+    assert analyze.analyze(path)["comparisons"][0]["srm_flag"] is True
+    assert analyze.analyze(path, split="60,40")["comparisons"][0]["srm_flag"] is False
