@@ -1,0 +1,210 @@
+"""Spec-driven tf.data input: ``OUT/spec.json`` + TFRecords → batches of named tensors.
+
+Nothing here keeps a feature list by hand: names, dtypes, lengths, vocabularies and roles all
+come from ``spec.json`` (docs/contracts.md §2). Batches are parsed with one batch-level
+``tf.io.parse_example`` call; varlen features are padded (``""`` for strings, 0 for numbers) to
+their ``max_length``, so a padded position is recognisable by the model (the vocabulary maps
+``""`` to index 0, the mask index).
+"""
+from __future__ import annotations
+
+import glob
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from adpush.errors import UserError
+
+GROUPS_BM = ("user", "history", "query", "item")
+
+
+@dataclass(frozen=True)
+class VocabSpec:
+    """One vocabulary: ``path`` holds real tokens only, one a line."""
+
+    name: str
+    path: str
+    size: int
+    num_oov_buckets: int = 1
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature of a dataset, as described in spec.json."""
+
+    name: str
+    dtype: str  # string | int64 | float32
+    kind: str  # scalar | varlen
+    role: str  # feature | label | key | meta
+    group: str | None = None
+    vocab: str | None = None
+    max_length: int | None = None
+
+    @property
+    def is_varlen(self) -> bool:
+        return self.kind == "varlen"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset (``sf``, ``ad_click``, …) of spec.json."""
+
+    name: str
+    compression: str
+    files: dict[str, str]
+    row_counts: dict[str, int]
+    labels: tuple[str, ...]
+    key: tuple[str, ...]
+    features: dict[str, FeatureSpec]
+    proto: str = "tf.train.Example"
+
+    def model_features(self, groups) -> list[FeatureSpec]:
+        """Features with ``role: feature`` whose group is in ``groups``, in spec order."""
+        return [f for f in self.features.values() if f.role == "feature" and f.group in groups]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The whole spec.json, with file paths resolved against the data directory."""
+
+    root: str
+    source: str
+    vocabularies: dict[str, VocabSpec]
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+
+    def dataset(self, name: str) -> DatasetSpec:
+        if name not in self.datasets:
+            raise UserError(f"{self.root}/spec.json has no dataset {name!r} "
+                            f"(it has {sorted(self.datasets)})")
+        return self.datasets[name]
+
+
+def load_spec(data_dir) -> DataSpec:
+    """Read ``data_dir/spec.json`` (format_version 1)."""
+    root = Path(data_dir)
+    path = root / "spec.json"
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; run `adpush build-data` first")
+    raw = json.loads(path.read_text())
+    if raw.get("format_version") != 1:
+        raise UserError(f"{path}: format_version {raw.get('format_version')!r}, expected 1")
+    vocabularies = {
+        name: VocabSpec(name=name, path=str(root / v["file"]), size=int(v["size"]),
+                        num_oov_buckets=int(v.get("num_oov_buckets", 1)))
+        for name, v in raw.get("vocabularies", {}).items()
+    }
+    datasets = {}
+    for name, d in raw.get("datasets", {}).items():
+        features = {
+            fname: FeatureSpec(name=fname, dtype=f["dtype"], kind=f.get("kind", "scalar"),
+                               role=f.get("role", "feature"), group=f.get("group"),
+                               vocab=f.get("vocab"), max_length=f.get("max_length"))
+            for fname, f in d["features"].items()
+        }
+        datasets[name] = DatasetSpec(
+            name=name, compression=d.get("compression", ""), files=dict(d["files"]),
+            row_counts={k: int(v) for k, v in d.get("row_counts", {}).items()},
+            labels=tuple(d.get("labels", ())), key=tuple(d.get("key", ())), features=features,
+            proto=d.get("proto", "tf.train.Example"))
+    return DataSpec(root=str(root), source=raw.get("source", ""), vocabularies=vocabularies,
+                    datasets=datasets)
+
+
+def split_files(spec: DataSpec, dataset: str, split: str) -> list[str]:
+    """The sorted TFRecord files of one split."""
+    ds = spec.dataset(dataset)
+    if split not in ds.files:
+        raise UserError(f"dataset {dataset!r} has no split {split!r}")
+    files = sorted(glob.glob(str(Path(spec.root) / ds.files[split])))
+    if not files:
+        raise UserError(f"no files match {Path(spec.root) / ds.files[split]}")
+    return files
+
+
+def _tf_dtype(tf, dtype: str):
+    return {"string": tf.string, "int64": tf.int64, "float32": tf.float32}[dtype]
+
+
+def _pad_value(dtype: str):
+    return "" if dtype == "string" else 0
+
+
+def parse_batch_fn(dataset_spec: DatasetSpec, names=None):
+    """A function mapping a batch of serialized ``tf.train.Example`` to a dict of dense tensors.
+
+    Returns:
+        ``parse(serialized: [B] string) -> {name: [B] or [B, max_length]}``.
+    """
+    tf = _tf()
+    wanted = [f for f in dataset_spec.features.values() if names is None or f.name in names]
+    description = {}
+    for f in wanted:
+        dtype = _tf_dtype(tf, f.dtype)
+        if f.is_varlen:
+            description[f.name] = tf.io.RaggedFeature(dtype=dtype, row_splits_dtype=tf.int64)
+        else:
+            description[f.name] = tf.io.FixedLenFeature([], dtype, default_value=_pad_value(f.dtype))
+
+    def parse(serialized):
+        parsed = tf.io.parse_example(serialized, description)
+        out = {}
+        for f in wanted:
+            value = parsed[f.name]
+            if f.is_varlen:
+                length = int(f.max_length or 1)
+                value = value[:, :length].to_tensor(default_value=_pad_value(f.dtype),
+                                                    shape=[None, length])
+            out[f.name] = value
+        return out
+
+    return parse
+
+
+def _tf():
+    from tfrs_models._tf import import_tensorflow  # noqa: PLC0415
+
+    return import_tensorflow()
+
+
+def make_dataset(spec: DataSpec, dataset: str, split: str, batch_size: int, *,
+                 shuffle: bool = False, seed: int = 0, repeat: bool = False,
+                 drop_remainder: bool = False, names=None, num_parallel_reads: int = 4,
+                 shuffle_buffer: int = 10_000):
+    """A ``tf.data.Dataset`` of parsed batches: ``{feature name: tensor}``.
+
+    Files are read in parallel (deterministic interleave), shuffled with ``seed``, batched, then
+    parsed with one ``tf.io.parse_example`` per batch, and prefetched.
+
+    Args:
+        names: restrict to these features (labels/keys included only if named); None = all.
+    """
+    tf = _tf()
+    ds_spec = spec.dataset(dataset)
+    files = split_files(spec, dataset, split)
+    compression = ds_spec.compression or None
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(
+        lambda f: tf.data.TFRecordDataset(f, compression_type=compression),
+        cycle_length=max(1, min(num_parallel_reads, len(files))),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if shuffle:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = ds.map(parse_batch_fn(ds_spec, names), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def read_columns(spec: DataSpec, dataset: str, split: str, names, batch_size: int = 4096) -> dict:
+    """Read whole columns of one split into numpy arrays (for evaluation and segments)."""
+    import numpy as np  # noqa: PLC0415
+
+    columns: dict[str, list] = {n: [] for n in names}
+    for batch in make_dataset(spec, dataset, split, batch_size, names=set(names)):
+        for n in names:
+            columns[n].append(batch[n].numpy())
+    return {n: (np.concatenate(v) if v else np.array([])) for n, v in columns.items()}

@@ -1,0 +1,1 @@
+"""Reusable Keras layers of the adpush models (each in a module named for it)."""

@@ -1,0 +1,223 @@
+"""BM, MTDL and AMTDL of 001 as one ``tfrs.models.Model`` configured by ``ModelConfig.model``.
+
+- BM (Eq. 4–9): user (``user`` + ``history`` groups), query and SF keyword bags, each
+  mean-pooled (Eq. 4) → concatenated (Eq. 5) → MLP (Eq. 6–7) → sigmoid (Eq. 8), BCE (Eq. 9).
+- MTDL (Eq. 10–15): hard sharing — one embedding table per vocabulary and the MLP are shared by
+  the SF main task and the ad-click auxiliary task; each task has its own output layer; the ad
+  title is pooled by ``TitleAttentionPooling`` personalised by user and query (Eq. 11–13).
+- AMTDL: MTDL plus the ``user_profile`` and ``query_extra`` groups, each pooled within its group.
+
+Feature names come from spec.json groups (docs/contracts.md §5); vocabulary lookups live inside
+the model, so it takes raw string features and exports for serving as is.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow_recommenders as tfrs
+
+from tfrs_models._tf import import_tensorflow
+from tfrs_models.input import DataSpec, FeatureSpec
+from tfrs_models.layers.mean_bag_pooling import MeanBagPooling
+from tfrs_models.layers.title_attention_pooling import TitleAttentionPooling
+from tfrs_models.selling_point.config import ModelConfig
+
+tf = import_tensorflow()
+
+SF, AD = "sf", "ad_click"
+OUTPUT_NAMES = {SF: "p_sf_click", AD: "p_ad_click"}
+
+
+def _groups(config: ModelConfig):
+    user = ("user", "history") + (("user_profile",) if config.model == "amtdl" else ())
+    query = ("query",) + (("query_extra",) if config.model == "amtdl" else ())
+    return user, query
+
+
+class SellingPointModel(tfrs.models.Model):
+    """The 001 family. ``call(features)`` returns ``{"p_sf_click": [B]}`` for SF features and/or
+    ``{"p_ad_click": [B]}`` for ad-click features (``title_tokens`` present) — raw strings in.
+
+    Args:
+        spec: the data spec (vocabulary files and feature groups).
+        config: architecture.
+    """
+
+    def __init__(self, spec: DataSpec, config: ModelConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.spec = spec
+        user_groups, query_groups = _groups(config)
+        self.group_order = {"user": user_groups, "query": query_groups}
+        # Features per task and side, read from spec.json — never listed by hand.
+        self.task_features: dict[str, dict[str, list[FeatureSpec]]] = {}
+        tasks = (SF, AD) if config.multi_task else (SF,)
+        for task in tasks:
+            ds = spec.dataset(task)
+            item = ds.model_features(("item",))
+            if task == AD:
+                # Eq. (11)–(13): the ad is represented by its attention-pooled title bag(s).
+                item = [f for f in item if f.is_varlen]
+            self.task_features[task] = {
+                **{g: ds.model_features((g,)) for g in user_groups + query_groups},
+                "item": item}
+        vocab_names = sorted({f.vocab for sides in self.task_features.values()
+                              for feats in sides.values() for f in feats if f.vocab})
+        self.lookups = {}
+        self.embeddings = {}
+        for name in vocab_names:
+            vocab = spec.vocabularies[name]
+            lookup = tf.keras.layers.StringLookup(
+                vocabulary=vocab.path, mask_token="", num_oov_indices=vocab.num_oov_buckets,
+                name=f"lookup_{name}")
+            self.lookups[name] = lookup
+            self.embeddings[name] = tf.keras.layers.Embedding(
+                lookup.vocabulary_size(), config.embedding_dim, name=f"embedding_{name}")
+        self.mean_pooling = MeanBagPooling(name="mean_bag_pooling")
+        self.shared_mlp = tf.keras.Sequential(
+            [tf.keras.layers.Dense(u, activation="relu") for u in config.hidden_units],
+            name="shared_mlp")
+        self.sf_output = tf.keras.layers.Dense(1, activation="sigmoid", name="sf_output")
+        self.sf_task = tfrs.tasks.Ranking(
+            loss=tf.keras.losses.BinaryCrossentropy(reduction=tf.keras.losses.Reduction.SUM))
+        if config.multi_task:
+            self.title_attention = TitleAttentionPooling(config.attention_units,
+                                                         name="title_attention")
+            self.ad_output = tf.keras.layers.Dense(1, activation="sigmoid", name="ad_output")
+            self.ad_task = tfrs.tasks.Ranking(
+                loss=tf.keras.losses.BinaryCrossentropy(reduction=tf.keras.losses.Reduction.SUM))
+
+    def get_config(self):
+        """Enough to rebuild: ``SellingPointModel(load_spec(data_dir), ModelConfig(**model))``."""
+        return {"data_dir": self.spec.root, "model": dataclasses.asdict(self.config)}
+
+    # -- encoding -----------------------------------------------------------------------------
+    def _embed(self, feature: FeatureSpec, values):
+        """Raw values ``[B]`` or ``[B, L]`` → (embeddings ``[B, L, D]``, mask ``[B, L]``)."""
+        if values.dtype != tf.string:
+            values = tf.strings.as_string(values)
+        if not feature.is_varlen:
+            values = tf.reshape(values, [-1, 1])
+        ids = self.lookups[feature.vocab](values)
+        return self.embeddings[feature.vocab](ids), tf.not_equal(ids, 0)
+
+    def _pool_group(self, features_spec, features):
+        """Mean of all real items of all features of one group (Eq. 4) → ``[B, D]``."""
+        embedded = [self._embed(f, features[f.name]) for f in features_spec]
+        embeddings = tf.concat([e for e, _ in embedded], axis=1)
+        mask = tf.concat([m for _, m in embedded], axis=1)
+        return self.mean_pooling(embeddings, mask)
+
+    def _user_query(self, task, features):
+        sides = self.task_features[task]
+        user = tf.concat([self._pool_group(sides[g], features) for g in self.group_order["user"]],
+                         axis=1)
+        query = tf.concat([self._pool_group(sides[g], features)
+                           for g in self.group_order["query"]], axis=1)
+        return user, query
+
+    def predict_sf(self, features, training=False):
+        """``p_sf_click`` ``[B]`` from raw SF features (Eq. 4–8)."""
+        user, query = self._user_query(SF, features)
+        keyword = self._pool_group(self.task_features[SF]["item"], features)
+        x = tf.concat([user, query, keyword], axis=1)  # Eq. (5)
+        return tf.squeeze(self.sf_output(self.shared_mlp(x, training=training)), axis=-1)
+
+    def title_attention_weights(self, features):
+        """``(e_a [B, D], α [B, L])`` of the ad titles (Eq. 11–13)."""
+        user, query = self._user_query(AD, features)
+        embedded = [self._embed(f, features[f.name]) for f in self.task_features[AD]["item"]]
+        tokens = tf.concat([e for e, _ in embedded], axis=1)
+        mask = tf.concat([m for _, m in embedded], axis=1)
+        return self.title_attention(tokens, mask, user, query), (user, query)
+
+    def predict_ad(self, features, training=False):
+        """``p_ad_click`` ``[B]`` from raw ad-click features (Eq. 10–13)."""
+        (title, _), (user, query) = self.title_attention_weights(features)
+        x = tf.concat([user, query, title], axis=1)
+        return tf.squeeze(self.ad_output(self.shared_mlp(x, training=training)), axis=-1)
+
+    def call(self, features, training=False):
+        outputs = {}
+        if self.config.multi_task and all(
+                f.name in features for f in self.task_features[AD]["item"]):
+            outputs[OUTPUT_NAMES[AD]] = self.predict_ad(features, training=training)
+        if all(f.name in features for f in self.task_features[SF]["item"]):
+            outputs[OUTPUT_NAMES[SF]] = self.predict_sf(features, training=training)
+        return outputs
+
+    # -- losses -------------------------------------------------------------------------------
+    def task_loss(self, task, batch, training=True):
+        """Summed BCE of one task over a batch (Eq. 14 / Eq. 15 before dividing by |S|)."""
+        # [B, 1] so the loss averages nothing away: SUM reduction gives Σ over examples.
+        labels = tf.cast(batch["clicked"], tf.float32)[:, tf.newaxis]
+        if task == SF:
+            return self.sf_task(labels=labels,
+                                predictions=self.predict_sf(batch, training)[:, tf.newaxis])
+        return self.ad_task(labels=labels,
+                            predictions=self.predict_ad(batch, training)[:, tf.newaxis])
+
+    def compute_loss(self, inputs, training=False):
+        """Mean BCE summed over the tasks present in ``inputs = {"sf": batch, "ad_click": batch}``."""
+        total = 0.0
+        for task, batch in inputs.items():
+            count = tf.cast(tf.shape(batch["clicked"])[0], tf.float32)
+            total += self.task_loss(task, batch, training) / count
+        return total
+
+    # -- parameter sets of Algorithm 1 ----------------------------------------------------------
+    def private_variables(self, task):
+        """Variables only ``task``'s loss touches (its output layer; attention for ad clicks)."""
+        if task == SF:
+            return list(self.sf_output.trainable_variables)
+        return list(self.ad_output.trainable_variables) + list(
+            self.title_attention.trainable_variables)
+
+    def shared_variables(self):
+        """Embedding tables and MLP, used by both tasks (hard sharing)."""
+        return [v for e in self.embeddings.values() for v in e.trainable_variables] + list(
+            self.shared_mlp.trainable_variables)
+
+    # -- serving ------------------------------------------------------------------------------
+    def input_signature(self, task=SF):
+        """``{name: tf.TensorSpec}`` of the raw features ``task`` reads."""
+        feats = {f.name: f for side in self.task_features[task].values() for f in side}
+        return {n: tf.TensorSpec([None, None] if f.is_varlen else [None],
+                                 tf.string if f.dtype == "string" or f.vocab else
+                                 getattr(tf, f.dtype), name=n) for n, f in feats.items()}
+
+    def serving_function(self, task=SF):
+        """See ``prediction_function``."""
+        return prediction_function(self, task)
+
+    def dummy_features(self, task=SF, batch=1):
+        """Padding-valued raw features, used to build every variable."""
+        return {n: tf.zeros([batch] + [1] * (s.shape.rank - 1), s.dtype) if s.dtype != tf.string
+                else tf.fill([batch] + [1] * (s.shape.rank - 1), "")
+                for n, s in self.input_signature(task).items()}
+
+    def build_all(self):
+        """Create every variable (both heads) so checkpoints restore fully."""
+        for task in self.task_features:
+            self(self.dummy_features(task))
+        return self
+
+
+def prediction_function(model: SellingPointModel, task: str = SF):
+    """A ``tf.function`` over a dict of raw feature tensors → ``{"p_sf_click": [B]}`` (or
+    ``{"p_ad_click": [B]}``), with a fixed input signature, ready for
+    ``tf.saved_model.save(..., signatures={"serving_default": fn})``."""
+    signature = model.input_signature(task)
+    name = OUTPUT_NAMES[task]
+    predict = model.predict_sf if task == SF else model.predict_ad
+
+    @tf.function(input_signature=[signature])
+    def serve(features):
+        return {name: predict(features, training=False)}
+
+    return serve
+
+
+def build_model(spec: DataSpec, config: ModelConfig) -> SellingPointModel:
+    """A model with all variables created."""
+    return SellingPointModel(spec, config).build_all()
