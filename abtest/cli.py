@@ -1,4 +1,4 @@
-"""``adpush abtest …``: analyse experiments, calibrate with A/A runs, aggregate logs with Beam.
+"""adpush abtest: analyse experiments, calibrate with A/A runs, aggregate logs with Beam.
 
 Other modules add their own ``abtest`` sub-subcommands (e.g. the traffic simulator's ``run``)
 in one of two ways:
@@ -33,6 +33,7 @@ def register(subparsers) -> None:
     commands = abtest.add_subparsers(dest="abtest_command", metavar="ABTEST_COMMAND")
     abtest.set_defaults(func=lambda args: _print_help(abtest))
     _add_analyze(commands)
+    _add_aa(commands)
     for name, (configure, text) in _EXTRA_COMMANDS.items():
         configure(commands.add_parser(name, help=text))
     try:
@@ -92,6 +93,45 @@ def _run_analyze(args) -> int:
               f"[{_pct(c['ci_low'])}, {_pct(c['ci_high'])}], p = {_num(c['p_value'])} "
               f"(naive {_num(c['p_value_naive'])}), SRM p = {_num(c['srm_p'])}")
     return 0
+
+
+def _add_aa(commands) -> None:
+    p = commands.add_parser(
+        "aa", help="A/A calibration: false-positive rate of each test over simulated identical buckets",
+        description="Simulate A/A experiments on clustered traffic (Beta CTR per user, heavy-tailed "
+                    "impressions), report each test's false-positive rate with a binomial CI and a "
+                    "p-value histogram / QQ plot. Exit status 1 when the delta-method rate is outside "
+                    "alpha +/- 1.5 points.")
+    p.add_argument("--runs", type=int, default=1000)
+    p.add_argument("--users", type=int, default=2000, help="users per bucket")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alpha", type=_positive_fraction, default=0.05)
+    p.add_argument("--ctr-beta", default="2,50", help="Beta(a,b) of per-user CTR, as 'a,b'")
+    p.add_argument("--mean-impressions", type=float, default=20.0)
+    p.add_argument("--impressions", choices=("geometric", "lognormal"), default="geometric")
+    p.add_argument("--lognormal-sigma", type=float, default=1.0)
+    p.add_argument("--out-dir", default="aa_report", help="writes aa.json, aa.md, aa_pvalues.png")
+    p.set_defaults(func=_run_aa)
+
+
+def _run_aa(args) -> int:
+    from abtest import aa
+    from adpush.errors import UserError
+
+    try:
+        a, b = (float(x) for x in args.ctr_beta.split(","))
+        traffic = aa.ClusteredTraffic(ctr_a=a, ctr_b=b, mean_impressions=args.mean_impressions,
+                                      impressions=args.impressions, lognormal_sigma=args.lognormal_sigma)
+        result = aa.run_aa(args.runs, args.users, traffic, seed=args.seed, alpha=args.alpha)
+    except ValueError as err:
+        raise UserError(f"abtest aa: {err}") from err
+    summary = aa.write_aa(result, args.out_dir)
+    for name, t in summary["tests"].items():
+        print(f"{name:>6}: false-positive rate {100 * t['false_positive_rate']:.2f}% "
+              f"[{100 * t['ci_low']:.2f}%, {100 * t['ci_high']:.2f}%] at alpha {args.alpha}")
+    print(f"design effect {summary['mean_design_effect']:.2f}; delta-method rate "
+          f"{'within' if summary['delta_within_band'] else 'OUTSIDE'} the band; wrote {args.out_dir}/aa.md")
+    return 0 if summary["delta_within_band"] else 1
 
 
 def _pct(value) -> str:
