@@ -1,0 +1,45 @@
+import math
+
+import numpy as np
+import pytest
+
+from tfrs_models import metrics
+
+
+def test_auc_hand_value_with_tie():
+    # pos scores {0.9, 0.4}, neg {0.4, 0.1}: pairs (0.9>0.4)(0.9>0.1)(0.4=0.4 → ½)(0.4>0.1) = 3.5/4
+    assert metrics.auc([1, 1, 0, 0], [0.9, 0.4, 0.4, 0.1]) == pytest.approx(0.875)
+    assert math.isnan(metrics.auc([1, 1], [0.2, 0.3]))
+
+
+def test_gauc_weights_by_impressions_and_skips_one_class_users():
+    users = ["a", "a", "a", "b", "b", "c", "c"]
+    labels = [1, 0, 0, 1, 0, 1, 1]
+    scores = [0.9, 0.5, 0.95, 0.2, 0.8, 0.1, 0.3]
+    # a: pos 0.9 vs neg {0.5, 0.95} → 1/2 over 3 imps; b: 0.2 < 0.8 → 0 over 2; c skipped.
+    assert metrics.gauc(labels, scores, users) == pytest.approx((0.5 * 3 + 0.0 * 2) / 5)
+
+
+def test_logloss_and_threshold_metrics_hand_values():
+    assert metrics.logloss([1, 0], [1.0, 0.3]) == pytest.approx(-(math.log(1 - 1e-7) + math.log(0.7)) / 2)
+    m = metrics.threshold_metrics([1, 1, 0, 0, 0], [0.6, 0.4, 0.5, 0.1, 0.2])
+    assert m == {"accuracy": pytest.approx(3 / 5), "recall": 0.5, "specificity": pytest.approx(2 / 3)}
+
+
+def test_precision_recall_coverage_at_k_hand_values():
+    users = ["u", "u", "u", "u", "v", "v"]
+    items = ["k1", "k2", "k3", "k1", "k2", "k4"]
+    labels = [0, 1, 0, 1, 0, 0]  # u: k1 (one of two imps clicked) and k2 relevant; v none
+    scores = [0.9, 0.5, 0.7, 0.1, 0.6, 0.2]  # u: k1 mean 0.5, k2 0.5, k3 0.7 → k3, k1, k2
+    out = metrics.ranking_at_k(users, items, labels, scores, ks=(1, 2, 3))
+    assert out["precision"] == {1: 0.0, 2: 0.5, 3: pytest.approx(2 / 3)}
+    assert out["recall"] == {1: 0.0, 2: 0.5, 3: 1.0}
+    # top-1: u→k3, v→k2; top-2 adds k1, k4; 4 distinct candidates in all.
+    assert out["coverage"] == {1: 0.5, 2: 1.0, 3: 1.0}
+
+
+def test_table3_segments():
+    seg = metrics.table3_segments(["a", "b"], {"a": 6, "b": 7}, {"a": 22})
+    assert list(seg) == ["main<=6,aux>21", "main>6,aux<=21"]
+    assert metrics.clicks_per_user(["a", "a", "b"], [1, 1, 0]) == {"a": 2, "b": 0}
+    assert np.isnan(metrics.all_metrics([1, 1], [0.5, 0.6], ["a", "a"], ["x", "y"])["auc"])
