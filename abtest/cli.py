@@ -76,6 +76,8 @@ def _add_analyze(commands) -> None:
     p.add_argument("--practical-threshold", type=float, default=0.003,
                    help="relative lift that matters in practice (001: +0.3%%)")
     p.add_argument("--out", required=True, help="report JSON path")
+    p.add_argument("--report-dir", help="also write report.md, self-contained report.html and plots here")
+    p.add_argument("--title", default="A/B test report", help="title of the Markdown/HTML report")
     p.set_defaults(func=_run_analyze)
 
 
@@ -87,6 +89,13 @@ def _run_analyze(args) -> int:
                              practical_threshold=args.practical_threshold)
     out = analyze.write_json(report, args.out)
     print(f"wrote {out}")
+    if args.report_dir:
+        from abtest.report import write_report
+
+        extra = {k: v for k, v in report.items() if k not in ("comparisons", "per_day")}
+        paths = write_report(report["comparisons"], report["per_day"], out_dir=args.report_dir,
+                             title=args.title, extra=extra)
+        print(f"wrote {paths['markdown']} and {paths['html']}")
     for c in report["comparisons"]:
         lift = c["relative_lift"]
         print(f"  {c['control']} -> {c['treatment']}: lift {_pct(lift)} "

@@ -1,0 +1,240 @@
+"""A/B significance report as Markdown, self-contained HTML (plots as embedded base64 PNG) and JSON.
+
+The table follows 001's Table 2 (base bucket, test bucket, relative lift, p, total displays) with
+the columns ABTEST_STATS.md §5 suggests added: users, clicks, CTRs, lift CI, the naive p beside
+the delta-method p, SRM p, MDE, and significance at α and at a practical threshold.
+
+``write_report(comparisons, per_day, out_dir=…, title=…)`` takes ``abtest.stats.Comparison``
+objects (or their ``to_dict()`` dicts), so ``adpush abtest analyze`` and the traffic simulator
+produce the same report.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from abtest.stats.comparison import Comparison
+
+COLUMNS = ("base bucket", "test bucket", "users (base / test)", "displays", "clicks (base / test)",
+           "CTR base", "CTR test", "relative lift [CI]", "p (delta)", "p (naive)", "p (Holm)", "p (BH)",
+           "SRM p", "MDE (80 %)", "significant at α", "practical")
+
+
+def _as_dict(c: Comparison | Mapping) -> dict:
+    return c.to_dict() if isinstance(c, Comparison) else dict(c)
+
+
+def _pct(value, digits: int = 2, sign: bool = True) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:{'+' if sign else ''}.{digits}f} %"
+
+
+def _p(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.4f}" if value >= 1e-4 else f"{value:.1e}"
+
+
+def _count(value) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def table_rows(comparisons: Sequence[Mapping]) -> list[list[str]]:
+    """One list of cell texts per comparison, in ``COLUMNS`` order."""
+    rows = []
+    for c in comparisons:
+        srm = _p(c["srm_p"]) + (" ⚠ SRM" if c.get("srm_flag") else "")
+        rows.append([
+            str(c["control"]), str(c["treatment"]),
+            f"{_count(c['users_control'])} / {_count(c['users_treatment'])}",
+            _count((c["impressions_control"] or 0) + (c["impressions_treatment"] or 0)),
+            f"{_count(c['clicks_control'])} / {_count(c['clicks_treatment'])}",
+            _pct(c["ctr_control"], 3, sign=False), _pct(c["ctr_treatment"], 3, sign=False),
+            f"{_pct(c['relative_lift'])} [{_pct(c['ci_low'])}, {_pct(c['ci_high'])}]",
+            _p(c["p_value"]), _p(c["p_value_naive"]), _p(c.get("p_value_holm")), _p(c.get("p_value_bh")),
+            srm, _pct(c["mde"], sign=False),
+            _yes_no(c.get("significant", False)), _yes_no(c.get("significant_practical", False)),
+        ])
+    return rows
+
+
+def _notes(comparisons: Sequence[Mapping]) -> list[str]:
+    if not comparisons:
+        return ["No comparisons."]
+    first = comparisons[0]
+    notes = [
+        f"p (delta): user-level delta-method z-test of the CTR difference (the default); p (naive): "
+        f"pooled per-impression z-test, anti-conservative when users differ in CTR — shown for comparison only.",
+        f"Relative lift CI: {100 * (1 - first['alpha']):.0f} % ({first['ci_method']} method). "
+        f"Significant at α = {first['alpha']}: p (delta) < α. Practical: also the whole CI above "
+        f"{_pct(first['practical_threshold'])} (001: +0.3 %).",
+        "SRM: χ² of user counts against the configured split, flagged at p < 0.001. "
+        "MDE: relative lift detectable with 80 % power at this sample.",
+        "p (Holm) / p (BH): adjusted across the comparisons of this report.",
+    ]
+    if any(c.get("sequential") for c in comparisons):
+        notes.append("Sequential mode: always-valid p-values and confidence sequences "
+                     "(GrowthBook / Waudby-Smith et al.) are in the JSON and drawn in the forest plot.")
+    flagged = [f"{c['control']} vs {c['treatment']}" for c in comparisons if c.get("srm_flag")]
+    if flagged:
+        notes.insert(0, f"⚠ Sample-ratio mismatch in {', '.join(flagged)}: the split is not what was "
+                        f"configured; do not trust these results before finding the cause.")
+    return notes
+
+
+# --- plots -------------------------------------------------------------------------------------
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, metadata={"Software": None})
+    _pyplot().close(fig)
+    return buffer.getvalue()
+
+
+def forest_plot(comparisons: Sequence[Mapping]) -> bytes:
+    """Relative lift with CI (and confidence sequence when present) per comparison, PNG bytes."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 0.6 * len(comparisons) + 1.5))
+    labels = [f"{c['control']} → {c['treatment']}" for c in comparisons]
+    for y, c in enumerate(comparisons):
+        lift = c["relative_lift"]
+        if lift is None:
+            continue
+        if c.get("ci_low_sequential") is not None:
+            ax.plot([100 * c["ci_low_sequential"], 100 * c["ci_high_sequential"]], [y, y], color="tab:orange",
+                    linewidth=6, alpha=0.35, label="confidence sequence" if y == 0 else None)
+        low = c["ci_low"] if c["ci_low"] is not None else lift
+        high = c["ci_high"] if c["ci_high"] is not None else lift
+        ax.errorbar([100 * lift], [y], xerr=[[100 * (lift - low)], [100 * (high - lift)]], fmt="o",
+                    color="tab:green" if c.get("significant") else "tab:blue", capsize=4)
+    ax.axvline(0, color="grey", linewidth=1)
+    if comparisons:
+        ax.axvline(100 * comparisons[0]["practical_threshold"], color="grey", linestyle=":", linewidth=1,
+                   label="practical threshold")
+        ax.legend(loc="best", fontsize=8)
+    ax.set_yticks(range(len(comparisons)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("relative CTR lift (%)")
+    ax.set_title("Relative lift with confidence intervals")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def cumulative_lift_plot(per_day: Sequence[Mapping]) -> bytes:
+    """Cumulative relative lift (and CI band) by day, one line per comparison, PNG bytes."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    series: dict[tuple, list[Mapping]] = {}
+    for c in per_day:
+        series.setdefault((c["control"], c["treatment"]), []).append(c)
+    for (control, treatment), rows in series.items():
+        rows = sorted((r for r in rows if r["relative_lift"] is not None), key=lambda r: r["day"])
+        days = [r["day"] for r in rows]
+        line, = ax.plot(days, [100 * r["relative_lift"] for r in rows], marker="o", label=f"{control} → {treatment}")
+        if all(r["ci_low"] is not None and r["ci_high"] is not None for r in rows):
+            ax.fill_between(days, [100 * r["ci_low"] for r in rows], [100 * r["ci_high"] for r in rows],
+                            color=line.get_color(), alpha=0.15)
+        if all(r.get("ci_low_sequential") is not None for r in rows):
+            ax.plot(days, [100 * r["ci_low_sequential"] for r in rows], color=line.get_color(), linestyle="--", linewidth=1)
+            ax.plot(days, [100 * r["ci_high_sequential"] for r in rows], color=line.get_color(), linestyle="--", linewidth=1)
+    ax.axhline(0, color="grey", linewidth=1)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("day (cumulative through)")
+    ax.set_ylabel("relative CTR lift (%)")
+    ax.set_title("Cumulative lift per day")
+    if series:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+# --- documents ---------------------------------------------------------------------------------
+
+def render_markdown(title: str, comparisons: Sequence[Mapping], plot_files: Sequence[str] = ()) -> str:
+    lines = [f"# {title}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in table_rows(comparisons):
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    lines += [""] + [f"- {note}" for note in _notes(comparisons)] + [""]
+    lines += [f"![{name}]({name})" for name in plot_files]
+    return "\n".join(lines) + "\n"
+
+
+def render_html(title: str, comparisons: Sequence[Mapping], images: Mapping[str, bytes]) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(col)}</th>" for col in COLUMNS)
+    body = "".join(
+        "<tr" + (' class="sig"' if c.get("significant") else "") + ">" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>\n"
+        for c, row in zip(comparisons, table_rows(comparisons)))
+    notes = "".join(f"<li>{esc(note)}</li>" for note in _notes(comparisons))
+    figures = "".join(
+        f'<figure><img alt="{esc(name)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+        f"<figcaption>{esc(name)}</figcaption></figure>\n" for name, png in images.items())
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; font-size: 0.9em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }}
+th {{ background: #f0f0f0; }}
+tr.sig td {{ background: #eef8ee; }}
+figure {{ display: inline-block; margin: 1em; }}
+</style></head>
+<body>
+<h1>{esc(title)}</h1>
+<table><thead><tr>{head}</tr></thead><tbody>
+{body}</tbody></table>
+<ul>{notes}</ul>
+{figures}</body></html>
+"""
+
+
+def write_report(comparisons: Sequence[Comparison | Mapping], per_day: Sequence[Comparison | Mapping] | None = None,
+                 *, out_dir: str | Path, title: str = "A/B test report", extra: Mapping | None = None) -> dict[str, Path]:
+    """Write report.md, report.html (self-contained) and report.json into ``out_dir``.
+
+    Args:
+        comparisons: overall comparisons (e.g. from ``abtest.stats.compare_all``).
+        per_day: cumulative comparisons with ``day`` set (``compare(..., day=d)`` on the users'
+            totals through day d); drawn as the cumulative-lift plot.
+        extra: more top-level JSON fields (e.g. buckets' sufficient statistics, config, seed).
+
+    Returns:
+        {"markdown": path, "html": path, "json": path, plus one path per PNG}.
+    """
+    rows = [_as_dict(c) for c in comparisons]
+    days = [_as_dict(c) for c in (per_day or [])]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    images = {"forest_plot.png": forest_plot(rows)}
+    if days:
+        images["cumulative_lift.png"] = cumulative_lift_plot(days)
+    paths: dict[str, Path] = {}
+    for name, png in images.items():
+        (out / name).write_bytes(png)
+        paths[name] = out / name
+    paths["markdown"] = out / "report.md"
+    paths["markdown"].write_text(render_markdown(title, rows, list(images)), encoding="utf-8")
+    paths["html"] = out / "report.html"
+    paths["html"].write_text(render_html(title, rows, images), encoding="utf-8")
+    document = {"title": title, **(dict(extra) if extra else {}), "comparisons": rows, "per_day": days}
+    paths["json"] = out / "report.json"
+    paths["json"].write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return paths
