@@ -1,0 +1,63 @@
+"""BuildSequenceExamples: ``(user_id, iterable of event lists)`` -> sequence records.
+
+Outputs: main ``(day, record)`` with record as WriteDeterministicTFRecords expects (dataset
+``sequence``, sharded by user, sorted by (user, ts, index), labels (click, conversion));
+``tokens`` ``(day, (vocab, {token: count}))`` for BuildVocabulary.
+Side inputs: ``window`` singleton ``(start_ts, num_days)``; optional ``profiles`` dict
+{user_id: (age_bucket, gender, city_tier, activity_level)} (world source).
+"""
+from __future__ import annotations
+
+import itertools
+
+import apache_beam as beam
+
+from beam_pipelines.bundle_counts import TOKENS_TAG, BundleTokenCounts
+from beam_pipelines.dead_letter import METRICS_NAMESPACE
+from beam_pipelines.features import PROFILE_FIELDS
+from beam_pipelines.sequence_examples import build_user_sequences
+
+
+class _BuildFn(beam.DoFn):
+    def __init__(self, max_history: int, with_profile: bool):
+        self._max_history = max_history
+        self._with_profile = with_profile
+        self._users = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "sequence_users")
+        self._missing_profile = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "sequence_user_without_profile")
+
+    def start_bundle(self):
+        self._tokens = BundleTokenCounts()
+
+    def process(self, element, window, profiles=None):
+        user_id, event_lists = element
+        events = list(itertools.chain.from_iterable(event_lists))
+        profile = None
+        if self._with_profile:
+            values = profiles.get(user_id)
+            if values is None:
+                self._missing_profile.inc()
+                values = ("",) * len(PROFILE_FIELDS)
+            profile = dict(zip(PROFILE_FIELDS, values))
+        records, counts = build_user_sequences(user_id, events, window[0], self._max_history, profile)
+        self._users.inc()
+        self._tokens.add(counts)
+        shard_key = str(user_id)
+        for day, ts, index, click, conversion, payload in records:
+            yield day, ("sequence", shard_key, (user_id, ts, index), payload, (click, conversion))
+
+    def finish_bundle(self):
+        yield from self._tokens.flush()
+
+
+class BuildSequenceExamples(beam.PTransform):
+    def __init__(self, window, max_history: int, profiles=None):
+        super().__init__()
+        self._window = window
+        self._max_history = max_history
+        self._profiles = profiles
+
+    def expand(self, users):
+        side = [self._window] + ([self._profiles] if self._profiles is not None else [])
+        return users | beam.ParDo(
+            _BuildFn(self._max_history, self._profiles is not None), *side
+        ).with_outputs(TOKENS_TAG, main="records")

@@ -1,0 +1,1 @@
+"""Line parsers of each raw source: pure functions ``(text, *side) -> (key, row)``."""
