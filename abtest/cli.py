@@ -34,6 +34,7 @@ def register(subparsers) -> None:
     abtest.set_defaults(func=lambda args: _print_help(abtest))
     _add_analyze(commands)
     _add_aa(commands)
+    _add_aggregate(commands)
     for name, (configure, text) in _EXTRA_COMMANDS.items():
         configure(commands.add_parser(name, help=text))
     try:
@@ -141,6 +142,48 @@ def _run_aa(args) -> int:
     print(f"design effect {summary['mean_design_effect']:.2f}; delta-method rate "
           f"{'within' if summary['delta_within_band'] else 'OUTSIDE'} the band; wrote {args.out_dir}/aa.md")
     return 0 if summary["delta_within_band"] else 1
+
+
+#: Standard Beam/Dataflow options ``aggregate`` forwards (anything else: after ``--``).
+BEAM_OPTIONS = ("runner", "direct_running_mode", "direct_num_workers", "project", "region", "temp_location",
+                "staging_location", "setup_file", "requirements_file", "job_name", "num_workers",
+                "max_num_workers", "machine_type", "sdk_location", "dry_run", "no_auth")
+
+
+def _add_aggregate(commands) -> None:
+    p = commands.add_parser(
+        "aggregate", help="Beam job: impression logs -> per-bucket sufficient statistics (overall, per day)",
+        description="Read CSV logs user,bucket,day,impressions,clicks and write bucket,n,sum_c,sum_m,sum_c2,"
+                    "sum_m2,sum_cm to --out, plus OUT.daily.csv, OUT.cumulative.csv and OUT.rejected.jsonl. "
+                    "Runs on FnApiRunner unless --runner is given; further Beam options go after '--'.")
+    p.add_argument("--input", required=True, help="CSV file or glob (local or gs://)")
+    p.add_argument("--out", required=True, help="overall sufficient-statistics CSV")
+    for name in BEAM_OPTIONS:
+        p.add_argument(f"--{name}", dest=f"beam_{name}", metavar=name.upper(), help=argparse.SUPPRESS)
+    p.add_argument("beam_args", nargs=argparse.REMAINDER, help="more Beam pipeline options after '--'")
+    p.set_defaults(func=_run_aggregate)
+
+
+def _run_aggregate(args) -> int:
+    from apache_beam.metrics import MetricsFilter
+
+    from beam_pipelines import ab_sufficient_stats as job
+
+    beam_args = [f"--{name}={getattr(args, 'beam_' + name)}" for name in BEAM_OPTIONS
+                 if getattr(args, "beam_" + name) is not None]
+    beam_args += [a for a in args.beam_args if a != "--"]
+    result = job.run(["--input", args.input, "--out", args.out] + beam_args)
+    paths = job.output_paths(args.out)
+    try:
+        counters = {r.key.metric.name: r.committed for r in result.metrics().query(MetricsFilter())["counters"]}
+    except Exception:  # some runners (dry runs) report no metrics
+        counters = {}
+    rejected = sum(v for k, v in counters.items() if k.startswith("rows_rejected_"))
+    if counters:
+        print(f"read {counters.get('rows_read', 0)} row(s), {counters.get('users', 0)} user(s); "
+              f"{rejected} row(s) rejected (see {paths['rejected']})")
+    print("wrote " + ", ".join(paths[k] for k in ("overall", "daily", "cumulative")))
+    return 0
 
 
 def _pct(value) -> str:

@@ -7,7 +7,7 @@ import apache_beam as beam
 import numpy as np
 import pytest
 from apache_beam.metrics import MetricsFilter
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from abtest.analyze import analyze, read_experiment
@@ -23,7 +23,7 @@ RECORDS = [
 
 
 def test_user_totals_and_bucket_stats():
-    with TestPipeline(runner="FnApiRunner") as p:
+    with BeamTestPipeline(runner="FnApiRunner") as p:
         records = p | beam.Create(RECORDS)
         totals = records | job.ComputeUserTotals()
         assert_that(totals, equal_to([(("A", "u1"), (10, 1)), (("A", "u2"), (5, 2)),
@@ -43,7 +43,7 @@ def test_user_totals_and_bucket_stats():
 
 
 def test_cumulative_daily_stats():
-    with TestPipeline(runner="FnApiRunner") as p:
+    with BeamTestPipeline(runner="FnApiRunner") as p:
         cumulative = p | beam.Create(RECORDS) | job.ComputeCumulativeDailyStats()
         assert_that(cumulative, equal_to([
             (("A", 0), SufficientStats.from_arrays([4], [1])),
@@ -57,7 +57,7 @@ def test_cumulative_daily_stats():
 
 def test_parse_rejects_bad_rows_with_reasons():
     lines = ["u1,A,0,4,1", "u2,A,0,3,5", "u3,B,x,1,0", "u4,B,0,-1,0", "u5,B,0,1", ""]
-    with TestPipeline(runner="FnApiRunner") as p:
+    with BeamTestPipeline(runner="FnApiRunner") as p:
         parsed = p | beam.Create(lines) | job.ParseImpressionLogs()
         assert_that(parsed.records, equal_to([("u1", "A", 0, 4, 1)]), label="good")
         reasons = parsed[job.REJECTED] | beam.Map(lambda s: json.loads(s)["reason"])
