@@ -1,0 +1,483 @@
+"""Tensors in and out of TF Serving's wire formats: REST JSON (row / columnar) and TensorProto.
+
+Rules and error messages follow TFSERVING_CONTRACT.md §1.6–1.7 (``json_tensor.cc``): element 0
+decides the row mode, shapes come from the first child at each level, strict JSON-type checks
+(bools are not numbers, ``1.0`` is not an int), ``{"b64": ...}`` for bytes, ``%g``/round-trip
+float printing, ``NaN``/``Infinity`` as bare tokens, ``_bytes`` aliases emitted as b64.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from typing import Any, Mapping
+
+import numpy as np
+
+from serving.errors import Code, ServingError, invalid
+
+# DataType enum numbers (tensorflow/core/framework/types.proto); kept here so that the JSON
+# code needs no TensorFlow import.
+DT_FLOAT, DT_DOUBLE, DT_INT32, DT_UINT8, DT_INT16, DT_INT8, DT_STRING = 1, 2, 3, 4, 5, 6, 7
+DT_COMPLEX64, DT_INT64, DT_BOOL = 8, 9, 10
+DT_BFLOAT16, DT_UINT16, DT_COMPLEX128, DT_HALF = 14, 17, 18, 19
+DT_UINT32, DT_UINT64 = 22, 23
+
+NUMPY = {
+    DT_FLOAT: np.float32, DT_DOUBLE: np.float64, DT_INT32: np.int32, DT_UINT8: np.uint8,
+    DT_INT16: np.int16, DT_INT8: np.int8, DT_STRING: object, DT_INT64: np.int64, DT_BOOL: np.bool_,
+    DT_UINT16: np.uint16, DT_UINT32: np.uint32, DT_UINT64: np.uint64,
+}
+TYPE_NAME = {
+    DT_FLOAT: "float", DT_DOUBLE: "double", DT_INT32: "int32", DT_UINT8: "uint8", DT_INT16: "int16",
+    DT_INT8: "int8", DT_STRING: "string", DT_COMPLEX64: "complex64", DT_INT64: "int64",
+    DT_BOOL: "bool", DT_BFLOAT16: "bfloat16", DT_UINT16: "uint16", DT_COMPLEX128: "complex128",
+    DT_HALF: "half", DT_UINT32: "uint32", DT_UINT64: "uint64",
+}
+_NUMPY_TO_DT = {
+    np.dtype(np.float32): DT_FLOAT, np.dtype(np.float64): DT_DOUBLE, np.dtype(np.int32): DT_INT32,
+    np.dtype(np.uint8): DT_UINT8, np.dtype(np.int16): DT_INT16, np.dtype(np.int8): DT_INT8,
+    np.dtype(np.int64): DT_INT64, np.dtype(np.bool_): DT_BOOL, np.dtype(np.uint16): DT_UINT16,
+    np.dtype(np.uint32): DT_UINT32, np.dtype(np.uint64): DT_UINT64, np.dtype(np.float16): DT_HALF,
+    np.dtype(np.complex64): DT_COMPLEX64, np.dtype(np.complex128): DT_COMPLEX128,
+}
+_INT_RANGE = {
+    DT_INT32: (-2**31, 2**31 - 1), DT_INT16: (-2**31, 2**31 - 1), DT_INT8: (-2**31, 2**31 - 1),
+    DT_UINT8: (-2**31, 2**31 - 1), DT_INT64: (-2**63, 2**63 - 1), DT_UINT32: (0, 2**32 - 1),
+    DT_UINT64: (0, 2**64 - 1), DT_UINT16: (-2**31, 2**31 - 1),
+}
+_SUPPORTED = {DT_FLOAT, DT_DOUBLE, DT_STRING, DT_BOOL} | set(_INT_RANGE)
+_DBG_MAX = 256
+
+
+def type_name(dtype: int) -> str:
+    return TYPE_NAME.get(dtype, f"type{dtype}")
+
+
+def dtype_of_array(arr: np.ndarray) -> int:
+    if arr.dtype.kind in "OSU":
+        return DT_STRING
+    return _NUMPY_TO_DT[arr.dtype]
+
+
+# --------------------------------------------------------------------------------------------
+# JSON parsing (rapidjson's behaviour: first duplicate key wins, trailing bytes ignored, NaN/Inf)
+
+
+def _first_key_wins(pairs):
+    out = {}
+    for k, v in pairs:
+        if k not in out:
+            out[k] = v
+    return out
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_first_key_wins)
+
+
+def parse_json(body: bytes | str) -> Any:
+    text = body.decode("utf-8", errors="replace") if isinstance(body, (bytes, bytearray)) else body
+    stripped = text.lstrip()
+    if not stripped:
+        raise invalid("JSON Parse error: The document is empty")
+    offset = len(text) - len(stripped)
+    try:
+        value, _end = _DECODER.raw_decode(stripped)
+    except json.JSONDecodeError as err:
+        raise invalid(f"JSON Parse error: Invalid value. at offset: {err.pos + offset}") from None
+    return value
+
+
+def dbg(value: Any) -> str:
+    """The offending JSON value re-serialized (truncated at 256 bytes) for error messages."""
+    text = json.dumps(value, indent=4, allow_nan=True, ensure_ascii=False)
+    return text if len(text) <= _DBG_MAX else text[:_DBG_MAX]
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "Null"
+    if value is True:
+        return "True"
+    if value is False:
+        return "False"
+    if isinstance(value, dict):
+        return "Object"
+    if isinstance(value, list):
+        return "Array"
+    if isinstance(value, str):
+        return "String"
+    return "Number"
+
+
+def is_b64(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
+
+
+def _convert(value: Any, dtype: int) -> Any:
+    """One JSON leaf → a Python value of ``dtype`` (AddValueToTensor)."""
+    if dtype == DT_FLOAT or dtype == DT_DOUBLE:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+    elif dtype == DT_STRING:
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        if is_b64(value):
+            try:
+                return base64.b64decode(value["b64"], validate=True)
+            except (binascii.Error, ValueError):
+                raise invalid("Unable to base64 decode") from None
+    elif dtype == DT_BOOL:
+        if isinstance(value, bool):
+            return value
+    elif dtype in _INT_RANGE:
+        if isinstance(value, int) and not isinstance(value, bool):
+            lo, hi = _INT_RANGE[dtype]
+            if lo <= value <= hi:
+                return value
+    else:
+        raise ServingError(Code.UNIMPLEMENTED, f"Conversion of JSON Value: {dbg(value)} to type: {type_name(dtype)}")
+    raise invalid(f"JSON Value: {dbg(value)} Type: {json_type(value)} is not of expected type: {type_name(dtype)}")
+
+
+def _shape_of(value: Any) -> list[int]:
+    shape = []
+    while isinstance(value, list):
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return shape
+
+
+def json_to_array(value: Any, dtype: int) -> np.ndarray:
+    """A nested JSON list (or scalar / b64 object) → ndarray of ``dtype`` (FillTensorProto)."""
+    if dtype not in _SUPPORTED:
+        raise ServingError(Code.UNIMPLEMENTED, f"Conversion of JSON Value: {dbg(value)} to type: {type_name(dtype)}")
+    shape = _shape_of(value)
+    rank = len(shape)
+    flat: list[Any] = []
+
+    def walk(v: Any, level: int) -> None:
+        if isinstance(v, list):
+            if level >= rank:
+                raise invalid(f"Encountered list at unexpected level: {level} expected < {rank}")
+            if len(v) != shape[level]:
+                raise invalid(f"Encountered list at unexpected size: {len(v)} at level: {level} "
+                              f"expected size: {shape[level]}")
+            for child in v:
+                walk(child, level + 1)
+        else:
+            if level != rank:
+                raise invalid(f"JSON Value: {dbg(v)} found at incorrect level: {level + 1} in the JSON DOM. "
+                              f"Expected at level: {rank}")
+            flat.append(_convert(v, dtype))
+
+    walk(value, 0)
+    if dtype == DT_STRING:
+        arr = np.empty(len(flat), dtype=object)
+        arr[:] = flat
+        return arr.reshape(shape)
+    return np.asarray(flat, dtype=NUMPY[dtype]).reshape(shape)
+
+
+def _shape_str(shape) -> str:
+    return "[" + ",".join(str(int(d)) for d in shape) + "]"
+
+
+def _stack(arrays: list[np.ndarray], dtype: int) -> np.ndarray:
+    first = arrays[0]
+    for arr in arrays[1:]:
+        if arr.size != first.size:
+            raise invalid(f"Expecting tensor size: {first.size} but got: {arr.size}")
+        if arr.shape != first.shape:
+            raise invalid(f"Expecting shape {_shape_str(first.shape)} but got: {_shape_str(arr.shape)}")
+    return np.stack(arrays)
+
+
+def parse_predict_body(doc: Any, input_dtypes: Mapping[str, int]) -> tuple[dict[str, np.ndarray], bool]:
+    """A predict request body → (``{alias: ndarray}``, is_row_format) (FillTensorMapFrom*)."""
+    has_instances, has_inputs = "instances" in doc, "inputs" in doc
+    if has_instances and has_inputs:
+        raise invalid(f"JSON Value: {dbg(doc)} Not formatted correctly expecting only one of 'inputs' or "
+                      "'instances' keys to exist ")
+    if not has_instances and not has_inputs:
+        raise invalid("Missing 'inputs' or 'instances' key")
+    if has_instances:
+        return _parse_instances(doc, input_dtypes), True
+    return _parse_inputs(doc["inputs"], input_dtypes), False
+
+
+def _parse_instances(doc: Any, input_dtypes: Mapping[str, int]) -> dict[str, np.ndarray]:
+    instances = doc["instances"]
+    if not isinstance(instances, list):
+        raise invalid(f"JSON Value: {dbg(doc)} Expecting 'instances' to be an list/array")
+    if not instances:
+        raise invalid(f"JSON Value: {dbg(doc)} No values in 'instances' array")
+    named = isinstance(instances[0], dict) and not is_b64(instances[0])
+    if not named:
+        if len(input_dtypes) != 1:
+            raise invalid("instances is a plain list, but expecting list of objects as multiple input tensors "
+                          "required as per tensorinfo_map")
+        (alias, dtype), = input_dtypes.items()
+        arrays = []
+        for i, item in enumerate(instances):
+            if isinstance(item, dict) and not is_b64(item):
+                raise invalid(f"Expecting value/list but got object at item {i} of input list")
+            try:
+                arrays.append(json_to_array(item, dtype))
+            except ServingError as err:
+                raise ServingError(err.code, f"Failed to process element: {i} of 'instances' list. "
+                                   f"Error: {err.to_string()}") from None
+        try:
+            return {alias: _stack(arrays, dtype)}
+        except ServingError as err:
+            raise ServingError(err.code, f"Failed to process element: {len(arrays) - 1} of 'instances' list. "
+                               f"Error: {err.to_string()}") from None
+    expected = ",".join(sorted(input_dtypes))
+    per_input: dict[str, list[np.ndarray]] = {k: [] for k in input_dtypes}
+    for i, item in enumerate(instances):
+        if not isinstance(item, dict) or is_b64(item):
+            raise invalid(f"Expecting object but got {'list' if isinstance(item, list) else 'value'} "
+                          f"at item {i} of input list")
+        for key, value in item.items():
+            if key not in input_dtypes:
+                raise invalid(f"Failed to process element: {i} key: {key} of 'instances' list. Error: "
+                              f"INVALID_ARGUMENT: JSON object: does not have named input: {key}")
+            try:
+                per_input[key].append(json_to_array(value, input_dtypes[key]))
+            except ServingError as err:
+                raise ServingError(err.code, f"Failed to process element: {i} key: {key} of 'instances' list. "
+                                   f"Error: {err.to_string()}") from None
+        if set(item) != set(input_dtypes):
+            raise invalid(f"Failed to process element: {i} of 'instances' list. JSON object: {dbg(item)} "
+                          f"keys must be equal to: {expected}")
+    out = {}
+    for key, arrays in per_input.items():
+        try:
+            out[key] = _stack(arrays, input_dtypes[key])
+        except ServingError as err:
+            raise ServingError(err.code, f"Failed to process element: {len(arrays) - 1} key: {key} of "
+                               f"'instances' list. Error: {err.to_string()}") from None
+    return out
+
+
+def _parse_inputs(inputs: Any, input_dtypes: Mapping[str, int]) -> dict[str, np.ndarray]:
+    if not isinstance(inputs, dict) or is_b64(inputs):
+        if len(input_dtypes) != 1:
+            raise invalid("inputs is a plain value/list, but expecting an object as multiple input tensors "
+                          "required as per tensorinfo_map")
+        (alias, dtype), = input_dtypes.items()
+        return {alias: json_to_array(inputs, dtype)}
+    out = {}
+    for alias, dtype in input_dtypes.items():
+        if alias not in inputs:
+            raise invalid(f"Missing named input: {alias} in 'inputs' object.")
+        out[alias] = json_to_array(inputs[alias], dtype)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# JSON writing (MakeJsonFromTensors / WriteDecimal)
+
+
+def format_float(value: float, f32: bool = True) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "-Infinity" if value < 0 else "Infinity"
+    s = "%g" % value
+    if f32:
+        if np.float32(float(s)) != np.float32(value):
+            s = "%.9g" % value
+    elif float(s) != value:
+        s = "%.17g" % value
+    if "." not in s and "e" not in s:
+        s += ".0"
+    return s
+
+
+def _leaf_writer(dtype: int, as_b64: bool, alias: str):
+    if dtype == DT_FLOAT:
+        return lambda v: format_float(float(v), True)
+    if dtype == DT_DOUBLE:
+        return lambda v: format_float(float(v), False)
+    if dtype == DT_BOOL:
+        return lambda v: "true" if v else "false"
+    if dtype in _INT_RANGE:
+        return lambda v: str(int(v))
+    if dtype == DT_STRING:
+        if as_b64:
+            return lambda v: '{"b64": "' + base64.b64encode(bytes(v)).decode("ascii") + '"}'
+        return lambda v: json.dumps(v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v),
+                                    ensure_ascii=False)
+    raise invalid(f"Failed to write JSON value for tensor type: {type_name(dtype)}")
+
+
+def _write_nested(arr: np.ndarray, leaf) -> str:
+    if arr.ndim == 0:
+        return leaf(arr.item() if arr.dtype != object else arr[()])
+    if arr.ndim == 1:
+        return "[" + ", ".join(leaf(v) for v in (arr.tolist() if arr.dtype != object else arr)) + "]"
+    return "[" + ", ".join(_write_nested(sub, leaf) for sub in arr) + "]"
+
+
+def _writer_for(alias: str, arr: np.ndarray):
+    dtype = dtype_of_array(arr)
+    return _leaf_writer(dtype, alias.endswith("_bytes") and dtype == DT_STRING, alias)
+
+
+def make_predict_json(outputs: Mapping[str, np.ndarray], row: bool) -> str:
+    """``{"predictions": ...}`` (row) or ``{"outputs": ...}`` (columnar)."""
+    writers = {alias: _writer_for(alias, arr) for alias, arr in outputs.items()}
+    if not row:
+        if len(outputs) == 1:
+            (alias, arr), = outputs.items()
+            return '{"outputs": ' + _write_nested(arr, writers[alias]) + "}"
+        parts = [json.dumps(alias) + ": " + _write_nested(arr, writers[alias]) for alias, arr in outputs.items()]
+        return '{"outputs": {' + ", ".join(parts) + "}}"
+    batch = None
+    first = None
+    for alias, arr in outputs.items():
+        if arr.ndim == 0:
+            raise invalid(f"Tensor name: {alias} has no shape information ")
+        if batch is None:
+            batch, first = arr.shape[0], alias
+        elif arr.shape[0] != batch:
+            raise invalid(f"Tensor name: {alias} has inconsistent batch size: {arr.shape[0]} expecting: {batch}")
+    if len(outputs) == 1:
+        (alias, arr), = outputs.items()
+        return '{"predictions": ' + _write_nested(arr, writers[alias]) + "}"
+    rows = []
+    for i in range(batch or 0):
+        rows.append("{" + ", ".join(json.dumps(alias) + ": " + _write_nested(arr[i], writers[alias])
+                                    for alias, arr in outputs.items()) + "}")
+    return '{"predictions": [' + ", ".join(rows) + "]}"
+
+
+def make_classify_json(results: list[list[tuple[str, float]]]) -> str:
+    if not results:
+        raise invalid("Cannot convert empty ClassificationResults to JSON")
+    rows = []
+    for classes in results:
+        rows.append("[" + ", ".join("[" + json.dumps(label) + ", " + format_float(score) + "]"
+                                    for label, score in classes) + "]")
+    return '{"results": [' + ", ".join(rows) + "]}"
+
+
+def make_regress_json(values: list[float]) -> str:
+    if not values:
+        raise invalid("Cannot convert empty RegressionResults to JSON")
+    return '{"results": [' + ", ".join(format_float(v) for v in values) + "]}"
+
+
+def error_json(message: str) -> str:
+    return json.dumps({"error": message}, indent=4, ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Classify/regress JSON → tf.Example bytes (FillClassifyRegressRequestFromJson)
+
+
+def _feature_from_json(name: str, value: Any):
+    from tensorflow.core.example import feature_pb2
+
+    values = value if isinstance(value, list) else [value]
+    feature = feature_pb2.Feature()
+    kind = None
+    for v in values:
+        if isinstance(v, bool) or (isinstance(v, int)):
+            if isinstance(v, int) and not isinstance(v, bool) and not -2**63 <= v < 2**63:
+                raise invalid(f"Feature: {name} has uint64_t element. Only int64_t is supported.")
+            this = "int64"
+        elif isinstance(v, float):
+            this = "float"
+        elif isinstance(v, str) or is_b64(v):
+            this = "bytes"
+        else:
+            raise invalid(f"Feature: {name} has element with unexpected JSON type: {json_type(v)}")
+        if kind is None:
+            kind = this
+        elif kind != this:
+            raise invalid(f"Unexpected element type in feature: {name} expecting type: {kind}")
+        if this == "int64":
+            feature.int64_list.value.append(int(v))
+        elif this == "float":
+            feature.float_list.value.append(v)
+        elif isinstance(v, str):
+            feature.bytes_list.value.append(v.encode("utf-8"))
+        else:
+            try:
+                feature.bytes_list.value.append(base64.b64decode(v["b64"], validate=True))
+            except (binascii.Error, ValueError):
+                raise invalid("Unable to base64 decode") from None
+    return feature
+
+
+def _example_from_json(obj: Any) -> bytes:
+    from tensorflow.core.example import example_pb2
+
+    if not isinstance(obj, dict):
+        raise invalid(f"Example must be JSON object but got JSON {json_type(obj)}")
+    example = example_pb2.Example()
+    for name, value in obj.items():
+        example.features.feature[name].CopyFrom(_feature_from_json(name, value))
+    return example.SerializeToString()
+
+
+def parse_examples_body(doc: Any) -> list[bytes]:
+    """A classify/regress body → serialized tf.Examples (context bytes + example bytes)."""
+    context = b""
+    if "context" in doc:
+        context = _example_from_json(doc["context"])
+    if "examples" not in doc:
+        raise invalid(f"JSON Value: {dbg(doc)} When method is classify, key 'examples' is expected and was not found")
+    examples = doc["examples"]
+    if not isinstance(examples, list):
+        raise invalid(f"JSON Value: {dbg(doc)} Expecting 'examples' value to be an list/array")
+    if not examples:
+        raise invalid(f"JSON Value: {dbg(doc)} 'examples' value is an empty array")
+    return [context + _example_from_json(e) for e in examples]
+
+
+# --------------------------------------------------------------------------------------------
+# TensorProto ⇄ ndarray (typed ``*_val`` fields, as the real server writes them)
+
+
+def ndarray_to_tensor_proto(arr: np.ndarray):
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
+
+    arr = np.asarray(arr)
+    if arr.dtype.kind == "U":
+        arr = np.vectorize(lambda s: s.encode("utf-8"), otypes=[object])(arr) if arr.size else arr.astype(object)
+    dtype = dtype_of_array(arr)
+    proto = tensor_pb2.TensorProto(dtype=dtype)
+    proto.tensor_shape.CopyFrom(tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in arr.shape]))
+    flat = arr.ravel()
+    if dtype == DT_FLOAT:
+        proto.float_val.extend(flat.tolist())
+    elif dtype == DT_DOUBLE:
+        proto.double_val.extend(flat.tolist())
+    elif dtype in (DT_INT32, DT_INT16, DT_INT8, DT_UINT8, DT_UINT16):
+        proto.int_val.extend(flat.tolist())
+    elif dtype == DT_INT64:
+        proto.int64_val.extend(flat.tolist())
+    elif dtype == DT_UINT32:
+        proto.uint32_val.extend(flat.tolist())
+    elif dtype == DT_UINT64:
+        proto.uint64_val.extend(flat.tolist())
+    elif dtype == DT_BOOL:
+        proto.bool_val.extend(flat.tolist())
+    elif dtype == DT_STRING:
+        proto.string_val.extend(v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in flat)
+    else:
+        proto.tensor_content = arr.tobytes()
+    return proto
+
+
+def tensor_proto_to_ndarray(proto) -> np.ndarray:
+    import tensorflow as tf
+
+    return tf.make_ndarray(proto)

@@ -1,0 +1,162 @@
+"""serving.export: the atomic versioned writer, warm-up file, signatures, saved_model_cli checks."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from serving import export as ex
+from serving import toy_models
+
+
+def test_versions_are_integers_and_never_overwritten(tmp_path):
+    first = toy_models.export_half_plus_two(tmp_path, "m", warmup=False)
+    second = toy_models.export_half_plus_two(tmp_path, "m", warmup=False)
+    assert (first.name, second.name) == ("1", "2")
+    mtime = os.path.getmtime(first / "saved_model.pb")
+    with pytest.raises(ex.ExportError, match="already exists"):
+        toy_models.export_half_plus_two(tmp_path, "m", version=1, warmup=False)
+    assert os.path.getmtime(first / "saved_model.pb") == mtime
+    # Nothing but the two finished versions (no temp dirs) is left in the model directory.
+    assert sorted(os.listdir(tmp_path / "m")) == ["1", "2"]
+
+
+def test_zero_padded_version_counts_as_existing(tmp_path):
+    (tmp_path / "m" / "007").mkdir(parents=True)
+    assert ex.existing_versions(tmp_path / "m") == [7]
+    with pytest.raises(ex.ExportError):
+        toy_models.export_half_plus_two(tmp_path, "m", version=7, warmup=False)
+
+
+def test_failed_export_leaves_nothing_behind(tmp_path):
+    module, signatures = toy_models.half_plus_two_module()
+
+    def boom(_tmp):
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        ex.export_saved_model(module, signatures, tmp_path, "m", version=5, before_publish=boom)
+    assert os.listdir(tmp_path / "m") == []
+    with pytest.raises(ex.ExportError):
+        ex.export_saved_model(module, signatures, tmp_path, "m", version=6,
+                              warmup_requests=[object()])
+    assert os.listdir(tmp_path / "m") == []
+
+
+def test_rename_noreplace_refuses_an_existing_empty_directory(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    with pytest.raises(FileExistsError):
+        ex._rename_noreplace(src, dst)
+    assert src.exists()
+
+
+def test_warmup_file_is_a_tfrecord_of_prediction_logs(model_base):
+    logs = ex.read_warmup_requests(model_base["base"] / "half_plus_two" / "123")
+    assert len(logs) == 1
+    req = logs[0].predict_log.request
+    assert req.model_spec.signature_name == "serving_default"
+    assert list(req.inputs["x"].float_val) == [1.0, 2.0]
+    logs = ex.read_warmup_requests(model_base["keyword_ctr_path"])
+    assert [log.predict_log.request.model_spec.signature_name for log in logs] == [
+        "serving_default", "select_selling_points"]
+
+
+def test_keyword_ctr_export_layout_and_signatures(model_base):
+    path = model_base["keyword_ctr_path"]
+    assert sorted(os.listdir(path / "assets")) == ["ad_id.vocab", "query.vocab", "selling_point.vocab",
+                                                  "user_id.vocab"]
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    sm = saved_model_pb2.SavedModel()
+    sm.ParseFromString((path / "saved_model.pb").read_bytes())
+    sigs = sm.meta_graphs[0].signature_def
+    assert set(sigs["serving_default"].inputs) == {"user_id", "query", "ad_id", "selling_point", "hour"}
+    assert set(sigs["serving_default"].outputs) == {"p_click"}
+    assert set(sigs["regress"].inputs) == {"inputs"} and set(sigs["regress"].outputs) == {"outputs"}
+    assert set(sigs["classify"].outputs) == {"classes", "scores"}
+    assert set(sigs["select_selling_points"].outputs) == {"scores", "top_k_selling_points", "top_k_scores"}
+    # No training knobs (dropout rate, phase) reach the serving inputs.
+    for sig in sigs.values():
+        assert not {k for k in sig.inputs if "dropout" in k or "train" in k or "phase" in k}
+
+
+def test_select_selling_points_ranks_candidates_by_the_scoring_function():
+    import tensorflow as tf
+
+    # score = length of the keyword + user bonus: hand-checkable ordering.
+    def score(f):
+        return tf.cast(tf.strings.length(f["selling_point"]), tf.float32) + tf.cast(f["bonus"], tf.float32)
+
+    sig = ex.make_select_selling_points_signature(score, {"bonus": tf.int64}, k=2)
+    out = sig(bonus=tf.constant([0, 10], tf.int64),
+              candidate_selling_points=tf.constant([["ab", "abcd", "a"], ["xyz", "", "x"]]))
+    np.testing.assert_allclose(out["scores"].numpy(), [[2, 4, 1], [13, -np.inf, 11]])
+    assert out["top_k_selling_points"].numpy().tolist() == [[b"abcd", b"ab"], [b"xyz", b"x"]]
+    np.testing.assert_allclose(out["top_k_scores"].numpy(), [[4, 2], [13, 11]])
+
+
+def test_example_signatures_match_raw_predictions(model_base):
+    import tensorflow as tf
+    from tensorflow.core.example import example_pb2
+
+    sigs = model_base["keyword_ctr_signatures"]
+    raw = toy_models.keyword_ctr_requests(3, seed=5)
+    expected = sigs["serving_default"](**{k: tf.constant(v) for k, v in raw.items()})["p_click"].numpy()
+    examples = []
+    for i in range(3):
+        e = example_pb2.Example()
+        for k, v in raw.items():
+            if k == "hour":
+                e.features.feature[k].int64_list.value.append(int(v[i]))
+            else:
+                e.features.feature[k].bytes_list.value.append(v[i].encode())
+        examples.append(e.SerializeToString())
+    reg = sigs["regress"](inputs=tf.constant(examples))["outputs"].numpy()
+    cls = sigs["classify"](inputs=tf.constant(examples))
+    np.testing.assert_allclose(reg, expected, rtol=1e-6)
+    np.testing.assert_allclose(cls["scores"].numpy()[:, 1], expected, rtol=1e-6)
+    np.testing.assert_allclose(cls["scores"].numpy().sum(axis=1), 1.0, rtol=1e-6)
+    assert cls["classes"].numpy()[0].tolist() == [b"0", b"1"]
+
+
+def test_saved_model_cli_scan_and_run_match_in_process(model_base):
+    """In a subprocess that never imports adpush: no py-func ops, and the same numbers."""
+    import tensorflow as tf
+
+    path = model_base["keyword_ctr_path"]
+    assert ex.scan_ops(path) == set()
+    sigs = model_base["keyword_ctr_signatures"]
+    inputs = toy_models.select_request(2, seed=1)
+    expected = sigs["select_selling_points"](**{k: tf.constant(v) for k, v in inputs.items()})
+    got = ex.run_signature(path, "select_selling_points", inputs)
+    np.testing.assert_allclose(got["scores"], expected["scores"].numpy(), rtol=1e-6)
+    assert got["top_k_selling_points"].tolist() == expected["top_k_selling_points"].numpy().tolist()
+
+
+@pytest.mark.slow
+def test_saved_model_cli_run_serving_default_matches(model_base):
+    import tensorflow as tf
+
+    path = model_base["keyword_ctr_path"]
+    inputs = toy_models.keyword_ctr_requests(4, seed=2)
+    expected = model_base["keyword_ctr_signatures"]["serving_default"](
+        **{k: tf.constant(v) for k, v in inputs.items()})["p_click"].numpy()
+    got = ex.run_signature(path, "serving_default", inputs)
+    np.testing.assert_allclose(got["p_click"], expected, rtol=1e-6)
+
+
+def test_scan_finds_py_func_ops(tmp_path):
+    import tensorflow as tf
+
+    class PyFuncModel(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+        def f(self, x):
+            return {"y": tf.py_function(lambda v: v * 2, [x], tf.float32)}
+
+    m = PyFuncModel()
+    path = ex.export_saved_model(m, {"serving_default": m.f}, tmp_path, "bad", version=1)
+    with pytest.raises(ex.ExportError, match="EagerPyFunc"):
+        ex.verify_saved_model(path)
