@@ -33,8 +33,12 @@ def select_legacy_keras() -> None:
 
 def check_keras(tf_module) -> None:
     """Raise KerasVersionError unless ``tf_module.keras`` is Keras 2."""
-    version = getattr(tf_module.keras, "__version__", "")
-    if not version.startswith("2."):
+    keras = tf_module.keras
+    # tf-keras exposes no __version__ through tf.keras; Keras 3 does (and lives under keras.*).
+    version = getattr(keras, "__version__", None)
+    if version is None and getattr(keras, "__name__", "").startswith("tf_keras"):
+        return
+    if not str(version).startswith("2."):
         raise KerasVersionError(f"{_FIX} (found keras {version or 'unknown'}, "
                                 f"{KERAS_ENV}={os.environ.get(KERAS_ENV)!r})")
 

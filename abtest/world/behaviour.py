@@ -51,7 +51,7 @@ def item_affinity(world: World, users: np.ndarray, items: np.ndarray) -> np.ndar
 
 def simulate_behaviour(world: World, rng: np.random.Generator, progress=None) -> BehaviourLog:
     cfg = world.config
-    n = cfg.behaviour_users
+    n = min(cfg.behaviour_users, world.n_users)
     users = np.sort(rng.choice(world.n_users, size=n, replace=False))
     window_start = cfg.window_start
     window_end = window_start + cfg.days * 86_400

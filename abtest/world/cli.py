@@ -32,8 +32,6 @@ def load_world_config(config_path: Path | None, users: int | None = None,
 
     config = WorldConfig.from_toml(config_path) if config_path else WorldConfig()
     overrides = {k: v for k, v in (("n_users", users), ("days", days)) if v is not None}
-    if "n_users" in overrides and config.behaviour_users > overrides["n_users"]:
-        overrides["behaviour_users"] = overrides["n_users"]
     return config.replace(**overrides) if overrides else config
 
 

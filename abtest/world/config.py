@@ -73,7 +73,7 @@ class WorldConfig:
     sp_clutter: float = 0.12                # appeal units lost per extra SP, quadratic in |S|-1
     highlight_lift: float = 0.055           # logit lift when SPs are shown highlighted
     # --- behaviour sequences (Taobao-like, 000/002/003) -------------------------------------
-    behaviour_users: int = 20_000
+    behaviour_users: int = 20_000            # users with behaviour sequences (capped at n_users)
     behaviour_events_mean: float = 25.0     # steps per user (log-normal)
     behaviour_events_max: int = 200
     context_length: int = 5                 # the "last few actions" that drive the next one
@@ -128,8 +128,6 @@ class WorldConfig:
             raise UserError("title_attribute_words max exceeds ad_attributes min")
         if self.n_ads < self.n_categories:
             raise UserError(f"n_ads ({self.n_ads}) must be at least n_categories ({self.n_categories})")
-        if self.behaviour_users > self.n_users:
-            raise UserError(f"behaviour_users ({self.behaviour_users}) exceeds n_users ({self.n_users})")
         return self
 
     # ---------------------------------------------------------------------------------------

@@ -1,0 +1,87 @@
+"""The CLI shell, the run configuration, `adpush run` resumption and the Keras-2 guard."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+
+import pytest
+
+from adpush import tfenv
+from adpush.config import default_config, dumps, load_config
+from adpush.errors import UserError
+
+
+def test_keras_guard_accepts_keras_2_and_names_the_fix_for_keras_3():
+    tf_keras_like = types.SimpleNamespace(__name__="tf_keras.api._v2.keras")
+    tfenv.check_keras(types.SimpleNamespace(keras=tf_keras_like))
+    with pytest.raises(tfenv.KerasVersionError, match="TF_USE_LEGACY_KERAS=1.*tf-keras"):
+        tfenv.check_keras(types.SimpleNamespace(keras=types.SimpleNamespace(__version__="3.15.1")))
+
+
+def test_importing_an_adpush_entry_point_selects_keras_2_in_a_fresh_process():
+    code = ("import serving, tensorflow as tf, tf_keras, os; from adpush import tfenv; "
+            "tfenv.import_tensorflow(); "
+            "print(tf.keras.__name__, tf_keras.__version__, os.environ['TF_USE_LEGACY_KERAS'])")
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True).stdout.split()
+    assert out[0].startswith("tf_keras") and out[1].startswith("2.") and out[2] == "1"
+
+
+def test_keras_3_active_gives_the_message_not_a_traceback():
+    code = ("import os; os.environ['TF_USE_LEGACY_KERAS']='0'; import tensorflow; "
+            "from adpush import tfenv; tfenv.import_tensorflow()")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "Keras 3 is active" in result.stderr and "TF_USE_LEGACY_KERAS=1" in result.stderr
+
+
+def test_help_lists_subcommands_quickly():
+    result = subprocess.run([sys.executable, "-m", "adpush.cli", "--help"], capture_output=True,
+                            text=True, check=True)
+    assert "simulate-logs" in result.stdout and "run" in result.stdout
+
+
+def test_config_defaults_round_trip_through_toml(tmp_path):
+    config = default_config()
+    path = tmp_path / "c.toml"
+    path.write_text(dumps(config))
+    assert load_config(path) == config
+
+
+def test_config_override_and_errors(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[world]\nn_users = 321\n[train]\nepochs = 1\n")
+    config = load_config(path, seed=9)
+    assert config["world"]["n_users"] == 321 and config["train"]["epochs"] == 1
+    assert config["run"]["seed"] == 9
+    path.write_text("[train]\nepochz = 1\n")
+    with pytest.raises(UserError, match="unknown setting 'train.epochz'"):
+        load_config(path)
+    path.write_text('[train]\nepochs = "two"\n')
+    with pytest.raises(UserError, match="'train.epochs' must be int"):
+        load_config(path)
+    path.write_text("[world]\nn_users = -1\n")
+    with pytest.raises(UserError, match="n_users must be a positive integer"):
+        load_config(path)
+
+
+def test_run_skips_finished_stages_and_force_redoes_them(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("[world]\nn_users = 200\nn_ads = 300\ndays = 2\nbehaviour_users = 50\n")
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "adpush.cli", "run", "--config", str(config), "--out", str(out),
+           "--no-progress", "--stage", "simulate"]
+    first = subprocess.run(cmd, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    marker = json.loads((out / ".stages/simulate.json").read_text())
+    assert marker["result"]["rows"]["users.csv"] == 200
+    second = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert "already done, skipping" in second.stdout
+    forced = subprocess.run(cmd + ["--force"], capture_output=True, text=True)
+    # forcing re-simulates into a dir holding the same run: a no-op, not an error
+    assert forced.returncode == 0, forced.stderr
+    assert "simulate: done" in forced.stdout
