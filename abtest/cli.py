@@ -137,7 +137,7 @@ def _run_aa(args) -> int:
         raise UserError(f"abtest aa: {err}") from err
     summary = aa.write_aa(result, args.out_dir)
     for name, t in summary["tests"].items():
-        print(f"{name:>6}: false-positive rate {100 * t['false_positive_rate']:.2f}% "
+        print(f"{name:>10}: false-positive rate {100 * t['false_positive_rate']:.2f}% "
               f"[{100 * t['ci_low']:.2f}%, {100 * t['ci_high']:.2f}%] at alpha {args.alpha}")
     print(f"design effect {summary['mean_design_effect']:.2f}; delta-method rate "
           f"{'within' if summary['delta_within_band'] else 'OUTSIDE'} the band; wrote {args.out_dir}/aa.md")

@@ -53,6 +53,7 @@ def test_aa_calibration_10000_runs_within_band():
     assert 0.035 <= delta["false_positive_rate"] <= 0.065
     assert delta["ci_low"] < 0.05 < delta["ci_high"]
     assert 0.11 < naive["false_positive_rate"] < 0.16  # ABTEST_STATS.md: 13.2 %
+    assert summary["tests"]["sequential"]["false_positive_rate"] < 0.05  # one look: conservative
     assert delta["ks_uniform_p"] > 0.001 and naive["ks_uniform_p"] < 1e-10
     assert summary["lift_ci_coverage"] == pytest.approx(0.95, abs=0.01)
 
