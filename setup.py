@@ -27,6 +27,7 @@ setup(
         "matplotlib>=3.8",
         "tqdm>=4.66",
         "grpcio>=1.60",
+        "aiohttp>=3.9",  # serving: the local TF-Serving-compatible REST server
         "protobuf>=6.31.1,<8",
     ],
     extras_require={

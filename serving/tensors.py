@@ -316,6 +316,8 @@ def _leaf_writer(dtype: int, as_b64: bool, alias: str):
 
 
 def _write_nested(arr: np.ndarray, leaf) -> str:
+    if not isinstance(arr, np.ndarray):
+        return leaf(arr)
     if arr.ndim == 0:
         return leaf(arr.item() if arr.dtype != object else arr[()])
     if arr.ndim == 1:

@@ -1,0 +1,293 @@
+"""The local TF-Serving-compatible model server: REST + gRPC over a ``ModelManager``.
+
+In-process::
+
+    with ModelServer(model_name="m", model_base_path="/models/m") as server:
+        RestClient(f"http://127.0.0.1:{server.rest_api_port}", "m").predict(...)
+
+As a background process (what tests and the demo use; the ports are chosen by the child and
+reported back through a file, so there are no port races)::
+
+    with ServerProcess(model_name="m", model_base_path="/models/m") as proc:
+        proc.rest_url, proc.grpc_target
+
+Command line (flags named as ``tensorflow_model_server``'s)::
+
+    python -m serving.server --port=8500 --rest_api_port=8501 --model_name=m --model_base_path=/models/m
+
+Like ServerCore, the ports open only after the initial load; a model with no loadable version
+stops start-up with ``N model(s) did not become available``. SIGTERM/SIGINT stop accepting,
+let in-flight requests finish, then exit 0.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+from adpush import tfenv  # noqa: F401  (Keras 2 before TensorFlow)
+
+from serving.manager import ModelConfig, ModelManager, parse_model_config_text
+
+log = logging.getLogger(__name__)
+DEFAULT_MAX_REQUEST_BYTES = 64 << 20
+
+
+class ModelServer:
+    """REST + gRPC server; ``start()`` blocks until every model has a loaded version."""
+
+    def __init__(self, configs: Sequence[ModelConfig] | None = None, *, model_name: str = "default",
+                 model_base_path: str | None = None, model_config_file: str | None = None,
+                 host: str = "127.0.0.1", port: int | None = 0, rest_api_port: int | None = 0,
+                 file_system_poll_wait_seconds: float = 1.0, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+                 rest_inference_threads: int = 0, grpc_max_workers: int = 16, enable_model_warmup: bool = True,
+                 rest_api_enable_cors_support: bool = False, shutdown_grace_seconds: float = 10.0):
+        if configs is None:
+            if model_config_file:
+                text = Path(model_config_file).read_text()
+                configs = parse_model_config_text(text, base_dir=str(Path(model_config_file).parent))
+            elif model_base_path:
+                configs = [ModelConfig(name=model_name, base_path=str(model_base_path))]
+            else:
+                raise ValueError("Both server_model_config_file and model_base_path are empty!")
+        self.configs = list(configs)
+        self.host = host
+        self._ports = (port, rest_api_port)
+        self.max_request_bytes = max_request_bytes
+        self.rest_inference_threads = rest_inference_threads
+        self.grpc_max_workers = grpc_max_workers
+        self.enable_cors = rest_api_enable_cors_support
+        self.grace = shutdown_grace_seconds
+        self.manager = ModelManager(self.configs, poll_wait_seconds=file_system_poll_wait_seconds,
+                                    enable_warmup=enable_model_warmup)
+        self._grpc = None
+        self._rest = None
+        self.port: int | None = None
+        self.rest_api_port: int | None = None
+
+    def start(self) -> "ModelServer":
+        from serving.grpc_service import GrpcServer
+        from serving.rest import RestServer
+
+        self.manager.start()
+        missing = self.manager.unavailable_models()
+        if missing:
+            self.manager.stop()
+            raise RuntimeError(f"{len(missing)} model(s) did not become available: {{{', '.join(missing)}}}")
+        grpc_port, rest_port = self._ports
+        if grpc_port is not None:
+            self._grpc = GrpcServer(self.manager, self.host, grpc_port, max_workers=self.grpc_max_workers,
+                                    max_request_bytes=self.max_request_bytes)
+            self._grpc.start()
+            self.port = self._grpc.port
+        if rest_port is not None:
+            self._rest = RestServer(self.manager, self.host, rest_port, max_request_bytes=self.max_request_bytes,
+                                    inference_threads=self.rest_inference_threads, enable_cors=self.enable_cors,
+                                    shutdown_timeout=self.grace)
+            self._rest.start()
+            self.rest_api_port = self._rest.port
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting on both ports, finish in-flight requests, stop polling."""
+        threads = []
+        if self._rest is not None:
+            threads.append(threading.Thread(target=self._rest.stop))
+        if self._grpc is not None:
+            threads.append(threading.Thread(target=self._grpc.stop, args=(self.grace,)))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self._rest = self._grpc = None
+        self.manager.stop()
+
+    def __enter__(self) -> "ModelServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def serve_until_signal(self) -> None:
+        """Block until SIGTERM/SIGINT, then stop cleanly (main thread only)."""
+        done = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: done.set())
+        while not done.wait(0.5):
+            pass
+        log.info("signal received: shutting down")
+        self.stop()
+
+
+# ------------------------------------------------------------------------------------------------
+# Command line
+
+
+def add_server_flags(parser: argparse.ArgumentParser) -> None:
+    """``tensorflow_model_server``'s flags (the subset the local server implements)."""
+    parser.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500)")
+    parser.add_argument("--rest_api_port", type=int, default=8501,
+                        help="REST port (default 8501, as the tensorflow/serving image; 0 disables REST)")
+    parser.add_argument("--model_name", default="default")
+    parser.add_argument("--model_base_path", default=None)
+    parser.add_argument("--model_config_file", default=None,
+                        help="text-proto ModelServerConfig (several models, version policies, labels)")
+    parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
+                        help="seconds between scans of the base paths (0: scan once)")
+    parser.add_argument("--enable_model_warmup", type=_bool, default=True)
+    parser.add_argument("--rest_api_enable_cors_support", type=_bool, default=False)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (not a TF Serving flag); default loopback only, "
+                             "0.0.0.0 to listen on every interface")
+    parser.add_argument("--max_request_bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES,
+                        help="largest accepted request body / gRPC message (not a TF Serving flag)")
+    parser.add_argument("--rest_inference_threads", type=int, default=0,
+                        help="0: run inference on the REST event loop (fastest for small models); "
+                             "N: in a pool of N threads")
+    parser.add_argument("--grpc_max_workers", type=int, default=16)
+    parser.add_argument("--port_file", default=None,
+                        help="write {\"port\":..,\"rest_api_port\":..} here once serving (for launchers)")
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def server_from_args(args: argparse.Namespace) -> ModelServer:
+    return ModelServer(
+        model_name=args.model_name, model_base_path=args.model_base_path,
+        model_config_file=args.model_config_file, host=args.host, port=args.port,
+        rest_api_port=None if args.rest_api_port == 0 else max(args.rest_api_port, 0),
+        file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
+        max_request_bytes=args.max_request_bytes, rest_inference_threads=args.rest_inference_threads,
+        grpc_max_workers=args.grpc_max_workers, enable_model_warmup=args.enable_model_warmup,
+        rest_api_enable_cors_support=args.rest_api_enable_cors_support)
+
+
+def run_server(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        server = server_from_args(args).start()
+    except (RuntimeError, ValueError, OSError) as err:
+        print(f"serve: error: {err}", file=sys.stderr)
+        return 1
+    log.info("serving gRPC on %s:%s, REST on %s:%s", args.host, server.port, args.host, server.rest_api_port)
+    if args.port_file:
+        tmp = args.port_file + ".tmp"
+        Path(tmp).write_text(json.dumps({"port": server.port, "rest_api_port": server.rest_api_port,
+                                         "pid": os.getpid()}))
+        os.replace(tmp, args.port_file)
+    server.serve_until_signal()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving.server", description=__doc__.split("\n")[0])
+    add_server_flags(parser)
+    return run_server(parser.parse_args(argv))
+
+
+# ------------------------------------------------------------------------------------------------
+# Background process for tests and the demo
+
+
+class ServerProcess:
+    """``python -m serving.server`` in a child process: starts, waits until ready, stops cleanly.
+
+    Keyword arguments are server flags (``model_name=``, ``model_base_path=``,
+    ``model_config_file=``, ``file_system_poll_wait_seconds=``...). Ports default to 0: the child
+    binds free ports and reports them.
+    """
+
+    def __init__(self, startup_timeout: float = 180.0, log_path: str | None = None, **flags):
+        flags.setdefault("port", 0)
+        flags.setdefault("rest_api_port", 0)
+        self.flags = flags
+        self.startup_timeout = startup_timeout
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+        self.port: int | None = None
+        self.rest_api_port: int | None = None
+        self._tmp = None
+        self._log = None
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_api_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> "ServerProcess":
+        self._tmp = tempfile.TemporaryDirectory(prefix="adpush-serve-")
+        port_file = os.path.join(self._tmp.name, "ports.json")
+        cmd = [sys.executable, "-m", "serving.server", f"--port_file={port_file}"]
+        for key, value in self.flags.items():
+            if key == "rest_api_port" and value == 0:
+                value = -1  # child: ephemeral REST port (0 would disable REST, as in TF Serving)
+            cmd.append(f"--{key}={value}")
+        log_path = self.log_path or os.path.join(self._tmp.name, "server.log")
+        self._log = open(log_path, "wb")
+        self.log_file = log_path
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(port_file):
+                info = json.loads(Path(port_file).read_text())
+                self.port, self.rest_api_port = info["port"], info["rest_api_port"]
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        self._log.flush()
+        tail = Path(log_path).read_text(errors="replace")[-4000:]
+        self.stop()
+        raise RuntimeError(f"model server did not start; log:\n{tail}")
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM, wait for a clean exit (kill after ``timeout``); returns the exit code."""
+        code = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(10)
+            code = self.proc.returncode
+            self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+        return code
+
+    def __enter__(self) -> "ServerProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
