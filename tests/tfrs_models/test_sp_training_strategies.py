@@ -1,0 +1,121 @@
+import json
+
+import numpy as np
+import pytest
+
+import tfrs_models  # noqa: F401 - selects Keras 2
+from adpush.errors import UserError
+from tfrs_models.input import make_dataset
+from tfrs_models.selling_point.config import ModelConfig, RunConfig, TrainConfig
+from tfrs_models.training.strategies import Trainer, default_k, train
+
+SMALL = dict(embedding_dim=4, hidden_units=(8,), attention_units=4)
+
+
+def _config(sp_data, model="mtdl", **train_kwargs):
+    train_kwargs.setdefault("batch_size", 64)
+    train_kwargs.setdefault("learning_rate", 0.01)
+    return RunConfig(data_dir=str(sp_data[0]), model=ModelConfig(model=model, **SMALL),
+                     train=TrainConfig(**train_kwargs))
+
+
+def _values(variables):
+    return [v.numpy().copy() for v in variables]
+
+
+def _changed(before, variables):
+    return [not np.array_equal(b, v.numpy()) for b, v in zip(before, variables)]
+
+
+def test_default_k_is_the_row_ratio(sp_spec):
+    # 1280 ad-click train rows / 640 SF train rows (the fixture's sizes).
+    assert default_k(sp_spec) == 2.0
+
+
+def test_alternating_steps_leave_the_other_sources_private_parameters(sp_data, sp_spec, tmp_path):
+    trainer = Trainer(sp_spec, _config(sp_data, strategy="alternating"), tmp_path, verbose=0)
+    model = trainer.model
+    sf_private, ad_private = model.private_variables("sf"), model.private_variables("ad_click")
+    shared = model.shared_variables()
+    names = lambda t: set(model.input_signature(t)) | {"clicked"}  # noqa: E731
+    sf_batch = next(iter(make_dataset(sp_spec, "sf", "train", 64, names=names("sf"))))
+    ad_batch = next(iter(make_dataset(sp_spec, "ad_click", "train", 64, names=names("ad_click"))))
+
+    before_sf, before_ad, before_shared = _values(sf_private), _values(ad_private), _values(shared)
+    trainer.step_function(("ad_click",))({"ad_click": ad_batch})
+    assert not any(_changed(before_sf, sf_private))  # SF head untouched on an ad step
+    assert all(_changed(before_ad, ad_private))  # ad head and W_u, W_q, W_a, z all moved
+    assert any(_changed(before_shared, shared))
+
+    before_sf, before_ad = _values(sf_private), _values(ad_private)
+    trainer.step_function(("sf",))({"sf": sf_batch})
+    assert not any(_changed(before_ad, ad_private))  # attention + ad head untouched on SF step
+    assert all(_changed(before_sf, sf_private))
+
+
+def test_alternating_schedule_draws_one_to_k_deterministically(sp_data, sp_spec, tmp_path):
+    trainer = Trainer(sp_spec, _config(sp_data, strategy="alternating", k=3.0, seed=5), tmp_path,
+                      verbose=0)
+    plans = [trainer.schedule(1, epoch) for epoch in range(20)]
+    assert plans[0] == trainer.schedule(1, 0)  # same seed, same draws
+    flat = [t for plan in plans for t in plan]
+    assert len(plans[0]) == round(10 * (1 + 3.0))  # 640 rows / 64 = 10 SF batches per epoch
+    share_sf = sum(t == ("sf",) for t in flat) / len(flat)
+    assert abs(share_sf - 0.25) < 0.05  # P(main) = 1 / (1 + k)
+
+
+def test_bm_accepts_only_joint(sp_data, sp_spec, tmp_path):
+    with pytest.raises(UserError):
+        Trainer(sp_spec, _config(sp_data, model="bm", strategy="alternating"), tmp_path)
+
+
+def test_pretrain_finetune_carries_the_shared_weights(sp_data, sp_spec, tmp_path):
+    snapshots = {}
+
+    def snap(name):
+        def hook(model):
+            snapshots[name] = (_values(model.shared_variables()), _values(model.private_variables("sf")))
+        return hook
+
+    config = _config(sp_data, strategy="pretrain_finetune", epochs=1, pretrain_epochs=2)
+    trainer = Trainer(sp_spec, config, tmp_path,
+                      verbose=0, hooks={"pretrain_end": snap("end"), "finetune_start": snap("start")})
+    initial_shared = _values(trainer.model.shared_variables())
+    initial_sf_head = _values(trainer.model.private_variables("sf"))
+    result = trainer.fit()
+    assert [r["phase"] for r in result.history] == ["pretrain", "pretrain", "main"]
+    end_shared, _ = snapshots["end"]
+    start_shared, start_sf_head = snapshots["start"]
+    # The fine-tune phase starts from the pre-trained shared weights …
+    for a, b in zip(end_shared, start_shared):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(initial_shared, start_shared))
+    # … while the SF head was never trained by the auxiliary task.
+    for a, b in zip(initial_sf_head, start_sf_head):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_joint_loss_falls_and_an_interrupted_run_resumes(sp_data, sp_spec, tmp_path):
+    first = train(sp_spec, _config(sp_data, model="bm", epochs=2, patience=10), tmp_path, verbose=0)
+    assert len(first.history) == 2
+    # "Interrupt" after epoch 2, then ask for 5: epochs 3-5 run, 1-2 are not redone.
+    resumed = train(sp_spec, _config(sp_data, model="bm", epochs=5, patience=10), tmp_path,
+                    verbose=0)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [0, 1, 2, 3, 4]
+    assert history[:2] == first.history
+    losses = [r["train_loss_sf"] for r in resumed.history]
+    assert losses[-1] < losses[0] - 0.02, losses
+    assert (tmp_path / "model" / "weights.index").exists()
+    assert list((tmp_path / "tensorboard").iterdir())
+
+
+def test_trains_under_mirrored_strategy(sp_data, sp_spec, tmp_path):
+    import tensorflow as tf
+
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0"])
+    result = train(sp_spec, _config(sp_data, strategy="alternating", epochs=1), tmp_path,
+                   distribution=mirrored, verbose=0)
+    assert sum(result.history[0]["steps"].values()) == 30  # 10 SF batches × (1 + k=2)
+    assert isinstance(result.model.shared_mlp.trainable_variables[0],
+                      tf.distribute.DistributedValues)
