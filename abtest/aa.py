@@ -92,8 +92,9 @@ class AAResult:
         tests = {}
         for name, p in self.p_values.items():
             rate, low, high = self.false_positive_rate(name)
-            tests[name] = {"false_positive_rate": rate, "ci_low": low, "ci_high": high,
-                           "ks_uniform_p": float(_sps.kstest(p, "uniform").pvalue)}
+            # Only fixed-horizon p-values should be Uniform(0, 1) under A/A.
+            ks = float(_sps.kstest(p, "uniform").pvalue) if name in ("delta", "naive") else None
+            tests[name] = {"false_positive_rate": rate, "ci_low": low, "ci_high": high, "ks_uniform_p": ks}
         deff = float(np.mean(self.design_effect))
         delta_rate = tests["delta"]["false_positive_rate"]
         return {
@@ -108,12 +109,25 @@ class AAResult:
         }
 
 
+def _peek_stats(m: np.ndarray, c: np.ndarray, peeks: int) -> SufficientStats:
+    """Statistics of the first j·n/peeks users (j = 1..peeks) of arrays [runs, n] -> fields [runs, peeks]."""
+    n = m.shape[-1]
+    ends = np.array([n * j // peeks for j in range(1, peeks + 1)])
+    m = m.astype(np.float64)
+    c = c.astype(np.float64)
+    sums = [np.cumsum(x, axis=-1)[..., ends - 1] for x in (c, m, c * c, m * m, c * m)]
+    return SufficientStats(ends, *sums)
+
+
 def run_aa(runs: int = 1000, users_per_bucket: int = 2000, traffic: Traffic | None = None, seed: int = 0,
-           alpha: float = 0.05, chunk_runs: int = 250) -> AAResult:
+           alpha: float = 0.05, chunk_runs: int = 250, peeks: int = 0) -> AAResult:
     """Simulate ``runs`` A/A experiments and test each with the delta-method and naive tests.
 
     Args:
         traffic: per-user generator; both buckets of every run are drawn from it.
+        peeks: when > 1, also read each run ``peeks`` times as users arrive (after 1/peeks, 2/peeks,
+            … of them) and reject if any look has p < α: ``delta_peeking`` (fixed-horizon test read
+            repeatedly, inflated) vs ``sequential_peeking`` (the confidence sequence, stays ≤ α).
         chunk_runs: runs drawn per numpy batch (memory: about 2·chunk_runs·users_per_bucket·40 bytes).
             Part of the random stream: keep it fixed to reproduce a seed.
     """
@@ -122,6 +136,7 @@ def run_aa(runs: int = 1000, users_per_bucket: int = 2000, traffic: Traffic | No
     traffic = traffic or ClusteredTraffic()
     rng = np.random.default_rng(seed)
     p_delta, p_naive, p_seq, covers, deff = [], [], [], [], []
+    peek_delta, peek_seq = [], []
     for start in range(0, runs, chunk_runs):
         k = min(chunk_runs, runs - start)
         m, c = traffic(k * 2 * users_per_bucket, rng)
@@ -136,10 +151,20 @@ def run_aa(runs: int = 1000, users_per_bucket: int = 2000, traffic: Traffic | No
         low, high = inference.lift_confint(a, b, alpha)
         covers.append((low <= 0) & (0 <= high))
         deff.append(inference.design_effect(a, b))
+        if peeks > 1:
+            pa, pb = _peek_stats(m[:, 0], c[:, 0], peeks), _peek_stats(m[:, 1], c[:, 1], peeks)
+            peek_delta.append(inference.delta_method_test(pa, pb).p_value.min(axis=-1))
+            p_look = sequential.sequential_p_value(inference.relative_lift(pa, pb), inference.lift_se(pa, pb),
+                                                   pa.n + pb.n, alpha)
+            peek_seq.append(np.nan_to_num(p_look, nan=1.0).min(axis=-1))
     description = asdict(traffic) if hasattr(traffic, "__dataclass_fields__") else {"name": repr(traffic)}
+    p_values = {"delta": np.concatenate(p_delta), "naive": np.concatenate(p_naive), "sequential": np.concatenate(p_seq)}
+    if peeks > 1:
+        description = {**description, "peeks": peeks}
+        p_values["delta_peeking"] = np.concatenate(peek_delta)
+        p_values["sequential_peeking"] = np.concatenate(peek_seq)
     return AAResult(runs=runs, users_per_bucket=users_per_bucket, alpha=alpha, seed=seed, traffic=description,
-                    p_values={"delta": np.concatenate(p_delta), "naive": np.concatenate(p_naive),
-                              "sequential": np.concatenate(p_seq)},
+                    p_values=p_values,
                     lift_ci_covers_zero=np.concatenate(covers), design_effect=np.concatenate(deff))
 
 
@@ -183,7 +208,8 @@ def summary_markdown(summary: dict) -> str:
     ]
     for name, t in summary["tests"].items():
         lines.append(f"| {name} | {100 * t['false_positive_rate']:.2f} % | "
-                     f"[{100 * t['ci_low']:.2f} %, {100 * t['ci_high']:.2f} %] | {t['ks_uniform_p']:.3g} |")
+                     f"[{100 * t['ci_low']:.2f} %, {100 * t['ci_high']:.2f} %] | "
+                     f"{'–' if t['ks_uniform_p'] is None else format(t['ks_uniform_p'], '.3g')} |")
     low, high = summary["delta_band"]
     lines += [
         "",

@@ -120,6 +120,8 @@ def _add_aa(commands) -> None:
     p.add_argument("--mean-impressions", type=float, default=20.0)
     p.add_argument("--impressions", choices=("geometric", "lognormal"), default="geometric")
     p.add_argument("--lognormal-sigma", type=float, default=1.0)
+    p.add_argument("--peeks", type=int, default=0,
+                   help="also read each run this many times as users arrive (fixed-horizon vs sequential)")
     p.add_argument("--out-dir", default="aa_report", help="writes aa.json, aa.md, aa_pvalues.png")
     p.set_defaults(func=_run_aa)
 
@@ -132,7 +134,7 @@ def _run_aa(args) -> int:
         a, b = (float(x) for x in args.ctr_beta.split(","))
         traffic = aa.ClusteredTraffic(ctr_a=a, ctr_b=b, mean_impressions=args.mean_impressions,
                                       impressions=args.impressions, lognormal_sigma=args.lognormal_sigma)
-        result = aa.run_aa(args.runs, args.users, traffic, seed=args.seed, alpha=args.alpha)
+        result = aa.run_aa(args.runs, args.users, traffic, seed=args.seed, alpha=args.alpha, peeks=args.peeks)
     except ValueError as err:
         raise UserError(f"abtest aa: {err}") from err
     summary = aa.write_aa(result, args.out_dir)

@@ -67,3 +67,12 @@ def test_cli_writes_summary_and_plot(tmp_path, capsys):
     assert "false-positive rate" in (out / "aa.md").read_text()
     assert "naive" in capsys.readouterr().out
     assert main(["abtest", "aa", "--runs", "10", "--ctr-beta", "2", "--out-dir", str(out)]) == 2
+
+
+def test_peeking_inflates_the_fixed_horizon_test_not_the_confidence_sequence():
+    result = aa.run_aa(runs=600, users_per_bucket=1000, seed=4, peeks=10)
+    tests = result.summary()["tests"]
+    assert tests["delta_peeking"]["ci_low"] > 0.1  # ABTEST_STATS.md: 26 % at 20 peeks
+    assert tests["sequential_peeking"]["false_positive_rate"] < 0.05
+    # The last look sees every user: the peeking minimum is never above the final p-value.
+    assert np.all(result.p_values["delta_peeking"] <= result.p_values["delta"] + 1e-12)
