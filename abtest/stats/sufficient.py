@@ -142,3 +142,29 @@ def stats_by_group(group_codes, impressions, clicks, n_groups: int) -> list[Suff
     return [
         SufficientStats(int(sums[0][k]), *(float(s[k]) for s in sums[1:])) for k in range(n_groups)
     ]
+
+
+def stats_by_group_and_day(group_codes, impressions_by_day, clicks_by_day, n_groups: int,
+                           cumulative: bool = True) -> list[list[SufficientStats]]:
+    """Per-day sufficient statistics per group from per-user-per-day arrays (vectorised).
+
+    Args:
+        group_codes: int array [n_users].
+        impressions_by_day, clicks_by_day: arrays [days, n_users].
+        cumulative: statistics of each user's totals *through* day d (the cumulative-lift view and
+            what the Beam job's ``.cumulative.csv`` holds); otherwise of that day's totals only.
+
+    Returns:
+        [days][n_groups] statistics over the users with at least one impression in the window
+        (through day d, or on day d).
+    """
+    m = np.asarray(impressions_by_day, dtype=np.float64)
+    c = np.asarray(clicks_by_day, dtype=np.float64)
+    if cumulative:
+        m, c = np.cumsum(m, axis=0), np.cumsum(c, axis=0)
+    g = np.asarray(group_codes)
+    result = []
+    for day in range(m.shape[0]):  # days are few; users stay vectorised
+        active = m[day] > 0
+        result.append(stats_by_group(g[active], m[day, active], c[day, active], n_groups))
+    return result

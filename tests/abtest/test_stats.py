@@ -179,3 +179,17 @@ def test_compare_builds_a_complete_row():
     rows = compare_all({"A": a, "B": b, "C": b}, "A")
     assert [r.treatment for r in rows] == ["B", "C"]
     assert rows[0].p_value_holm == pytest.approx(min(1.0, 2 * rows[0].p_value))
+
+
+def test_stats_by_group_and_day_cumulative_and_daily():
+    from abtest.stats.sufficient import stats_by_group_and_day
+
+    groups = np.array([0, 0, 1, 1])
+    m = np.array([[4, 0, 3, 7], [6, 5, 0, 0], [0, 0, 2, 0]])  # [days, users]
+    c = np.array([[1, 0, 1, 0], [0, 2, 0, 0], [0, 0, 1, 0]])
+    cum = stats_by_group_and_day(groups, m, c, 2)
+    assert cum[0][0] == SufficientStats.from_arrays([4], [1])
+    assert cum[1][0] == SufficientStats.from_arrays([10, 5], [1, 2])
+    assert cum[2][1] == SufficientStats.from_arrays([5, 7], [2, 0])
+    daily = stats_by_group_and_day(groups, m, c, 2, cumulative=False)
+    assert daily[1][1].n == 0 and daily[2][1] == SufficientStats.from_arrays([2], [1])
