@@ -43,7 +43,9 @@ def register(subparsers) -> None:
         if not (err.name and SIMULATOR_CLI_MODULE.startswith(err.name)):
             raise
     else:
-        simulator.register_abtest(commands)
+        hook = getattr(simulator, "register_abtest", None)
+        if hook is not None:
+            hook(commands)
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
@@ -157,7 +159,11 @@ def _add_aggregate(commands) -> None:
         "aggregate", help="Beam job: impression logs -> per-bucket sufficient statistics (overall, per day)",
         description="Read CSV logs user,bucket,day,impressions,clicks and write bucket,n,sum_c,sum_m,sum_c2,"
                     "sum_m2,sum_cm to --out, plus OUT.daily.csv, OUT.cumulative.csv and OUT.rejected.jsonl. "
-                    "Runs on FnApiRunner unless --runner is given; further Beam options go after '--'.")
+                    "Runs on FnApiRunner unless --runner is given. Passed to Beam: --runner, "
+                    "--direct_running_mode, --direct_num_workers, --project, --region, --temp_location, "
+                    "--staging_location, --setup_file, --requirements_file, --job_name, --num_workers, "
+                    "--max_num_workers, --machine_type, --sdk_location, --dry_run, --no_auth; any other "
+                    "Beam option after '--'.")
     p.add_argument("--input", required=True, help="CSV file or glob (local or gs://)")
     p.add_argument("--out", required=True, help="overall sufficient-statistics CSV")
     for name in BEAM_OPTIONS:

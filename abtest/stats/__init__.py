@@ -5,7 +5,7 @@ tests, lift CIs), ``srm``, ``power``, ``multiple`` (Holm, BH), ``sequential`` (c
 sequences), ``comparison`` (one report row from two buckets).
 """
 from abtest.stats.comparison import Comparison, compare, compare_all, with_adjusted_p_values
-from abtest.stats.sufficient import SufficientStats, stats_by_group
+from abtest.stats.sufficient import SufficientStats, stats_by_group, stats_by_group_and_day
 
-__all__ = ["Comparison", "SufficientStats", "compare", "compare_all", "stats_by_group",
+__all__ = ["Comparison", "SufficientStats", "compare", "compare_all", "stats_by_group", "stats_by_group_and_day",
            "with_adjusted_p_values"]

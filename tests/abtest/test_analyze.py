@@ -118,3 +118,16 @@ def test_srm_flag_uses_the_configured_split(tmp_path):
     path = _write(tmp_path / "srm.csv", "\n".join(lines) + "\n")
     assert analyze.analyze(path)["comparisons"][0]["srm_flag"] is True
     assert analyze.analyze(path, split="60,40")["comparisons"][0]["srm_flag"] is False
+
+
+def test_other_modules_can_add_abtest_commands(monkeypatch):
+    import abtest.cli as abtest_cli
+    from adpush.cli import build_parser
+
+    def configure(parser):
+        parser.add_argument("--scenario")
+        parser.set_defaults(func=lambda args: 0)
+
+    monkeypatch.setitem(abtest_cli._EXTRA_COMMANDS, "demo-run", (configure, "demo"))
+    args = build_parser().parse_args(["abtest", "demo-run", "--scenario", "x"])
+    assert args.scenario == "x" and args.func(args) == 0
