@@ -1,0 +1,126 @@
+"""Writes a tiny ``sequence`` dataset (SequenceExample TFRecords + spec.json + vocab files)
+following docs/contracts.md §2/§5, with a planted signal where local context matters:
+
+* click: the user's history holds an event of the candidate's category whose *next* event is a
+  ``cart`` (a context-aware pattern: the category alone is not enough);
+* conversion: click and the candidate item itself was ``fav``-ed in the last 4 events.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+BEHAVIOURS = ["pv", "cart", "fav", "buy"]
+
+
+def _vocab(path: Path, tokens: list[str]) -> dict:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{t}\n" for t in tokens))
+    return {"file": f"vocab/{path.name}", "size": len(tokens), "num_oov_buckets": 1, "min_count": 1}
+
+
+def _bytes(values):
+    return {"bytes_list": [v.encode() for v in values]}
+
+
+def write_sequence_dataset(out: Path, *, rows: int = 256, max_length: int = 12, seed: int = 0,
+                           n_users: int = 40, n_items: int = 30, n_categories: int = 6) -> Path:
+    import tensorflow as tf
+
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    vocabs = {
+        "user_id": _vocab(out / "vocab/user_id.txt", [str(u) for u in range(n_users)]),
+        "item_id": _vocab(out / "vocab/item_id.txt", [str(i) for i in range(n_items)]),
+        "category": _vocab(out / "vocab/category.txt", [str(c) for c in range(n_categories)]),
+        "behavior": _vocab(out / "vocab/behavior.txt", BEHAVIOURS),
+        "age_bucket": _vocab(out / "vocab/age_bucket.txt", [str(a) for a in range(7)]),
+        "gender": _vocab(out / "vocab/gender.txt", ["0", "1", "2"]),
+    }
+
+    def example(user, ts):
+        length = int(rng.integers(2, max_length + 4))  # some longer than max_length: truncation
+        items = rng.integers(0, n_items, size=length)
+        cats = items % n_categories
+        beh = rng.choice(4, size=length, p=[0.6, 0.2, 0.15, 0.05])
+        cand = int(rng.integers(0, n_items))
+        cand_cat = cand % n_categories
+        kept = slice(max(0, length - max_length), length)
+        k_cats, k_beh, k_items = cats[kept], beh[kept], items[kept]
+        click = any(k_cats[t] == cand_cat and k_beh[t + 1] == 1 for t in range(len(k_cats) - 1))
+        click = click if rng.random() > 0.05 else not click
+        conv = click and any(k_items[t] == cand and k_beh[t] == 2 for t in range(max(0, len(k_items) - 4), len(k_items)))
+        conv = conv or (click and rng.random() < 0.1)
+        gaps = np.log1p(np.sort(rng.integers(1, 10_000, size=length))[::-1].astype(np.float32))
+        ctx = tf.train.Features(feature={
+            "user_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(user).encode()])),
+            "age_bucket": tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(user % 7).encode()])),
+            "gender": tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(user % 3).encode()])),
+            "item_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(cand).encode()])),
+            "category": tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(cand_cat).encode()])),
+            "click": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(click)])),
+            "conversion": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(conv)])),
+            "ts": tf.train.Feature(int64_list=tf.train.Int64List(value=[ts])),
+            "day": tf.train.Feature(int64_list=tf.train.Int64List(value=[ts // 86400])),
+        })
+
+        def flist(values, kind):
+            if kind == "bytes":
+                feats = [tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(v).encode() if not isinstance(v, str) else v.encode()])) for v in values]
+            else:
+                feats = [tf.train.Feature(float_list=tf.train.FloatList(value=[float(v)])) for v in values]
+            return tf.train.FeatureList(feature=feats)
+
+        lists = tf.train.FeatureLists(feature_list={
+            "hist_item_id": flist(items, "bytes"),
+            "hist_category": flist(cats, "bytes"),
+            "hist_behavior": flist([BEHAVIOURS[b] for b in beh], "bytes"),
+            "hist_time_gap": flist(gaps, "float"),
+        })
+        return tf.train.SequenceExample(context=ctx, feature_lists=lists).SerializeToString(), click, conv
+
+    files, counts, rates = {}, {}, {}
+    for split, n in (("train", rows), ("valid", rows // 4), ("test", rows // 4)):
+        path = out / "sequence" / f"{split}-00000-of-00001.tfrecord.gz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clicks = convs = 0
+        with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+            for i in range(n):
+                user = int(rng.integers(0, n_users))
+                record, click, conv = example(user, 1_600_000_000 + i * 37 + {"train": 0, "valid": 1, "test": 2}[split] * 10**6)
+                writer.write(record)
+                clicks += click
+                convs += conv
+        files[split] = f"sequence/{split}-*-of-*.tfrecord.gz"
+        counts[split] = n
+        rates[split] = {"click": clicks / n, "conversion": convs / n}
+
+    def feat(dtype, role="feature", **kw):
+        return {"dtype": dtype, "kind": "scalar", "role": role, **kw}
+
+    hist = {"kind": "varlen", "max_length": max_length, "group": "history", "role": "feature", "part": "sequence"}
+    features = {
+        "user_id": feat("string", vocab="user_id", group="user", part="context"),
+        "age_bucket": feat("string", vocab="age_bucket", group="user_profile", part="context"),
+        "gender": feat("string", vocab="gender", group="user_profile", part="context"),
+        "item_id": feat("string", vocab="item_id", group="item", part="context"),
+        "category": feat("string", vocab="category", group="item", part="context"),
+        "click": feat("int64", role="label", part="context"),
+        "conversion": feat("int64", role="label", part="context"),
+        "ts": feat("int64", role="key", part="context"),
+        "day": feat("int64", role="meta", part="context"),
+        "hist_item_id": {"dtype": "string", "vocab": "item_id", **hist},
+        "hist_category": {"dtype": "string", "vocab": "category", **hist},
+        "hist_behavior": {"dtype": "string", "vocab": "behavior", **hist},
+        "hist_time_gap": {"dtype": "float32", **hist},
+    }
+    spec = {"format_version": 1, "source": "world", "vocabularies": vocabs,
+            "datasets": {"sequence": {
+                "proto": "tf.train.SequenceExample", "compression": "GZIP", "files": files,
+                "row_counts": counts, "label_rates": rates, "labels": ["click", "conversion"],
+                "key": ["user_id", "ts"], "features": features}}}
+    # user_id is both a model feature and a join key in the contract.
+    (out / "spec.json").write_text(json.dumps(spec, indent=1))
+    return out

@@ -1,0 +1,2 @@
+"""CTR→CVR cascade family: the 1D-CNN + attention-transfer model of 000, its ESMM/MMoE/AITM and
+shared-bottom baselines, and the CAIN (002) / multi-time-scale (003) sequence encoders."""

@@ -1,0 +1,42 @@
+"""Typed configuration of a cascade run (model, encoder and training budget)."""
+from __future__ import annotations
+
+import dataclasses
+
+from tfrs_models.cascade.encoders.registry import EncoderConfig
+
+MODELS = ("cnn_attention", "shared_bottom", "esmm", "mmoe", "aitm")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters shared by all cascade models; each model reads the fields it needs.
+
+    ``calibrator_weight`` is α of Eq. (7) of 000; None means the model's default (0.6 for
+    cnn_attention and AITM — AITM's default — and 0 for the baselines without a calibrator).
+    """
+
+    name: str = "cnn_attention"
+    embedding_dim: int = 8
+    tower_units: tuple[int, ...] = (64, 32)
+    dropout: float = 0.1
+    calibrator_weight: float | None = None
+    # 000 click tower: one entry per Conv1D layer (Eq. 1).
+    conv_filters: tuple[int, ...] = (32, 16)
+    conv_kernel_sizes: tuple[int, ...] = (3, 3)
+    conv_strides: tuple[int, ...] = (1, 2)
+    conv_paddings: tuple[int, ...] = (1, 1)
+    attention_units: int = 32     # d of Eq. (2)
+    # MMoE
+    num_experts: int = 4
+    expert_units: tuple[int, ...] = (64,)
+    encoder: EncoderConfig = dataclasses.field(default_factory=EncoderConfig)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 256
+    epochs: int = 2
+    learning_rate: float = 1e-3
+    steps_per_epoch: int | None = None
+    seed: int = 0

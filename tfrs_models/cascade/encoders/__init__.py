@@ -1,0 +1,1 @@
+"""Sequence encoders: each maps an embedded behaviour sequence to per-task interest vectors."""

@@ -1,0 +1,1 @@
+"""Cascade (click → conversion) models, one per module."""

@@ -1,0 +1,102 @@
+"""What every cascade model shares: shared embeddings, the optional sequence encoder, the two
+``tfrs.tasks.Ranking`` tasks trained on every impression (entire space) and the calibrator.
+
+Subclasses implement ``heads(inputs, training) -> {"p_click": [B, 1], "p_conversion": [B, 1], ...}``
+where ``inputs`` is the SharedEmbeddings output plus ``interest`` (encoder output or None).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from tfrs_models.cascade.config import ModelConfig
+from tfrs_models.cascade.encoders.registry import build_encoder
+from tfrs_models.cascade.features import SharedEmbeddings
+from tfrs_models.cascade.input import CLICK_LABEL, CONVERSION_LABEL
+from tfrs_models.cascade.losses import behaviour_calibrator
+
+
+class CascadeModel(tfrs.models.Model):
+    """Base class. ``call`` returns named outputs ``p_click``, ``p_conversion`` (and ``p_cvr``
+    where the model has one), each [B, 1]."""
+
+    default_calibrator_weight = 0.0
+
+    def __init__(self, layout: dict, config: ModelConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.layout = layout
+        self.config = config
+        self.embeddings = SharedEmbeddings(layout, config.embedding_dim, name="shared_embeddings")
+        has_sequence = any(f["part"] == "sequence" for f in layout["features"])
+        self.encoder = build_encoder(config.encoder) if has_sequence else None
+        alpha = config.calibrator_weight
+        self.calibrator_weight = self.default_calibrator_weight if alpha is None else float(alpha)
+        self.click_task = tfrs.tasks.Ranking(
+            loss=tf.keras.losses.BinaryCrossentropy(),
+            metrics=[tf.keras.metrics.AUC(name="click_auc")])
+        self.conversion_task = tfrs.tasks.Ranking(
+            loss=tf.keras.losses.BinaryCrossentropy(),
+            metrics=[tf.keras.metrics.AUC(name="conversion_auc")])
+        self.cvr_auc = tf.keras.metrics.AUC(name="cvr_auc_clicked")
+        self.calibrator_metric = tf.keras.metrics.Mean(name="calibrator")
+
+    def shared_inputs(self, features, training=None):
+        inputs = dict(self.embeddings(features))
+        inputs["interest"] = self.encoder(inputs, training=training) if self.encoder is not None else None
+        return inputs
+
+    def flat_inputs(self, inputs, task: str | None = None):
+        """Concat of the flattened field embeddings, dense features and the interest vector(s).
+
+        ``task`` picks the click or conversion interest; None takes both when they differ.
+        Returns [B, D_x].
+        """
+        fields = inputs["fields"]
+        parts = [tf.reshape(fields, [-1, fields.shape[1] * fields.shape[2]]), inputs["dense"]]
+        interest = inputs["interest"]
+        if interest is not None:
+            if task is not None:
+                parts.append(interest[task])
+            elif not self.encoder.task_specific:
+                parts.append(interest["click"])
+            else:
+                parts += [interest["click"], interest["conversion"]]
+        return tf.concat(parts, axis=-1)
+
+    def heads(self, inputs, training=None):
+        raise NotImplementedError
+
+    def call(self, features, training=None):
+        return self.heads(self.shared_inputs(features, training=training), training=training)
+
+    def compute_loss(self, features, training=False):
+        outputs = self(features, training=training)
+        click = tf.cast(tf.reshape(features[CLICK_LABEL], [-1, 1]), tf.float32)
+        conversion = tf.cast(tf.reshape(features[CONVERSION_LABEL], [-1, 1]), tf.float32)
+        # Entire space: both heads see every impression; conversion's label is click-and-convert.
+        loss = self.click_task(labels=click, predictions=outputs["p_click"])
+        loss += self.conversion_task(labels=conversion, predictions=outputs["p_conversion"])
+        calibrator = behaviour_calibrator(outputs["p_click"], outputs["p_conversion"])
+        self.calibrator_metric.update_state(calibrator)
+        # CVR AUC on clicked impressions only: weight 0 for the non-clicked.
+        self.cvr_auc.update_state(conversion, outputs.get("p_cvr", outputs["p_conversion"]),
+                                  sample_weight=click)
+        if self.calibrator_weight:
+            loss += self.calibrator_weight * calibrator
+        return loss
+
+    def serving_function(self):
+        """tf.function over the raw serving inputs (export.input_signature) → outputs [B]."""
+        from tfrs_models.cascade.export import input_signature
+
+        @tf.function(input_signature=[input_signature(self.layout)])
+        def serve(features):
+            outputs = self(features, training=False)
+            return {name: tf.reshape(value, [-1]) for name, value in outputs.items()}
+
+        return serve
+
+    def get_config(self):
+        return {"layout": self.layout, "config": dataclasses.asdict(self.config)}
