@@ -1,0 +1,1 @@
+"""A/B traffic simulator over the world: buckets, policies, displays, per-user statistics."""

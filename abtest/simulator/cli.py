@@ -1,0 +1,62 @@
+"""``adpush abtest run --scenario FILE``: simulated experiments on the world, with a report."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from adpush.errors import UserError
+
+
+def register_abtest(commands) -> None:
+    parser = commands.add_parser(
+        "run", help="run a scenario of simulated A/B experiments on the world and report them",
+        description="Simulate the experiments of a scenario file (e.g. the built-in 001 = "
+                    "001 Table 2) on the world's traffic, with the personalised policy scored by "
+                    "a served model, a SavedModel or the world's oracle.")
+    parser.add_argument("--scenario", default="001",
+                        help="scenario TOML file or built-in name (default 001)")
+    world = parser.add_mutually_exclusive_group()
+    world.add_argument("--logs", type=Path,
+                       help="a simulate-logs directory: the A/B world is the one that wrote it")
+    world.add_argument("--world-config", type=Path, help="world parameters (TOML)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="world seed when --world-config is used, and traffic seed")
+    parser.add_argument("--scorer", default="oracle",
+                        help="personalised SP scorer: oracle | rest://HOST:PORT/MODEL | "
+                             "grpc://HOST:PORT/MODEL | saved_model:PATH (default oracle)")
+    parser.add_argument("--out", type=Path, required=True, help="report directory")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(func=_run)
+
+
+def world_from_args(logs: Path | None, world_config: Path | None, seed: int):
+    from abtest.world import World, WorldConfig
+
+    if logs is not None:
+        manifest_path = logs / "manifest.json"
+        if not manifest_path.is_file():
+            raise UserError(f"{logs} holds no manifest.json: not a simulate-logs directory")
+        params = json.loads(manifest_path.read_text())["parameters"]
+        return World.build(WorldConfig.from_dict(params["world"], where=str(manifest_path)),
+                           params["seed"])
+    config = WorldConfig.from_toml(world_config) if world_config else WorldConfig()
+    return World.build(config, seed)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from abtest.simulator.scenario import load_scenario, run_scenario
+    from abtest.simulator.scorers import make_scorer
+
+    scenario = load_scenario(args.scenario)
+    world = world_from_args(args.logs, args.world_config, args.seed)
+    scorer = make_scorer(args.scorer, world)
+    outcome = run_scenario(world, scenario, scorer, args.seed, args.out,
+                           progress=not args.no_progress)
+    print(f"{'experiment':<28} {'lift':>8} {'95% CI':>20} {'p (delta)':>10} {'p (naive)':>10}")
+    for c in outcome["comparisons"]:
+        print(f"{c.treatment:<28} {100 * c.relative_lift:>+7.2f}% "
+              f"[{100 * c.ci_low:+6.2f}%, {100 * c.ci_high:+6.2f}%] {c.p_value:>10.3g} "
+              f"{c.p_value_naive:>10.3g}")
+    print(f"report: {outcome['paths']['html']} (+ report.md, report.json)")
+    return 0

@@ -1,0 +1,174 @@
+"""Simulated A/B experiments over the world's traffic.
+
+Each user has a repertoire of ``slots`` display contexts (query, ad, position) drawn from their
+category taste — the searches they keep making. Every day a user sees
+``Poisson(activity_u · ads_per_session · scale / slots)`` displays in each slot, and each display
+is clicked with the world's true probability of the title actually shown (the bucket's policy
+picks the added SPs and the highlight). Because that probability is constant within a
+(user, slot, bucket) cell, the clicks of a cell are drawn as one Binomial — the same distribution
+as one Bernoulli per display, at a cost that does not grow with the number of displays. Policies
+and scorers run once per cell, so a served model is called for users × slots rows, batched.
+
+The output per bucket is per-user sufficient statistics (n, Σc, Σm, Σc², Σm², Σcm) overall and
+per day, which is all the statistics in ``abtest.stats`` need.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from abtest.simulator.buckets import assign_buckets
+from abtest.simulator.policies import Policy, top_k_by_score
+from abtest.stats.sufficient import SufficientStats, stats_by_group
+from abtest.world.world import World
+
+CHUNK_ROWS = 262_144
+
+
+@dataclass
+class DisplayPool:
+    """Every user's display contexts: (U, S) arrays of query, ad and position ids."""
+
+    queries: np.ndarray
+    ads: np.ndarray
+    positions: np.ndarray
+    _scores: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def n_users(self) -> int:
+        return self.queries.shape[0]
+
+    @property
+    def slots(self) -> int:
+        return self.queries.shape[1]
+
+    @classmethod
+    def sample(cls, world: World, slots: int, rng: np.random.Generator) -> "DisplayPool":
+        users = np.repeat(np.arange(world.n_users), slots)
+        queries = world.sample_queries(users, rng)
+        ads, _ = world.sample_ads(queries, 1, rng)
+        positions = rng.integers(1, world.config.ads_per_session + 1, size=users.size)
+        shape = (world.n_users, slots)
+        return cls(queries.reshape(shape), ads.reshape(shape), positions.reshape(shape))
+
+    def scores(self, world: World, scorer, progress: Callable[[int, int], None] | None = None
+               ) -> np.ndarray:
+        """Scorer's scores for every (user, slot) × candidate attribute, computed once per scorer.
+
+        Returns (U·S, A) aligned with ``world.ad_attributes[self.ads.ravel()]``.
+        """
+        if scorer.name not in self._scores:
+            users = np.repeat(np.arange(self.n_users), self.slots)
+            queries, ads = self.queries.ravel(), self.ads.ravel()
+            candidates = world.ad_attributes[ads]
+            out = np.empty(candidates.shape, dtype=np.float64)
+            for start in range(0, users.size, CHUNK_ROWS):
+                rows = slice(start, start + CHUNK_ROWS)
+                out[rows] = scorer.score(users[rows], queries[rows], ads[rows], candidates[rows])
+                if progress:
+                    progress(min(start + CHUNK_ROWS, users.size), users.size)
+            self._scores[scorer.name] = out
+        return self._scores[scorer.name]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One A/B experiment: two policies, a split, a traffic budget and its own salt."""
+
+    name: str
+    control: Policy
+    treatment: Policy
+    control_name: str = "control"
+    treatment_name: str = "treatment"
+    displays: int = 30_000_000
+    days: int = 14
+    split: tuple[float, float] = (0.5, 0.5)
+    salt: str = ""
+
+    def __post_init__(self):
+        if self.displays <= 0 or self.days <= 0:
+            raise ValueError(f"experiment {self.name}: displays and days must be positive")
+
+
+@dataclass
+class ExperimentResult:
+    experiment: Experiment
+    buckets: np.ndarray                 # (U,) bucket per user (0 control, 1 treatment)
+    impressions: np.ndarray             # (days, U) displays per user per day
+    clicks: np.ndarray                  # (days, U)
+
+    @property
+    def names(self) -> tuple[str, str]:
+        return self.experiment.control_name, self.experiment.treatment_name
+
+    def stats(self, through_day: int | None = None) -> dict[str, SufficientStats]:
+        """Per-bucket sufficient statistics over users exposed up to ``through_day`` (inclusive)."""
+        last = self.impressions.shape[0] if through_day is None else through_day + 1
+        m = self.impressions[:last].sum(axis=0)
+        c = self.clicks[:last].sum(axis=0)
+        exposed = m > 0
+        per_bucket = stats_by_group(self.buckets[exposed], m[exposed], c[exposed], 2)
+        return dict(zip(self.names, per_bucket))
+
+    def daily_stats(self) -> list[dict[str, SufficientStats]]:
+        """Per-bucket statistics of each day on its own (users exposed that day)."""
+        out = []
+        for day in range(self.impressions.shape[0]):
+            m, c = self.impressions[day], self.clicks[day]
+            exposed = m > 0
+            out.append(dict(zip(self.names, stats_by_group(self.buckets[exposed], m[exposed],
+                                                           c[exposed], 2))))
+        return out
+
+    @property
+    def displays(self) -> int:
+        return int(self.impressions.sum())
+
+
+def simulate_experiment(world: World, pool: DisplayPool, experiment: Experiment,
+                        rng: np.random.Generator) -> ExperimentResult:
+    """Run one experiment over every user of the world; see the module docstring."""
+    n_users, slots = pool.n_users, pool.slots
+    buckets = assign_buckets(np.arange(n_users), experiment.salt or experiment.name,
+                             experiment.split)
+    p = np.empty((n_users, slots))
+    for bucket, policy in enumerate((experiment.control, experiment.treatment)):
+        rows = np.flatnonzero(buckets == bucket)
+        p[rows] = _click_probability(world, pool, policy, rows, rng).reshape(rows.size, slots)
+
+    base_rate = world.user_activity * world.config.ads_per_session
+    scale = experiment.displays / (experiment.days * base_rate.sum())
+    rate = np.repeat((base_rate * scale / slots)[:, None], slots, axis=1)
+    impressions = np.empty((experiment.days, n_users), dtype=np.int64)
+    clicks = np.empty((experiment.days, n_users), dtype=np.int64)
+    for day in range(experiment.days):
+        shown = rng.poisson(rate)
+        clicked = rng.binomial(shown, p)
+        impressions[day] = shown.sum(axis=1)
+        clicks[day] = clicked.sum(axis=1)
+    return ExperimentResult(experiment, buckets, impressions, clicks)
+
+
+def _click_probability(world: World, pool: DisplayPool, policy: Policy, rows: np.ndarray,
+                       rng: np.random.Generator) -> np.ndarray:
+    """True click probability of every (user in rows) × slot display under ``policy``."""
+    slots = pool.slots
+    users = np.repeat(rows, slots)
+    queries = pool.queries[rows].ravel()
+    ads = pool.ads[rows].ravel()
+    positions = pool.positions[rows].ravel()
+    if policy.kind == "personalised_sps":
+        flat = (rows[:, None] * slots + np.arange(slots)[None, :]).ravel()
+        all_scores = pool.scores(world, policy.scorer)
+    out = np.empty(users.size)
+    for start in range(0, users.size, CHUNK_ROWS):
+        part = slice(start, start + CHUNK_ROWS)
+        if policy.kind == "personalised_sps":
+            sps = top_k_by_score(world.ad_attributes[ads[part]], all_scores[flat[part]], policy.k)
+        else:
+            sps = policy.choose(world, users[part], queries[part], ads[part], rng)
+        out[part] = world.p_ad_click_with_sps(users[part], queries[part], ads[part],
+                                              positions[part], sps, policy.highlight)
+    return out
