@@ -108,3 +108,14 @@ def test_cli_aggregate(tmp_path, capsys):
     assert main(["abtest", "aggregate", "--input", str(logs), "--out", str(out), "--runner", "FnApiRunner"]) == 0
     assert out.read_text().startswith("bucket,n,sum_c,sum_m,sum_c2,sum_m2,sum_cm\ncontrol,")
     assert "1 row(s) rejected" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_dataflow_dry_run_translates_offline(tmp_path, monkeypatch):
+    # BEAM_NOTES.md §3: --dry_run=True validates and translates the Dataflow job without network.
+    monkeypatch.chdir(tmp_path)
+    result = job.run(["--input", "gs://my-bucket/logs/*.csv", "--out", "gs://my-bucket/out/stats.csv",
+                      "--runner=DataflowRunner", "--project=my-project-123", "--region=us-central1",
+                      "--temp_location=gs://my-bucket/tmp", "--dry_run=True", "--no_auth",
+                      "--sdk_location=container"])
+    assert result.state == "DONE"
