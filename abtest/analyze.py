@@ -174,6 +174,15 @@ def _from_stats_rows(path: Path, header: list[str], rows: list[list[str]]) -> Ex
     buckets, bucket_code = _bucket_codes(path, header, rows)
     columns = {name: _numeric_column(path, header, rows, name, integer=name == "n") for name in FIELD_NAMES}
     _check_rows_clicks(path, columns["sum_c"], columns["sum_m"], "sum_c", "sum_m")
+    n = np.maximum(columns["n"], 1)
+    tolerance = 1e-9
+    for square, total, name in (("sum_c2", "sum_c", "c"), ("sum_m2", "sum_m", "m")):
+        # Σx² ≥ (Σx)²/n, else the variance of x would be negative.
+        short = columns[square] < columns[total] ** 2 / n * (1 - tolerance) - tolerance
+        if short.any():
+            i = int(np.argmax(short))
+            raise UserError(f"{path}: row {i + 2}: {square} = {columns[square][i]:g} is smaller than "
+                            f"{total}²/n = {columns[total][i] ** 2 / n[i]:g}, impossible for per-user {name}")
     day = _numeric_column(path, header, rows, "day").astype(np.int64) if "day" in header else None
     keys = list(zip(bucket_code.tolist(), day.tolist() if day is not None else [None] * len(rows)))
     seen: dict = {}

@@ -66,6 +66,10 @@ def test_cli_writes_summary_and_plot(tmp_path, capsys):
     assert (out / "aa_pvalues.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "false-positive rate" in (out / "aa.md").read_text()
     assert "naive" in capsys.readouterr().out
+    again = tmp_path / "again"
+    main(["abtest", "aa", "--runs", "300", "--users", "500", "--seed", "5", "--out-dir", str(again)])
+    for name in ("aa.json", "aa.md", "aa_pvalues.png"):  # same seed -> same files
+        assert (out / name).read_bytes() == (again / name).read_bytes()
     assert main(["abtest", "aa", "--runs", "10", "--ctr-beta", "2", "--out-dir", str(out)]) == 2
 
 

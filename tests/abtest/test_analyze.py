@@ -82,6 +82,8 @@ def test_cli_writes_json(tmp_path, capsys):
     ("bucket,n,sum_c,sum_m,sum_c2,sum_m2,sum_cm\ncontrol,10,50,40,60,200,100\ntest,10,5,40,6,200,30\n",
      "row 2: sum_c = 50 exceeds sum_m = 40"),
     ("bucket,n,sum_c,sum_m,sum_c2,sum_m2,sum_cm\ncontrol,10.5,5,40,6,200,30\n", "field 'n' = '10.5' is not an integer"),
+    ("bucket,n,sum_c,sum_m,sum_c2,sum_m2,sum_cm\ncontrol,10,5,40,6,200,30\ntest,10,5,40,6,100,30\n",
+     "row 3: sum_m2 = 100 is smaller than sum_m²/n = 160"),
     ("foo,bar\n1,2\n", "unknown column(s) ['bar', 'foo']"),
     ("bucket,user,impressions,clicks\ncontrol,u1,5\n", "row 2 has 3 fields"),
 ])
