@@ -1,0 +1,60 @@
+"""``adpush train <kind>`` and ``adpush evaluate``: dispatch to the model families.
+
+``train`` takes a kind (``sf`` → ``tfrs_models.selling_point.cli``, ``cascade`` →
+``tfrs_models.cascade.cli``); each family module exposes ``register_train(kind_subparsers)``
+and ``evaluate(args)``. A family whose module is absent simply adds no kind. ``evaluate`` reads
+``RUN/config.json``'s ``family`` and calls that family's ``evaluate``. No TensorFlow is imported
+here (docs/contracts.md §3).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+from adpush.errors import UserError
+
+FAMILIES = {"selling_point": "tfrs_models.selling_point.cli",
+            "cascade": "tfrs_models.cascade.cli"}
+
+
+def _family_module(family: str):
+    name = FAMILIES.get(family)
+    if name is None:
+        return None
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name and name.startswith(err.name):
+            return None
+        raise
+
+
+def register(subparsers) -> None:
+    train = subparsers.add_parser("train", help="train a model (kinds: sf, cascade)")
+    kinds = train.add_subparsers(dest="kind", metavar="KIND")
+    for family in FAMILIES:
+        module = _family_module(family)
+        if module is not None and hasattr(module, "register_train"):
+            module.register_train(kinds)
+    train.set_defaults(func=lambda args: (train.print_help(), 2)[1])
+
+    evaluate = subparsers.add_parser("evaluate", help="evaluate a training run")
+    evaluate.add_argument("--run-dir", required=True)
+    evaluate.add_argument("--data", default=None,
+                          help="build-data output (default: the one the run trained on)")
+    evaluate.add_argument("--oracle", default=None,
+                          help="simulate-logs output with oracle/ (world data only)")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.set_defaults(func=evaluate_command)
+
+
+def evaluate_command(args) -> int:
+    config_path = Path(args.run_dir) / "config.json"
+    if not config_path.is_file():
+        raise UserError(f"{config_path} does not exist; is {args.run_dir} a training run?")
+    family = json.loads(config_path.read_text()).get("family", "selling_point")
+    module = _family_module(family)
+    if module is None or not hasattr(module, "evaluate"):
+        raise UserError(f"{args.run_dir} was trained by family {family!r}, which is not installed")
+    return int(module.evaluate(args) or 0)

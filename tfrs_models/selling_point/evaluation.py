@@ -1,0 +1,140 @@
+"""``adpush evaluate`` for the selling-point family: metrics.json, ROC plot, training curves.
+
+Every figure is computed for the model and, given the world's logs, for the oracle (the world's
+true click probabilities joined on ``impression_id``) side by side — overall and per 001
+Table 3 segment (per-user SF clicks ≤6/>6 × ad clicks ≤21/>21 on the train split).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from adpush.errors import UserError
+from tfrs_models import metrics
+from tfrs_models.input import read_columns
+
+SF, AD = "sf", "ad_click"
+
+
+def read_oracle(logs_dir) -> dict:
+    """``{impression_id: p_click}`` from ``<logs>/oracle/sf_impressions.csv``."""
+    path = Path(logs_dir) / "oracle" / "sf_impressions.csv"
+    if not path.is_file():
+        raise UserError(f"{path} does not exist (pass the simulate-logs output as --oracle)")
+    with path.open() as fh:
+        return {int(row["impression_id"]): float(row["p_click"]) for row in csv.DictReader(fh)}
+
+
+def _clean(value):
+    """JSON-safe: NaN → None, numpy scalars → Python, int dict keys → strings."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(float(value)) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def roc_curve(labels, scores):
+    """``(fpr, tpr)`` arrays over all thresholds."""
+    labels = np.asarray(labels).astype(bool)
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    y = labels[order]
+    tpr = np.concatenate([[0.0], np.cumsum(y) / max(1, y.sum())])
+    fpr = np.concatenate([[0.0], np.cumsum(~y) / max(1, (~y).sum())])
+    return fpr, tpr
+
+
+def _plots(run_dir: Path, labels, scorers: dict, history: list) -> list[str]:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, scores in scorers.items():
+        fpr, tpr = roc_curve(labels, scores)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {metrics.auc(labels, scores):.3f})")
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="SF test ROC")
+    ax.legend(loc="lower right")
+    fig.savefig(run_dir / "roc.png", dpi=100)
+    plt.close(fig)
+    fig, (loss_ax, auc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    x = np.arange(1, len(history) + 1)
+    for key in sorted({k for r in history for k in r if k.startswith("train_loss_")}):
+        loss_ax.plot(x, [r.get(key, np.nan) for r in history], marker="o", label=key[11:])
+    loss_ax.set(xlabel="epoch (all phases)", ylabel="mean train loss", title="training loss")
+    loss_ax.legend()
+    auc_ax.plot(x, [r["valid_auc"] for r in history], marker="o")
+    for i, r in enumerate(history):
+        auc_ax.annotate(r["phase"][0], (x[i], r["valid_auc"]), fontsize=7)
+    auc_ax.set(xlabel="epoch (p = pretrain, m = main)", ylabel="validation AUC",
+               title="validation AUC (early-stopping metric)")
+    fig.tight_layout()
+    fig.savefig(run_dir / "training_curves.png", dpi=100)
+    plt.close(fig)
+    return ["roc.png", "training_curves.png"]
+
+
+def evaluate_run(run_dir, data_dir=None, oracle_dir=None, main_cut: int = 6,
+                 aux_cut: int = 21) -> dict:
+    """Evaluate a finished run on the SF test split; writes ``RUN/metrics.json`` and plots.
+
+    Returns:
+        the metrics dict written to ``metrics.json``.
+    """
+    from tfrs_models.selling_point.predict import predict_split  # noqa: PLC0415
+    from tfrs_models.training.strategies import load_trained_model  # noqa: PLC0415
+
+    run_dir = Path(run_dir)
+    model, spec, run_config = load_trained_model(run_dir, data_dir)
+    pred = predict_split(model, spec, SF, "test",
+                         columns=("clicked", "impression_id", "user_id", "sf_keyword"))
+    labels, users, items = pred["clicked"], pred["user_id"], pred["sf_keyword"]
+    scorers = {"model": pred["prob"]}
+    result: dict = {"run_dir": str(run_dir), "data_dir": spec.root,
+                    "model": run_config.model.model, "strategy": run_config.train.strategy,
+                    "seed": run_config.train.seed, "split": "test", "n": int(labels.size)}
+    if oracle_dir is not None:
+        oracle = read_oracle(oracle_dir)
+        missing = [int(i) for i in pred["impression_id"] if int(i) not in oracle]
+        if missing:
+            raise UserError(f"{len(missing)} test impressions (e.g. {missing[:3]}) are missing "
+                            f"from {oracle_dir}/oracle/sf_impressions.csv")
+        scorers["oracle"] = np.array([oracle[int(i)] for i in pred["impression_id"]])
+        result["oracle_dir"] = str(oracle_dir)
+    result["overall"] = {name: metrics.all_metrics(labels, s, users, items)
+                         for name, s in scorers.items()}
+    train_sf = read_columns(spec, SF, "train", ["user_id", "clicked"])
+    main_clicks = metrics.clicks_per_user(train_sf["user_id"], train_sf["clicked"])
+    aux_clicks = {}
+    if AD in spec.datasets:
+        train_ad = read_columns(spec, AD, "train", ["user_id", "clicked"])
+        aux_clicks = metrics.clicks_per_user(train_ad["user_id"], train_ad["clicked"])
+    segments = metrics.table3_segments(users, main_clicks, aux_clicks, main_cut, aux_cut)
+    result["segments"] = {}
+    for segment in sorted(set(segments)):
+        idx = segments == segment
+        result["segments"][segment] = {
+            "n_users": int(len(set(users[idx]))),
+            **{name: metrics.all_metrics(labels[idx], s[idx], users[idx], items[idx])
+               for name, s in scorers.items()}}
+    if run_config.model.multi_task:
+        ad = predict_split(model, spec, AD, "test", columns=("clicked",))
+        result["auxiliary_ad_click"] = {"auc": metrics.auc(ad["clicked"], ad["prob"]),
+                                        "logloss": metrics.logloss(ad["clicked"], ad["prob"]),
+                                        "n": int(ad["clicked"].size)}
+    history_path = run_dir / "history.json"
+    history = json.loads(history_path.read_text()) if history_path.exists() else []
+    result["plots"] = _plots(run_dir, labels, scorers, history)
+    result = _clean(result)
+    (run_dir / "metrics.json").write_text(json.dumps(result, indent=1))
+    return result
