@@ -3,11 +3,14 @@
 Each user has a repertoire of ``slots`` display contexts (query, ad, position) drawn from their
 category taste — the searches they keep making. Every day a user sees
 ``Poisson(activity_u · ads_per_session · scale / slots)`` displays in each slot, and each display
-is clicked with the world's true probability of the title actually shown (the bucket's policy
-picks the added SPs and the highlight). Because that probability is constant within a
-(user, slot, bucket) cell, the clicks of a cell are drawn as one Binomial — the same distribution
-as one Bernoulli per display, at a cost that does not grow with the number of displays. Policies
-and scorers run once per cell, so a served model is called for users × slots rows, batched.
+is clicked with the world's true probability p of the title actually shown (the bucket's policy
+picks the added SPs and the highlight). By Poisson thinning, a cell's clicks are then
+Poisson(λp) and its unclicked displays Poisson(λ(1−p)), independent; sums of independent
+Poissons are Poisson, so a user's clicks and displays on a day are drawn exactly — the same joint
+distribution as one Bernoulli per display — from two Poisson draws with the summed rates, at a
+cost that does not grow with the number of displays. Policies and scorers run once per cell, so
+a served model is called for users × slots rows, batched, and the title-only logit of every cell
+is computed once per pool and shared by all policies.
 
 The output per bucket is per-user sufficient statistics (n, Σc, Σm, Σc², Σm², Σcm) overall and
 per day, which is all the statistics in ``abtest.stats`` need.
@@ -52,6 +55,18 @@ class DisplayPool:
         positions = rng.integers(1, world.config.ads_per_session + 1, size=users.size)
         shape = (world.n_users, slots)
         return cls(queries.reshape(shape), ads.reshape(shape), positions.reshape(shape))
+
+    def base_logit(self, world: World) -> np.ndarray:
+        """The title-only click logit of every (user, slot), (U·S,): shared by all policies."""
+        if "_base_logit" not in self._scores:
+            users = np.repeat(np.arange(self.n_users), self.slots)
+            flat = (self.queries.ravel(), self.ads.ravel(), self.positions.ravel())
+            out = np.empty(users.size)
+            for start in range(0, users.size, CHUNK_ROWS):
+                rows = slice(start, start + CHUNK_ROWS)
+                out[rows] = world.ad_logit(users[rows], *(x[rows] for x in flat))
+            self._scores["_base_logit"] = out
+        return self._scores["_base_logit"]
 
     def scores(self, world: World, scorer, progress: Callable[[int, int], None] | None = None
                ) -> np.ndarray:
@@ -140,14 +155,12 @@ def simulate_experiment(world: World, pool: DisplayPool, experiment: Experiment,
 
     base_rate = world.user_activity * world.config.ads_per_session
     scale = experiment.displays / (experiment.days * base_rate.sum())
-    rate = np.repeat((base_rate * scale / slots)[:, None], slots, axis=1)
-    impressions = np.empty((experiment.days, n_users), dtype=np.int64)
-    clicks = np.empty((experiment.days, n_users), dtype=np.int64)
-    for day in range(experiment.days):
-        shown = rng.poisson(rate)
-        clicked = rng.binomial(shown, p)
-        impressions[day] = shown.sum(axis=1)
-        clicks[day] = clicked.sum(axis=1)
+    cell_rate = base_rate * scale / slots                          # λ of every slot of a user
+    click_rate = cell_rate * p.sum(axis=1)                         # Σ_s λ p
+    no_click_rate = cell_rate * slots - click_rate                 # Σ_s λ (1 − p)
+    clicks = rng.poisson(np.broadcast_to(click_rate, (experiment.days, n_users)))
+    impressions = clicks + rng.poisson(np.broadcast_to(no_click_rate,
+                                                       (experiment.days, n_users)))
     return ExperimentResult(experiment, buckets, impressions, clicks)
 
 
@@ -159,8 +172,9 @@ def _click_probability(world: World, pool: DisplayPool, policy: Policy, rows: np
     queries = pool.queries[rows].ravel()
     ads = pool.ads[rows].ravel()
     positions = pool.positions[rows].ravel()
+    flat = (rows[:, None] * slots + np.arange(slots)[None, :]).ravel()
+    base_logit = pool.base_logit(world)[flat]
     if policy.kind == "personalised_sps":
-        flat = (rows[:, None] * slots + np.arange(slots)[None, :]).ravel()
         all_scores = pool.scores(world, policy.scorer)
     out = np.empty(users.size)
     for start in range(0, users.size, CHUNK_ROWS):
@@ -170,5 +184,6 @@ def _click_probability(world: World, pool: DisplayPool, policy: Policy, rows: np
         else:
             sps = policy.choose(world, users[part], queries[part], ads[part], rng)
         out[part] = world.p_ad_click_with_sps(users[part], queries[part], ads[part],
-                                              positions[part], sps, policy.highlight)
+                                              positions[part], sps, policy.highlight,
+                                              base_logit=base_logit[part])
     return out

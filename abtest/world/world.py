@@ -259,8 +259,8 @@ class World:
 
     @cached_property
     def _query_facet_mask(self) -> np.ndarray:
-        """(Q, F) bool: the facets a query's modifiers ask for."""
-        mask = np.zeros((self.n_queries, len(self.config.facets)), dtype=bool)
+        """(Q + 1, F) bool: the facets a query's modifiers ask for; the last row is "no query"."""
+        mask = np.zeros((self.n_queries + 1, len(self.config.facets)), dtype=bool)
         for column in range(self.query_modifiers.shape[1]):
             mods = self.query_modifiers[:, column]
             has = mods != PAD
@@ -272,15 +272,13 @@ class World:
 
         ``queries`` may be PAD (no query, e.g. browsing), which drops the facet boost.
         """
-        users, queries, keywords = np.broadcast_arrays(users, queries, keywords)
-        safe_kw = np.where(keywords == PAD, 0, keywords)
-        value = self.preference[users, safe_kw].astype(np.float64)
-        has_query = queries != PAD
-        boost = np.zeros(value.shape, dtype=bool)
-        boost[has_query] = self._query_facet_mask[queries[has_query],
-                                                  self.keyword_facet[safe_kw[has_query]]]
-        value = value + self.config.facet_boost * boost
-        return np.where(keywords == PAD, np.nan, value)
+        pad = keywords == PAD
+        safe_kw = np.where(pad, 0, keywords)
+        query_row = np.where(queries == PAD, self.n_queries, queries)
+        value = self.preference[users, safe_kw]
+        boost = self._query_facet_mask[query_row, self.keyword_facet[safe_kw]]
+        value = value + np.float32(self.config.facet_boost) * boost
+        return np.where(pad, np.float32(np.nan), value)
 
     # --- click model 1: SF keywords -------------------------------------------------------
     def p_sf_click(self, users, queries, keywords) -> np.ndarray:
@@ -295,15 +293,15 @@ class World:
         is_sp = (tokens != PAD) & (tokens < cfg.n_keywords)
         is_category_word = (tokens >= cfg.n_keywords) & (
             tokens < cfg.n_keywords + cfg.n_categories * cfg.category_words)
-        r = np.where(is_category_word, cfg.category_word_appeal, cfg.filler_appeal)
-        sp_tokens = np.where(is_sp, tokens, PAD)
-        sp_appeal = self.appeal(users[:, None], queries[:, None], sp_tokens)
+        r = np.where(is_category_word, np.float32(cfg.category_word_appeal),
+                     np.float32(cfg.filler_appeal))
+        sp_appeal = self.appeal(users[:, None], queries[:, None], np.where(is_sp, tokens, PAD))
         r = np.where(is_sp, sp_appeal, r)
-        logits = np.where(tokens == PAD, -np.inf, cfg.title_temperature * r)
+        logits = np.where(tokens == PAD, -np.inf, np.float32(cfg.title_temperature) * r)
         logits -= logits.max(axis=1, keepdims=True)
         weights = np.exp(logits)
         weights /= weights.sum(axis=1, keepdims=True)
-        return np.sum(np.where(tokens == PAD, 0.0, weights * r), axis=1)
+        return np.sum(np.where(tokens == PAD, 0.0, weights * r), axis=1, dtype=np.float64)
 
     def ad_logit(self, users, queries, ads, positions) -> np.ndarray:
         users, queries, ads, positions = (np.asarray(x) for x in (users, queries, ads, positions))
@@ -328,7 +326,7 @@ class World:
         """
         cfg = self.config
         sps = np.atleast_2d(sps)
-        appeal = self.appeal(users[:, None], queries[:, None], sps)          # NaN at PAD
+        appeal = self.appeal(users[:, None], queries[:, None], sps).astype(np.float64)
         ordered = -np.sort(-np.where(np.isnan(appeal), -np.inf, appeal), axis=1)
         n = (sps != PAD).sum(axis=1)
         decay = cfg.sp_attention_decay ** np.arange(sps.shape[1])[None, :]
@@ -336,14 +334,20 @@ class World:
         clutter = cfg.sp_clutter * np.maximum(n - 1, 0) ** 2
         return np.where(n > 0, cfg.sp_gain * (noticed - clutter), 0.0)
 
-    def p_ad_click_with_sps(self, users, queries, ads, positions, sps, highlight) -> np.ndarray:
-        """P(click | title + added SPs S, highlight): the A/B environment of 001 Table 2."""
+    def p_ad_click_with_sps(self, users, queries, ads, positions, sps, highlight,
+                            base_logit: np.ndarray | None = None) -> np.ndarray:
+        """P(click | title + added SPs S, highlight): the A/B environment of 001 Table 2.
+
+        ``base_logit`` may pass ``ad_logit(users, queries, ads, positions)`` computed earlier
+        (it does not depend on S or the highlight), so many policies can share it.
+        """
         users, queries, ads = (np.asarray(x) for x in (users, queries, ads))
         sps = np.atleast_2d(np.asarray(sps))
         shown = (sps != PAD).any(axis=1)
         lift = self.config.highlight_lift * (np.asarray(highlight, dtype=bool) & shown)
-        return sigmoid(self.ad_logit(users, queries, ads, positions)
-                       + self.sp_gain(users, queries, sps) + lift)
+        if base_logit is None:
+            base_logit = self.ad_logit(users, queries, ads, positions)
+        return sigmoid(base_logit + self.sp_gain(users, queries, sps) + lift)
 
     def oracle_sps(self, users: np.ndarray, queries: np.ndarray, ads: np.ndarray,
                    k: int) -> np.ndarray:
