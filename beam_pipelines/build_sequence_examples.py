@@ -3,7 +3,7 @@
 Outputs: main ``(day, record)`` with record as WriteDeterministicTFRecords expects (dataset
 ``sequence``, sharded by user, sorted by (user, ts, index), labels (click, conversion));
 ``tokens`` ``(day, (vocab, {token: count}))`` for BuildVocabulary.
-Side inputs: ``window`` singleton ``(start_ts, num_days)``; optional ``profiles`` dict
+Side inputs: ``window`` singleton (split_by_day.make_window); optional ``profiles`` dict
 {user_id: (age_bucket, gender, city_tier, activity_level)} (world source).
 """
 from __future__ import annotations

@@ -12,7 +12,7 @@ from beam_pipelines.sources.behaviour import parse_behaviour
 
 
 class ParseBehaviourEvents(beam.PTransform):
-    """Args: window: singleton side input ``(start_ts, num_days)``; header: the exact header
+    """Args: window: singleton side input from split_by_day.make_window; header: the exact header
     line to skip at line 1 (world's behaviour.csv) or None (Taobao has none)."""
 
     def __init__(self, window, header: bytes | None = None):

@@ -29,7 +29,7 @@ from beam_pipelines.parse_lines import READ_TAG, ParseLines
 from beam_pipelines.read_line_batches import ReadLineBatches
 from beam_pipelines.sources import aliccp, world
 from beam_pipelines.sources.behaviour import WORLD_HEADER
-from beam_pipelines.split_by_day import SplitByDay, SplitByHash
+from beam_pipelines.split_by_day import SplitByDay, SplitByHash, make_window
 from beam_pipelines.write_dead_letters import WriteDeadLetters
 from beam_pipelines.write_deterministic_tfrecords import WriteDeterministicTFRecords
 from beam_pipelines.write_spec import WriteSpecAndStats
@@ -74,7 +74,9 @@ def resolve_inputs(source: str, inputs) -> dict:
             missing = [n for n in WORLD_FILES if not os.path.isfile(join(root, n))]
             if missing:
                 raise UserError(f"{root!r} is not a simulate-logs directory: missing {', '.join(missing)}")
-        return {n.removesuffix(".csv"): [join(root, n)] for n in WORLD_FILES}
+        files = {n.removesuffix(".csv"): [join(root, n)] for n in WORLD_FILES}
+        files["manifest"] = join(root, "manifest.json")
+        return files
     files = [f for path in inputs for f in expand(path)]
     if source == "taobao":
         return {"behaviour": files}
@@ -85,6 +87,20 @@ def resolve_inputs(source: str, inputs) -> dict:
             raise UserError("raw Ali-CCP needs both sample_skeleton_* and common_features_* files")
         return {"skeleton": skeleton, "common_features": common}
     return {"aitm": [f for f in files if f.endswith((".csv", ".csv.gz"))] or files}
+
+
+def world_manifest_window(path: str):
+    """The world's window from ``manifest.json`` (``parameters.world.window_start`` / ``days``),
+    read when the pipeline is built; None if the manifest is absent or lacks them."""
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        with FileSystems.open(path) as fh:
+            world_params = json.loads(fh.read())["parameters"]["world"]
+        start, days = int(world_params["window_start"]), int(world_params["days"])
+    except Exception:  # noqa: BLE001  (absent or older manifest: fall back to the data)
+        return None
+    return make_window(start // 86400 * 86400, start, start + days * 86400)
 
 
 class _WorldWindow(beam.CombineFn):
@@ -106,7 +122,8 @@ class _WorldWindow(beam.CombineFn):
 
     def extract_output(self, acc):
         start, last = acc
-        return (0, 1) if start is None else (start * 86400, last + 1)
+        start = 0 if start is None else start * 86400
+        return make_window(start, start, start + (max(last, 0) + 1) * 86400)
 
 
 def _flatten_pairs(element):
@@ -134,11 +151,15 @@ def _construct_world(p, files, config, out):
     ads = parse("ads", world.parse_ad, world.ADS_HEADER) | "AdPairs" >> beam.FlatMap(_flatten_pairs)
     sf = parse("sf_impressions", world.parse_sf_impression, world.SF_HEADER, attach_position=True)
     ad = parse("ad_impressions", world.parse_ad_impression, world.AD_IMPRESSIONS_HEADER, attach_position=True)
-    window = beam.pvalue.AsSingleton(
-        sf
-        | "StartDays" >> beam.FlatMap(lambda kv: [(r[0][1] // 86400 - r[0][0], r[0][0]) for r in kv[1]])
-        | "WorldWindow" >> beam.CombineGlobally(_WorldWindow())
-    )
+    manifest_window = world_manifest_window(files["manifest"])
+    if manifest_window is not None:
+        window = beam.pvalue.AsSingleton(p | "WorldWindow" >> beam.Create([manifest_window]))
+    else:  # no manifest: the days the SF impressions cover
+        window = beam.pvalue.AsSingleton(
+            sf
+            | "StartDays" >> beam.FlatMap(lambda kv: [(r[0][1] // 86400 - r[0][0], r[0][0]) for r in kv[1]])
+            | "WorldWindow" >> beam.CombineGlobally(_WorldWindow())
+        )
     profiles_si = beam.pvalue.AsDict(profiles)
     built = ({"sf": sf, "ad": ad} | "GroupImpressionsByUser" >> beam.CoGroupByKey()
              | "BuildSfExamples" >> BuildSfExamples(profiles_si, beam.pvalue.AsDict(ads), config))
@@ -166,7 +187,9 @@ def _construct_world(p, files, config, out):
 
 
 def _construct_taobao(p, files, config, out):
-    window = beam.pvalue.AsSingleton(p | "Window" >> beam.Create([(config.window_start, config.window_days)]))
+    start = config.window_start
+    window = beam.pvalue.AsSingleton(p | "Window" >> beam.Create(
+        [make_window(start, start, start + config.window_days * 86400)]))
     parsed = (p | "Read_behaviour" >> ReadLineBatches(files["behaviour"], config.line_batch_size)
               | "ParseBehaviourEvents" >> ParseBehaviourEvents(window))
     built = (parsed.rows | "GroupEventsByUser" >> beam.GroupByKey()

@@ -24,7 +24,7 @@ _BEHAVIOUR_STEPS = [wire.feature_list_step(f) for f in _BEHAVIOUR_FEATURES]
 _INT_CACHE = [wire.int64_feature([v]) for v in range(2)]
 
 
-def build_user_sequences(user_id: int, events, window_start: int, max_history: int,
+def build_user_sequences(user_id: int, events, day_origin: int, max_history: int,
                          profile: dict[str, str] | None = None):
     """Build every impression of one user.
 
@@ -61,7 +61,7 @@ def build_user_sequences(user_id: int, events, window_start: int, max_history: i
             feature = category_features[category] = wire.bytes_feature([str(category).encode()])
         category_steps.append(wire.feature_list_step(feature))
         behaviour_steps.append(_BEHAVIOUR_STEPS[code])
-        day = (ts - window_start) // 86400
+        day = (ts - day_origin) // 86400
         counts = token_counts.get(day)
         if counts is None:
             counts = token_counts[day] = {"user_id": {}, "item_id": {}, "category": {}, "behavior": {}}
@@ -88,7 +88,7 @@ def build_user_sequences(user_id: int, events, window_start: int, max_history: i
         start = max(0, end - max_history)
         click = int(last_click.get(item, -1) >= ts)
         conversion = int(click and last_buy.get(item, -1) >= ts)
-        day = (ts - window_start) // 86400
+        day = (ts - day_origin) // 86400
         context = dict(base_context)
         context["item_id"] = item_features[item]
         context["category"] = category_features[category]

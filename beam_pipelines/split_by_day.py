@@ -40,6 +40,14 @@ def day_splits(num_days: int, config: BuildConfig) -> list[str]:
     return names
 
 
+def make_window(day_origin: int, start: int, end: int) -> tuple[int, int, int, int]:
+    """``(day_origin, start_ts, end_ts, num_days)``: valid rows have ``start <= ts < end``;
+    ``day = (ts - day_origin) // 86400``. Taobao: the origin is the window start (China
+    midnight); world (contracts §1): ``day = ts // 86400 - window_start // 86400``, so the origin
+    is the UTC midnight before the start and a non-aligned window touches one more day."""
+    return (day_origin, start, end, (end - 1 - day_origin) // 86400 + 1)
+
+
 @functools.lru_cache(maxsize=64)
 def _cached_day_splits(num_days: int, config: BuildConfig) -> list[str]:
     return day_splits(num_days, config)
@@ -47,13 +55,13 @@ def _cached_day_splits(num_days: int, config: BuildConfig) -> list[str]:
 
 def _assign(element, window, config):
     day, value = element
-    splits = _cached_day_splits(window[1], config)
+    splits = _cached_day_splits(window[3], config)
     return splits[min(max(day, 0), len(splits) - 1)], value
 
 
 class SplitByDay(beam.PTransform):
-    """``(day, value)`` -> ``(split, value)``; ``window`` is a singleton side input
-    ``(start_ts, num_days)`` (days outside the window never reach here: they are dead letters)."""
+    """``(day, value)`` -> ``(split, value)``; ``window`` is a singleton side input from
+    ``make_window`` (days outside the window never reach here: they are dead letters)."""
 
     def __init__(self, window, config: BuildConfig):
         super().__init__()

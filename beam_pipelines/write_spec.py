@@ -46,8 +46,9 @@ def compose(source, config, datasets, shard_summaries, vocab_sizes, dead_counts,
         for name, size in sorted(vocab_sizes)
     }
     if window is not None:
-        names = day_splits(window[1], config)
-        splits = {"by": "day", "window_start": window[0], "num_days": window[1],
+        names = day_splits(window[3], config)
+        splits = {"by": "day", "day_origin": window[0], "window_start": window[1],
+                  "window_end": window[2], "num_days": window[3],
                   "days": {s: [d for d, n in enumerate(names) if n == s] for s in SPLITS}}
     else:
         splits = {"by": "hash", "seed": config.seed,

@@ -20,8 +20,8 @@ def parse_behaviour(text: str, window: tuple[int, int]):
     """Returns ``(user_id, (ts, item_id, category, behaviour_code))``.
 
     Args:
-      window: ``(start_ts, num_days)``; rows with ``ts`` outside ``[start, start + days*86400)``
-        raise ``timestamp_outside_window``.
+      window: ``(day_origin, start_ts, end_ts, num_days)`` (split_by_day.make_window); rows
+        with ``ts`` outside ``[start_ts, end_ts)`` raise ``timestamp_outside_window``.
     """
     fields = text.split(",")
     if len(fields) != 5:
@@ -31,7 +31,6 @@ def parse_behaviour(text: str, window: tuple[int, int]):
     code = BEHAVIOUR_CODE.get(fields[3])
     if code is None:
         raise BadRow("unknown_behavior")
-    start, days = window
-    if not start <= ts < start + days * 86400:
+    if not window[1] <= ts < window[2]:
         raise BadRow("timestamp_outside_window")
     return user, (ts, item, category, code)

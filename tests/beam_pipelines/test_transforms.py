@@ -13,7 +13,7 @@ from beam_pipelines.build_vocabulary import BuildVocabulary, vocabulary_tokens
 from beam_pipelines.config import BuildConfig
 from beam_pipelines.parse_behaviour_events import ParseBehaviourEvents
 from beam_pipelines.read_line_batches import ReadLineBatches
-from beam_pipelines.split_by_day import SplitByDay, SplitByHash, day_splits, hash_split
+from beam_pipelines.split_by_day import SplitByDay, SplitByHash, day_splits, hash_split, make_window
 from beam_pipelines.write_dead_letters import WriteDeadLetters
 from beam_pipelines.write_deterministic_tfrecords import WriteDeterministicTFRecords
 
@@ -44,7 +44,7 @@ def test_parse_behaviour_events_dead_letters_every_bad_kind():
         b"2,10,100,buy," + str(START + 9 * 86400).encode() + b"\n",   # 9 outside (end is open)
     ]
     with TestPipeline(runner="FnApiRunner") as p:
-        window = beam.pvalue.AsSingleton(p | "W" >> beam.Create([(START, 9)]))
+        window = beam.pvalue.AsSingleton(p | "W" >> beam.Create([make_window(START, START, START + 9 * 86400)]))
         parsed = p | beam.Create([("f.csv", 1, lines)]) | ParseBehaviourEvents(window)
         assert_that(parsed.rows, equal_to([(1, [(START + 5, 10, 100, 0), (START + 6, 11, 100, 1)])]))
         assert_that(parsed.dead_letter | beam.Map(lambda d: (d[1], d[2])), equal_to([
@@ -65,7 +65,7 @@ def test_day_splits_by_hand():
 def test_split_by_day_and_hash():
     config = BuildConfig()
     with TestPipeline(runner="FnApiRunner") as p:
-        window = beam.pvalue.AsSingleton(p | "W" >> beam.Create([(0, 9)]))
+        window = beam.pvalue.AsSingleton(p | "W" >> beam.Create([make_window(0, 0, 9 * 86400)]))
         out = p | beam.Create([(0, "a"), (3, "b"), (4, "c"), (5, "d"), (8, "e")]) | SplitByDay(window, config)
         assert_that(out, equal_to([("train", "a"), ("train", "b"), ("valid", "c"), ("test", "d"), ("test", "e")]))
         hashed = p | "H" >> beam.Create([("k1", 1), ("k2", 2)]) | SplitByHash(config)
@@ -110,7 +110,7 @@ def test_write_deterministic_tfrecords(tmp_path):
 def test_build_sequence_examples_labels_and_tokens():
     events = [(START + 10, 5, 50, 0), (START + 20, 5, 50, 2), (START + 86400, 6, 60, 0)]
     with TestPipeline(runner="FnApiRunner") as p:
-        window = beam.pvalue.AsSingleton(p | "W" >> beam.Create([(START, 9)]))
+        window = beam.pvalue.AsSingleton(p | "W" >> beam.Create([make_window(START, START, START + 9 * 86400)]))
         built = p | beam.Create([(7, [events[:2], events[2:]])]) | BuildSequenceExamples(window, 50)
         # (day, user, ts, click, conversion): the first pv is favourited later, the second is not
         assert_that(built.records | beam.Map(lambda r: (r[0], r[1][2][0], r[1][2][1], r[1][4])),
@@ -136,3 +136,10 @@ def test_config_rejects_bad_fractions(bad):
 
     with pytest.raises(UserError):
         BuildConfig(split_fractions=bad)
+
+
+def test_make_window_counts_partial_utc_days():
+    # world window starting 16:00 UTC for 8 days touches 9 UTC days (contracts §1 day formula)
+    start = 1511539200
+    assert make_window(start // 86400 * 86400, start, start + 8 * 86400)[3] == 9
+    assert make_window(start, start, start + 9 * 86400) == (start, start, start + 9 * 86400, 9)

@@ -1,0 +1,112 @@
+"""build-data on the world's logs: a hand-written fixture (contracts §1) and the tiny world."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from beam_pipelines.pipeline import build_data
+from beam_test_helpers import count_records, dead_letters, read_split
+
+T0 = 19000 * 86400  # day 0 of the fixture world
+DAY = 86400
+
+
+def write_fixture(root):
+    root.mkdir()
+    files = {
+        "users.csv": ["user_id,age_bucket,gender,city_tier,activity_level", "1,2,0,1,3", "2,5,1,4,0"],
+        "ads.csv": ["ad_id,category,title,attributes",
+                    "100,3,c03_w01 sp_color_01 f001,sp_color_01 sp_size_02", "101,4,c04_w02 f002,sp_size_02"],
+        "selling_points.csv": ["keyword,facet", "sp_color_01,color", "sp_size_02,size"],
+        "sf_impressions.csv": [
+            "impression_id,user_id,query,sf_keyword,day,ts,clicked",
+            f"1,1,cat_03 mod_color_1,sp_color_01,0,{T0 + 100},1",
+            f"2,1,cat_03,sp_size_02,0,{T0 + 200},1",
+            f"3,1,cat_04,sp_size_02,1,{T0 + DAY + 50},0",
+            f"4,1,cat_03,sp_color_01,2,{T0 + 2 * DAY + 10},1",
+            f"5,2,cat_04,sp_size_02,3,{T0 + 3 * DAY + 10},0",
+            f"6,9,cat_04,sp_size_02,3,{T0 + 3 * DAY + 11},0",       # unknown user
+            f"7,1,cat_03,sp_color_01,3,{T0 + 3 * DAY + 20},0",
+            "8,1,cat_03,sp_color_01,3,notanint,0",                  # non-integer ts
+        ],
+        "ad_impressions.csv": [
+            "impression_id,user_id,query,ad_id,position,day,ts,clicked",
+            f"11,1,cat_03,100,1,0,{T0 + 150},1",
+            f"12,2,cat_04,101,2,1,{T0 + DAY + 5},0",
+            f"13,2,cat_04,999,1,1,{T0 + DAY + 6},0",                # unknown ad
+            "14,1,cat_03,100,1",                                    # wrong column count
+        ],
+        "behaviour.csv": [
+            "user_id,item_id,category,behavior,ts",
+            f"1,100,3,pv,{T0 + 100}",
+            f"1,100,3,cart,{T0 + 300}",
+            f"1,101,4,pv,{T0 + DAY + 10}",
+            f"2,101,4,pv,{T0 + 3 * DAY + 5}",
+            f"2,101,4,buy,{T0 + 3 * DAY + 50}",
+            f"1,100,3,share,{T0 + 400}",                           # unknown behaviour
+        ],
+    }
+    for name, lines in files.items():
+        (root / name).write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_world_fixture_end_to_end(tmp_path):
+    out = tmp_path / "out"
+    build_data("world", write_fixture(tmp_path / "logs"), out, min_count=2, num_shards=2)
+    spec = json.loads((out / "spec.json").read_text())
+    # 4 days at 50/10/40 -> days 0-1 train, 2 valid, 3 test
+    assert spec["splits"]["days"] == {"train": [0, 1], "valid": [2], "test": [3]}
+    assert spec["splits"]["window_start"] == T0
+
+    sf = {int(r["impression_id"]): r for s in ("train", "valid", "test") for r in read_split(out, "sf", s)}
+    assert sorted(sf) == [1, 2, 3, 4, 5, 7]
+    assert [t.decode() for t in sf[4]["history_sf_keywords"]] == ["sp_size_02", "sp_color_01"]
+    assert [t.decode() for t in sf[7]["history_sf_keywords"]] == ["sp_color_01", "sp_size_02", "sp_color_01"]
+    assert list(sf[1]["history_sf_keywords"]) == []  # nothing before day 0
+    assert list(sf[3]["history_sf_keywords"]) == [b"sp_size_02", b"sp_color_01"]
+    assert sf[1]["query_category"] == b"3" and list(sf[1]["query_tokens"]) == [b"cat_03", b"mod_color_1"]
+    assert (sf[5]["age_bucket"], sf[5]["city_tier"], sf[5]["clicked"], sf[5]["day"]) == (b"5", b"4", 0, 3)
+
+    ads = {int(r["impression_id"]): r for s in ("train", "valid", "test") for r in read_split(out, "ad_click", s)}
+    assert sorted(ads) == [11, 12]
+    assert list(ads[11]["title_tokens"]) == [b"c03_w01", b"sp_color_01", b"f001"]
+    assert (ads[11]["category"], ads[11]["position"], ads[11]["clicked"]) == (b"3", b"1", 1)
+    assert list(ads[12]["history_sf_keywords"]) == []  # user 2 never clicked an SF
+
+    seq = [r for s in ("train", "valid", "test") for r in read_split(out, "sequence", s)]
+    by_ts = {int(r["ts"]): r for r in seq}
+    assert sorted(by_ts) == [T0 + 100, T0 + DAY + 10, T0 + 3 * DAY + 5]
+    assert (by_ts[T0 + 100]["click"], by_ts[T0 + 100]["conversion"]) == (1, 0)  # carted later
+    assert list(by_ts[T0 + DAY + 10]["hist_behavior"]) == [b"pv", b"cart"]
+    np.testing.assert_allclose(by_ts[T0 + DAY + 10]["hist_time_gap"],
+                               np.log1p([DAY + 10 - 100, DAY + 10 - 300]), rtol=1e-6)
+    assert (by_ts[T0 + 3 * DAY + 5]["click"], by_ts[T0 + 3 * DAY + 5]["conversion"]) == (0, 0)  # buy, no cart
+    assert by_ts[T0 + 3 * DAY + 5]["gender"] == b"1"
+
+    reasons = sorted((d["file"].rsplit("/", 1)[1], d["line_number"], d["reason"]) for d in dead_letters(out))
+    assert reasons == [("ad_impressions.csv", 4, "unknown_ad_id"), ("ad_impressions.csv", 5, "wrong_column_count"),
+                       ("behaviour.csv", 7, "unknown_behavior"), ("sf_impressions.csv", 7, "unknown_user_id"),
+                       ("sf_impressions.csv", 9, "non_integer_field")]
+    # train days 0-1: cat_03 x3, then cat_04 / sp_color_01 / sp_size_02 x2; the rest once
+    assert (out / "vocab" / "token.txt").read_text().split() == ["cat_03", "cat_04", "sp_color_01", "sp_size_02"]
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["rows_rejected"]["total"] == 5
+    assert stats["rows_written"]["sf"] == {"train": 3, "valid": 1, "test": 2}
+    assert spec["datasets"]["sf"]["label_rates"]["train"]["clicked"] == pytest.approx(2 / 3)
+
+
+@pytest.mark.slow  # the shared tiny_world_logs fixture alone takes minutes on a busy 2-core box
+def test_tiny_world_logs_end_to_end(tmp_path, request):
+    pytest.importorskip("abtest.world.logs")
+    logs = request.getfixturevalue("tiny_world_logs")
+    out = tmp_path / "out"
+    result = build_data("world", logs, out)
+    spec = result.spec
+    assert result.stats["rows_rejected"]["total"] == 0
+    for dataset in ("sf", "ad_click", "sequence"):
+        assert count_records(out, dataset, "valid") == spec["datasets"][dataset]["row_counts"]["valid"] > 0
+    for row in read_split(out, "sequence", "test"):
+        assert np.all(row["hist_time_gap"] > 0)  # log1p(gap) > 0 <=> history strictly before
