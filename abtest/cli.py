@@ -190,6 +190,9 @@ def _run_aggregate(args) -> int:
     if counters:
         print(f"read {counters.get('rows_read', 0)} row(s), {counters.get('users', 0)} user(s); "
               f"{rejected} row(s) rejected (see {paths['rejected']})")
+        if counters.get("users_in_several_buckets"):
+            print(f"warning: {counters['users_in_several_buckets']} user(s) appear in more than one bucket "
+                  f"(listed in {paths['rejected']}); check the assignment")
     print("wrote " + ", ".join(paths[k] for k in ("overall", "daily", "cumulative")))
     return 0
 

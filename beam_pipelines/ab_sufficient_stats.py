@@ -8,9 +8,10 @@ or per impression with impressions = 1). Output, next to ``--out``:
 * ``OUT_STEM.daily.csv`` — ``bucket,day,n,…`` over each user's totals of that day;
 * ``OUT_STEM.cumulative.csv`` — ``bucket,day,n,…`` over each user's totals *through* that day
   (users active on or before it; ``analyze --per-day``, the cumulative-lift plot);
-* ``OUT_STEM.rejected.jsonl`` — rows that failed validation, with the reason (dead letter).
+* ``OUT_STEM.rejected.jsonl`` — rows that failed validation, with the reason (dead letter), and
+  users logged in more than one bucket (reason ``user_in_several_buckets``).
 
-Counters: ``rows_read``, ``rows_rejected_<reason>``, ``users``. Runs on FnApiRunner by default
+Counters: ``rows_read``, ``rows_rejected_<reason>``, ``users``, ``users_in_several_buckets``. Runs on FnApiRunner by default
 (BEAM_NOTES.md §1) and unchanged on Dataflow (``--runner=DataflowRunner … --setup_file ./setup.py``).
 Statistics: ABTEST_STATS.md §2.3 (sufficient statistics as gbstats / Eppo consume them).
 """
@@ -178,6 +179,34 @@ class ComputeCumulativeDailyStats(beam.PTransform):
         return cumulative | "Stats" >> ComputeBucketSufficientStats()
 
 
+class _FlagMixedUsersFn(beam.DoFn):
+    """(user, buckets) -> a JSON line when a user was logged in more than one bucket."""
+
+    def __init__(self):
+        self.mixed = Metrics.counter(NAMESPACE, "users_in_several_buckets")
+
+    def process(self, element):
+        user, buckets = element
+        buckets = sorted(set(buckets))
+        if len(buckets) > 1:
+            self.mixed.inc()
+            yield json.dumps({"user": user, "reason": "user_in_several_buckets", "buckets": buckets})
+
+
+class FindUsersInSeveralBuckets(beam.PTransform):
+    """Records -> JSON lines for users seen in more than one bucket (broken randomisation).
+
+    Their rows still count in each bucket they appear in; the job reports them instead of guessing.
+    """
+
+    def expand(self, records):
+        return (records
+                | "UserBucket" >> beam.Map(lambda r: (r[0], r[1]))
+                | "Distinct" >> beam.Distinct()
+                | "GroupBuckets" >> beam.GroupByKey()
+                | "Flag" >> beam.ParDo(_FlagMixedUsersFn()))
+
+
 def _number(value) -> str:
     if isinstance(value, float) and value.is_integer() and math.isfinite(value):
         return str(int(value))
@@ -255,7 +284,9 @@ def build_pipeline(pipeline: beam.Pipeline, input_pattern: str, out: str) -> Non
     overall | "WriteOverall" >> WriteStatsCsv(paths["overall"], with_day=False)
     daily | "WriteDaily" >> WriteStatsCsv(paths["daily"], with_day=True)
     cumulative | "WriteCumulative" >> WriteStatsCsv(paths["cumulative"], with_day=True)
-    parsed[REJECTED] | "WriteRejected" >> WriteLines(paths["rejected"])
+    mixed = records | "UsersInSeveralBuckets" >> FindUsersInSeveralBuckets()
+    ((parsed[REJECTED], mixed) | "AllProblems" >> beam.Flatten()
+     | "WriteRejected" >> WriteLines(paths["rejected"]))
 
 
 class _CountUsersFn(beam.DoFn):

@@ -65,6 +65,13 @@ def test_parse_rejects_bad_rows_with_reasons():
                     label="bad")
 
 
+def test_users_in_several_buckets_are_reported():
+    records = RECORDS + [("u1", "B", 3, 1, 0)]
+    with BeamTestPipeline(runner="FnApiRunner") as p:
+        flagged = p | beam.Create(records) | job.FindUsersInSeveralBuckets() | beam.Map(json.loads)
+        assert_that(flagged, equal_to([{"user": "u1", "reason": "user_in_several_buckets", "buckets": ["A", "B"]}]))
+
+
 def _write_logs(path, seed=0, users=400, days=3):
     rng = np.random.default_rng(seed)
     lines = ["user,bucket,day,impressions,clicks"]
