@@ -442,6 +442,20 @@ def scan_ops(export_dir: str | os.PathLike, denylist: Iterable[str] = PY_FUNC_OP
     return found
 
 
+def denylisted_ops(export_dir: str | os.PathLike, denylist: Iterable[str] = PY_FUNC_OPS) -> set[str]:
+    """In-process equivalent of ``scan``: denylisted ops in the graph and its function library."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    sm = saved_model_pb2.SavedModel()
+    sm.ParseFromString((Path(export_dir) / "saved_model.pb").read_bytes())
+    ops: set[str] = set()
+    for meta in sm.meta_graphs:
+        ops.update(n.op for n in meta.graph_def.node)
+        for fn in meta.graph_def.library.function:
+            ops.update(n.op for n in fn.node_def)
+    return ops & set(denylist)
+
+
 def run_signature(export_dir: str | os.PathLike, signature_name: str, inputs: Mapping[str, np.ndarray],
                   timeout: float = 300) -> dict[str, np.ndarray]:
     """Outputs of ``saved_model_cli run`` for ``inputs`` (``.npy`` files, read back from ``--outdir``)."""
@@ -494,7 +508,8 @@ def export_run(run_dir: str | os.PathLike, base_path: str | os.PathLike, model_n
       * ``family`` (optional, informational): e.g. ``"selling_point/amtdl"``, ``"cascade/esmm"``.
 
     The SavedModel is re-saved through ``export_saved_model`` (atomic, versioned, warm-up), with
-    every signature kept, then scanned for py-func ops.
+    every signature kept; a model with py-func ops is refused before anything is published
+    (``verify_saved_model`` runs the same check through ``saved_model_cli`` in a subprocess).
     """
     import tensorflow as tf
 
@@ -520,7 +535,7 @@ def export_run(run_dir: str | os.PathLike, base_path: str | os.PathLike, model_n
                                         else spec.dtype.as_numpy_dtype)
         warmup.append((sig_name, typed))
     def _no_py_func(tmp: Path) -> None:
-        found = scan_ops(tmp)
+        found = denylisted_ops(tmp)
         if found:
             raise ExportError(f"{src} contains ops TF Serving cannot run: {sorted(found)}")
 

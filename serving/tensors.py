@@ -271,7 +271,7 @@ def _parse_inputs(inputs: Any, input_dtypes: Mapping[str, int]) -> dict[str, np.
         (alias, dtype), = input_dtypes.items()
         return {alias: json_to_array(inputs, dtype)}
     out = {}
-    for alias, dtype in input_dtypes.items():
+    for alias, dtype in sorted(input_dtypes.items()):
         if alias not in inputs:
             raise invalid(f"Missing named input: {alias} in 'inputs' object.")
         out[alias] = json_to_array(inputs[alias], dtype)

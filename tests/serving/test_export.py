@@ -158,5 +158,6 @@ def test_scan_finds_py_func_ops(tmp_path):
 
     m = PyFuncModel()
     path = ex.export_saved_model(m, {"serving_default": m.f}, tmp_path, "bad", version=1)
+    assert ex.denylisted_ops(path) == {"EagerPyFunc"}
     with pytest.raises(ex.ExportError, match="EagerPyFunc"):
         ex.verify_saved_model(path)

@@ -93,7 +93,7 @@ def test_model_status_and_metadata(rest_url):
     ("POST", "/v1/models/keyword_ctr:predict", '{"instances": [{"user_id": "u1"}]}', 400,
      "keys must be equal to: ad_id,hour,query,selling_point,user_id"),
     ("POST", "/v1/models/keyword_ctr:predict", '{"inputs": {"user_id": ["u1"]}}', 400,
-     "Missing named input: ad_id in 'inputs' object."),
+     "Missing named input: ad_id in 'inputs' object."),  # first missing, sorted
     ("POST", "/v1/models/keyword_ctr:predict",
      '{"inputs": {"user_id": ["u1"], "query": ["q"], "ad_id": ["a"], "selling_point": ["s"], "hour": [1.5]}}',
      400, "is not of expected type: int64"),
