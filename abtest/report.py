@@ -21,7 +21,7 @@ from abtest.stats.comparison import Comparison
 
 COLUMNS = ("base bucket", "test bucket", "users (base / test)", "displays", "clicks (base / test)",
            "CTR base", "CTR test", "relative lift [CI]", "p (delta)", "p (naive)", "p (Holm)", "p (BH)",
-           "SRM p", "MDE (80 %)", "significant at α", "practical")
+           "SRM p", "MDE (80 %)", "design effect", "significant at α", "practical")
 
 
 def _as_dict(c: Comparison | Mapping) -> dict:
@@ -62,6 +62,7 @@ def table_rows(comparisons: Sequence[Mapping]) -> list[list[str]]:
             f"{_pct(c['relative_lift'])} [{_pct(c['ci_low'])}, {_pct(c['ci_high'])}]",
             _p(c["p_value"]), _p(c["p_value_naive"]), _p(c.get("p_value_holm")), _p(c.get("p_value_bh")),
             srm, _pct(c["mde"], sign=False),
+            "n/a" if c.get("design_effect") is None else f"{c['design_effect']:.2f}",
             _yes_no(c.get("significant", False)), _yes_no(c.get("significant_practical", False)),
         ])
     return rows
@@ -78,7 +79,8 @@ def _notes(comparisons: Sequence[Mapping]) -> list[str]:
         f"Significant at α = {first['alpha']}: p (delta) < α. Practical: also the whole CI above "
         f"{_pct(first['practical_threshold'])} (001: +0.3 %).",
         "SRM: χ² of user counts against the configured split, flagged at p < 0.001. "
-        "MDE: relative lift detectable with 80 % power at this sample.",
+        "MDE: relative lift detectable with 80 % power at this sample. Design effect: delta-method "
+        "variance over the per-impression binomial variance (how much the naive test understates it).",
         "p (Holm) / p (BH): adjusted across the comparisons of this report.",
     ]
     if any(c.get("sequential") for c in comparisons):
