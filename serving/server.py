@@ -50,7 +50,8 @@ class ModelServer:
                  host: str = "127.0.0.1", port: int | None = 0, rest_api_port: int | None = 0,
                  file_system_poll_wait_seconds: float = 1.0, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
                  rest_inference_threads: int = 0, grpc_max_workers: int = 16, enable_model_warmup: bool = True,
-                 rest_api_enable_cors_support: bool = False, shutdown_grace_seconds: float = 10.0):
+                 rest_api_enable_cors_support: bool = False, shutdown_grace_seconds: float = 10.0,
+                 tensorflow_intra_op_parallelism: int = 0, tensorflow_inter_op_parallelism: int = 0):
         if configs is None:
             if model_config_file:
                 text = Path(model_config_file).read_text()
@@ -67,6 +68,7 @@ class ModelServer:
         self.grpc_max_workers = grpc_max_workers
         self.enable_cors = rest_api_enable_cors_support
         self.grace = shutdown_grace_seconds
+        self._tf_threads = (tensorflow_intra_op_parallelism, tensorflow_inter_op_parallelism)
         self.manager = ModelManager(self.configs, poll_wait_seconds=file_system_poll_wait_seconds,
                                     enable_warmup=enable_model_warmup)
         self._grpc = None
@@ -78,6 +80,7 @@ class ModelServer:
         from serving.grpc_service import GrpcServer
         from serving.rest import RestServer
 
+        self._configure_tf_threads()
         self.manager.start()
         missing = self.manager.unavailable_models()
         if missing:
@@ -96,6 +99,20 @@ class ModelServer:
             self._rest.start()
             self.rest_api_port = self._rest.port
         return self
+
+    def _configure_tf_threads(self) -> None:
+        intra, inter = self._tf_threads
+        if not (intra or inter):
+            return
+        import tensorflow as tf
+
+        try:
+            if intra:
+                tf.config.threading.set_intra_op_parallelism_threads(intra)
+            if inter:
+                tf.config.threading.set_inter_op_parallelism_threads(inter)
+        except RuntimeError as err:  # TF already initialised in this process
+            log.warning("cannot set TensorFlow thread pools: %s", err)
 
     def stop(self) -> None:
         """Stop accepting on both ports, finish in-flight requests, stop polling."""
@@ -145,6 +162,10 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
                         help="seconds between scans of the base paths (0: scan once)")
     parser.add_argument("--enable_model_warmup", type=_bool, default=True)
     parser.add_argument("--rest_api_enable_cors_support", type=_bool, default=False)
+    parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0,
+                        help="TF intra-op threads (0: TensorFlow's default)")
+    parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0,
+                        help="TF inter-op threads (0: TensorFlow's default)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (not a TF Serving flag); default loopback only, "
                              "0.0.0.0 to listen on every interface")
@@ -174,7 +195,9 @@ def server_from_args(args: argparse.Namespace) -> ModelServer:
         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
         max_request_bytes=args.max_request_bytes, rest_inference_threads=args.rest_inference_threads,
         grpc_max_workers=args.grpc_max_workers, enable_model_warmup=args.enable_model_warmup,
-        rest_api_enable_cors_support=args.rest_api_enable_cors_support)
+        rest_api_enable_cors_support=args.rest_api_enable_cors_support,
+        tensorflow_intra_op_parallelism=args.tensorflow_intra_op_parallelism,
+        tensorflow_inter_op_parallelism=args.tensorflow_inter_op_parallelism)
 
 
 def run_server(args: argparse.Namespace) -> int:

@@ -1,0 +1,220 @@
+"""Serving benchmark: one-instance predict over REST and gRPC vs the in-process signature call.
+
+Exports a toy model (``serving.toy_models``), starts the local server as a separate process
+(so the load generator does not share its GIL), then measures:
+
+* p50 / p99 latency of sequential one-instance predicts: REST (keep-alive ``http.client``) and
+  gRPC (a reused channel), next to the in-process signature call;
+* requests/s at several concurrency levels (asyncio: aiohttp client for REST, grpc.aio for gRPC).
+
+The load generator runs on the same machine, so on 2 cores it takes CPU from the server: the
+requests/s are a lower bound. Prints a Markdown table.
+
+    python bench/serving_bench.py --seed 0
+    python bench/serving_bench.py --model half_plus_two --rest_inference_threads 0 4 --concurrency 1 8 16 32
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from adpush import tfenv  # noqa: E402,F401  (Keras 2 before TensorFlow)
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def build_model(kind: str, base: Path, seed: int):
+    import tensorflow as tf
+
+    from serving import toy_models
+
+    if kind == "half_plus_two":
+        toy_models.export_half_plus_two(base, "m", version=1)
+        module, sigs = toy_models.half_plus_two_module()
+        inputs = {"x": np.array([[1.5]], np.float32)}
+        body = json.dumps({"instances": [[1.5]]}).encode()
+        call = sigs["serving_default"]
+    else:
+        _, _, sigs = toy_models.export_keyword_ctr(base, "m", version=1, seed=seed)
+        raw = toy_models.keyword_ctr_requests(1, seed=seed)
+        inputs = raw
+        body = json.dumps({"instances": [{k: (int(v[0]) if k == "hour" else v[0]) for k, v in raw.items()}]}).encode()
+        call = sigs["serving_default"]
+    tensors = {k: tf.constant(v) for k, v in inputs.items()}
+    return call, tensors, inputs, body
+
+
+def bench_in_process(call, tensors, n: int) -> list[float]:
+    for _ in range(20):
+        call(**tensors)
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        call(**tensors)
+        out.append((time.perf_counter() - t) * 1e3)
+    return out
+
+
+def bench_rest_sequential(port: int, body: bytes, n: int) -> list[float]:
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    path = "/v1/models/m:predict"
+    out = []
+    for i in range(n + 20):
+        t = time.perf_counter()
+        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status != 200:
+            raise RuntimeError(data)
+        if i >= 20:
+            out.append((time.perf_counter() - t) * 1e3)
+    conn.close()
+    return out
+
+
+def _grpc_request(inputs):
+    from tensorflow_serving.apis import predict_pb2
+
+    from serving.tensors import ndarray_to_tensor_proto
+
+    req = predict_pb2.PredictRequest()
+    req.model_spec.name = "m"
+    for k, v in inputs.items():
+        req.inputs[k].CopyFrom(ndarray_to_tensor_proto(np.asarray(v)))
+    return req
+
+
+def bench_grpc_sequential(port: int, inputs, n: int) -> list[float]:
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    req = _grpc_request(inputs)
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(ch)
+        out = []
+        for i in range(n + 20):
+            t = time.perf_counter()
+            stub.Predict(req, timeout=10)
+            if i >= 20:
+                out.append((time.perf_counter() - t) * 1e3)
+    return out
+
+
+async def _rest_load(port: int, body: bytes, concurrency: int, seconds: float) -> tuple[float, int]:
+    import aiohttp
+
+    url = f"http://127.0.0.1:{port}/v1/models/m:predict"
+    done, errors = 0, 0
+    stop = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def worker():
+            nonlocal done, errors
+            while time.perf_counter() < stop:
+                async with session.post(url, data=body) as resp:
+                    await resp.read()
+                    if resp.status == 200:
+                        done += 1
+                    else:
+                        errors += 1
+        t = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - t
+    return done / elapsed, errors
+
+
+async def _grpc_load(port: int, inputs, concurrency: int, seconds: float) -> tuple[float, int]:
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    req = _grpc_request(inputs)
+    done, errors = 0, 0
+    stop = time.perf_counter() + seconds
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(ch)
+
+        async def worker():
+            nonlocal done, errors
+            while time.perf_counter() < stop:
+                try:
+                    await stub.Predict(req, timeout=10)
+                    done += 1
+                except grpc.RpcError:
+                    errors += 1
+        t = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - t
+    return done / elapsed, errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", choices=["keyword_ctr", "half_plus_two"], default="keyword_ctr")
+    parser.add_argument("--requests", type=int, default=1000, help="sequential requests per latency figure")
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 16, 32])
+    parser.add_argument("--rest_inference_threads", type=int, nargs="+", default=[0],
+                        help="server variants to compare (0: inference on the event loop)")
+    parser.add_argument("--json", default=None, help="also write the figures here")
+    args = parser.parse_args(argv)
+
+    np.random.seed(args.seed)
+    from serving.server import ServerProcess
+
+    results = {"model": args.model, "seed": args.seed, "cpus": os.cpu_count(),
+               "loadavg_start": os.getloadavg(), "variants": []}
+    with tempfile.TemporaryDirectory(prefix="serving-bench-") as tmp:
+        base = Path(tmp)
+        call, tensors, inputs, body = build_model(args.model, base, args.seed)
+        in_proc = bench_in_process(call, tensors, args.requests)
+        results["in_process_ms"] = {"p50": _pct(in_proc, 50), "p99": _pct(in_proc, 99)}
+        for threads in args.rest_inference_threads:
+            with ServerProcess(model_name="m", model_base_path=str(base / "m"),
+                               file_system_poll_wait_seconds=0, rest_inference_threads=threads) as proc:
+                rest = bench_rest_sequential(proc.rest_api_port, body, args.requests)
+                grpc_lat = bench_grpc_sequential(proc.port, inputs, args.requests)
+                variant = {"rest_inference_threads": threads,
+                           "rest_ms": {"p50": _pct(rest, 50), "p99": _pct(rest, 99)},
+                           "grpc_ms": {"p50": _pct(grpc_lat, 50), "p99": _pct(grpc_lat, 99)},
+                           "throughput": []}
+                for c in args.concurrency:
+                    rest_rps, rest_err = asyncio.run(_rest_load(proc.rest_api_port, body, c, args.seconds))
+                    grpc_rps, grpc_err = asyncio.run(_grpc_load(proc.port, inputs, c, args.seconds))
+                    variant["throughput"].append({"concurrency": c, "rest_rps": rest_rps, "grpc_rps": grpc_rps,
+                                                  "errors": rest_err + grpc_err})
+                results["variants"].append(variant)
+    results["loadavg_end"] = os.getloadavg()
+
+    print(f"# serving bench: model={args.model} seed={args.seed} cpus={results['cpus']} "
+          f"loadavg start={results['loadavg_start'][0]:.2f} end={results['loadavg_end'][0]:.2f}")
+    print(f"in-process signature call: p50 {results['in_process_ms']['p50']:.3f} ms, "
+          f"p99 {results['in_process_ms']['p99']:.3f} ms")
+    for v in results["variants"]:
+        print(f"\n## server --rest_inference_threads={v['rest_inference_threads']}")
+        print(f"one-instance predict latency: REST p50 {v['rest_ms']['p50']:.3f} ms / p99 {v['rest_ms']['p99']:.3f} ms;"
+              f" gRPC p50 {v['grpc_ms']['p50']:.3f} ms / p99 {v['grpc_ms']['p99']:.3f} ms")
+        print("\n| concurrency | REST req/s | gRPC req/s | errors |\n|---:|---:|---:|---:|")
+        for row in v["throughput"]:
+            print(f"| {row['concurrency']} | {row['rest_rps']:.0f} | {row['grpc_rps']:.0f} | {row['errors']} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
