@@ -51,8 +51,35 @@ def stage_simulate(ctx: RunContext) -> dict:
             "rows": {name: info["rows"] for name, info in manifest["files"].items()}}
 
 
+def stage_build(ctx: RunContext) -> dict:
+    from beam_pipelines.config import BuildConfig
+    from beam_pipelines.pipeline import build_data
+
+    beam = ctx.config["beam"]
+    overrides = {"min_count": beam["min_count"]}
+    if beam["split"] == "last_days":
+        overrides["test_days"] = beam["test_days"]
+    elif beam["split"] == "fractions":
+        overrides["split_fractions"] = tuple(beam["fractions"])
+    else:
+        raise UserError(f"[beam] split must be 'fractions' or 'last_days', got {beam['split']!r}")
+    data = ctx.path("data")
+    if data.exists():  # a half-finished earlier attempt: Beam output is rebuilt whole
+        import shutil
+
+        shutil.rmtree(data)
+    result = build_data("world", [str(ctx.path("logs"))], str(data),
+                        BuildConfig(seed=ctx.seed, **overrides),
+                        beam_args=[f"--runner={beam['runner']}"])
+    counts = {name: dataset["row_counts"] for name, dataset in result.spec["datasets"].items()}
+    rejected = result.stats["rows_rejected"]["total"]
+    return {"data": str(data), "row_counts": counts, "rejected": rejected}
+
+
 STAGES: tuple[Stage, ...] = (
     Stage("simulate", "simulate the world's raw logs", ("run", "world"), stage_simulate),
+    Stage("build", "Beam (FnApiRunner): logs -> TFRecords, vocabularies, spec.json",
+          ("beam",), stage_build),
 )
 
 
@@ -105,8 +132,11 @@ def print_summary(ctx: RunContext, results: dict) -> None:
               f"({rows['sf_impressions.csv']:,} SF impressions, "
               f"{rows['ad_impressions.csv']:,} ad impressions, "
               f"{rows['behaviour.csv']:,} behaviour events)")
-    print("  next: adpush build-data --source world --input "
-          f"{ctx.path('logs')} --out {ctx.path('data')}")
+    if "build" in results:
+        counts = results["build"]["row_counts"]
+        text = ", ".join(f"{name} {sum(c.values()):,}" for name, c in counts.items())
+        print(f"  data: {results['build']['data']} ({text} examples; "
+              f"{results['build']['rejected']} rows dead-lettered)")
 
 
 # --- CLI --------------------------------------------------------------------------------------

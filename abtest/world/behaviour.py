@@ -62,7 +62,8 @@ def simulate_behaviour(world: World, rng: np.random.Generator, progress=None) ->
     steps = steps.astype(np.int64)
     period = rng.integers(cfg.buy_period_days[0], cfg.buy_period_days[1] + 1, size=n)
     phase = rng.integers(0, period)
-    t = window_start + rng.integers(0, 86_400, size=n)
+    # Sequences start anywhere in the window, so every day (and split) sees behaviour.
+    t = window_start + rng.integers(0, cfg.days * 86_400, size=n)
     context_category = np.full((n, cfg.context_length), PAD, dtype=np.int64)
     context_clicked = np.zeros((n, cfg.context_length), dtype=bool)
     alive = np.ones(n, dtype=bool)
