@@ -119,3 +119,22 @@ def test_trains_under_mirrored_strategy(sp_data, sp_spec, tmp_path):
     assert sum(result.history[0]["steps"].values()) == 30  # 10 SF batches × (1 + k=2)
     assert isinstance(result.model.shared_mlp.trainable_variables[0],
                       tf.distribute.DistributedValues)
+
+
+def test_early_stopping_on_validation_auc(sp_data, sp_spec, tmp_path):
+    # With a zero learning rate the validation AUC never improves after epoch 1, so patience 1
+    # stops the run after epoch 2 although 5 were asked for.
+    result = train(sp_spec, _config(sp_data, model="bm", epochs=5, patience=1, learning_rate=0.0),
+                   tmp_path, verbose=0)
+    assert [r["epoch"] for r in result.history] == [0, 1]
+    assert result.history[0]["valid_auc"] == result.history[1]["valid_auc"]
+
+
+def test_same_seed_same_weights(sp_data, sp_spec, tmp_path):
+    a = Trainer(sp_spec, _config(sp_data, seed=3), tmp_path / "a", verbose=0)
+    first = _values(a.model.trainable_variables)
+    b = Trainer(sp_spec, _config(sp_data, seed=3), tmp_path / "b", verbose=0)
+    for x, y in zip(first, _values(b.model.trainable_variables)):
+        np.testing.assert_array_equal(x, y)
+    c = Trainer(sp_spec, _config(sp_data, seed=4), tmp_path / "c", verbose=0)
+    assert any(not np.array_equal(x, y) for x, y in zip(first, _values(c.model.trainable_variables)))
