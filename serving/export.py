@@ -402,6 +402,49 @@ def make_predict_signature(predict_fn: Callable[[dict], Any], input_spec: Mappin
     return tf.function(predict).get_concrete_function(**specs)
 
 
+def make_serving_signatures(score_fn: Callable[[dict], Any], input_spec: Mapping[str, Any],
+                            output_name: str = "p_click", candidate_feature: str | None = None, k: int = 3,
+                            extra_outputs: Callable[[dict], Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """All serving signatures of a model family from one scoring function.
+
+    Args:
+      score_fn: raw features ``{name: [batch, ...]}`` → probability ``[batch]`` / ``[batch, 1]``
+        (call the model with ``training=False`` inside).
+      input_spec: ``{name: tf.TensorSpec}`` of the raw serving inputs (batch dimension first).
+      output_name: the ``serving_default`` output key (``p_click``, ``p_sf_click``...).
+      candidate_feature: the input that holds one selling-point keyword; when given, the
+        ``select_selling_points`` signature is added with the other inputs as context.
+      extra_outputs: more named ``serving_default`` outputs (e.g. ``p_conversion``, ``p_ctcvr``).
+
+    Returns:
+      ``{"serving_default", "regress", "classify"[, "select_selling_points"]}`` → functions for
+      ``export_saved_model``.
+    """
+    import tensorflow as tf
+
+    def flat_score(features):
+        return tf.reshape(score_fn(features), [-1])
+
+    def predict(features):
+        out = {output_name: flat_score(features)}
+        if extra_outputs is not None:
+            out.update(extra_outputs(features))
+        return out
+
+    sigs = {
+        "serving_default": make_predict_signature(predict, input_spec),
+        "regress": make_regress_signature(flat_score, input_spec),
+        "classify": make_classify_signature(flat_score, input_spec),
+    }
+    if candidate_feature is not None:
+        spec = input_spec[candidate_feature]
+        context = {n: s for n, s in input_spec.items() if n != candidate_feature}
+        sigs[SELECT_SELLING_POINTS] = make_select_selling_points_signature(
+            flat_score, context, candidate_feature=candidate_feature,
+            candidate_dtype=spec.dtype if isinstance(spec, tf.TensorSpec) else spec, k=k)
+    return sigs
+
+
 # --------------------------------------------------------------------------------------------
 # Verification in a process that has never imported adpush
 

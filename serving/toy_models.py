@@ -132,16 +132,10 @@ def keyword_ctr_signatures(model) -> dict[str, Any]:
     raw_spec["hour"] = tf.TensorSpec([None], tf.int64)
 
     def p_click(features):
-        return tf.reshape(model(features, training=False)["p_click"], [-1])
+        return model(features, training=False)["p_click"]
 
-    context_spec = {k: v for k, v in raw_spec.items() if k != "selling_point"}
-    return {
-        "serving_default": ex.make_predict_signature(lambda f: {"p_click": p_click(f)}, raw_spec),
-        "regress": ex.make_regress_signature(p_click, raw_spec),
-        "classify": ex.make_classify_signature(p_click, raw_spec),
-        ex.SELECT_SELLING_POINTS: ex.make_select_selling_points_signature(
-            p_click, context_spec, candidate_feature="selling_point", k=3),
-    }
+    return ex.make_serving_signatures(p_click, raw_spec, output_name="p_click",
+                                      candidate_feature="selling_point", k=3)
 
 
 def keyword_ctr_requests(n: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
