@@ -10,6 +10,7 @@ labels: tuple[int, ...]))``. Output: ``(dataset, split, rows, label_sums)`` per 
 """
 from __future__ import annotations
 
+import typing
 import zlib
 
 import apache_beam as beam
@@ -31,7 +32,9 @@ class _WriteShardFn(beam.DoFn):
     def process(self, element):
         from apache_beam.io.filesystems import FileSystems
 
-        (dataset, split, shard), rows = element
+        key, rows = element
+        dataset, split, shard = key.split("/")
+        shard = int(shard)
         rows = sorted((r for r in rows if r is not None), key=lambda r: r[0])
         path = FileSystems.join(self._out_dir, shard_file(dataset, split, shard, self._num_shards))
         n = write_gzip_tfrecords(path, (payload for _, payload, _ in rows))
@@ -53,13 +56,15 @@ class WriteDeterministicTFRecords(beam.PTransform):
         def key(element):
             split, (dataset, shard_key, sort_key, payload, labels) = element
             shard = zlib.crc32(shard_key.encode()) % n
-            return (dataset, split, shard), (sort_key, payload, labels)
+            # a string key: tuple keys get a different coder after a portable round trip
+            return f"{dataset}/{split}/{shard}", (sort_key, payload, labels)
 
         every_shard = records.pipeline | "EveryShard" >> beam.Create(
-            [((d, s, i), None) for d in self._datasets for s in SPLITS for i in range(n)]
-        )
+            [(f"{d}/{s}/{i}", None) for d in self._datasets for s in SPLITS for i in range(n)]
+        ).with_output_types(typing.Tuple[str, typing.Any])
         return (
-            (records | "KeyByShard" >> beam.Map(key), every_shard)
+            (records | "KeyByShard" >> beam.Map(key).with_output_types(typing.Tuple[str, typing.Any]),
+             every_shard)
             | "WithEmptyShards" >> beam.Flatten()
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteShard" >> beam.ParDo(_WriteShardFn(self._out_dir, n))
