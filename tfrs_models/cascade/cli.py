@@ -1,0 +1,157 @@
+"""Command line of the cascade family (no TensorFlow at import, docs/contracts.md §3).
+
+* ``adpush train cascade --model … --encoder … --data OUT --run-dir RUN`` via
+  ``register_train`` (called by ``tfrs_models.cli``) or ``add_train_arguments`` + ``run_train``;
+* ``adpush evaluate --run-dir RUN`` via ``evaluate`` (dispatched on RUN/config.json's family);
+* ``adpush compare --family cascade --data OUT --seeds 3 --out DIR [--oracle LOGS]`` via
+  ``register``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tfrs_models.cascade.config import MODELS
+from tfrs_models.cascade.encoders.registry import ENCODERS
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x)
+
+
+def _add_budget_arguments(p) -> None:
+    p.add_argument("--data", required=True, help="build-data output directory (spec.json)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--steps-per-epoch", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--embedding-dim", type=int, default=8)
+
+
+def add_train_arguments(p) -> None:
+    """Arguments of ``adpush train cascade``."""
+    _add_budget_arguments(p)
+    p.add_argument("--model", choices=MODELS, default="cnn_attention")
+    p.add_argument("--encoder", choices=ENCODERS, default="tcn")
+    p.add_argument("--run-dir", required=True, help="where the SavedModel, config and metrics go")
+    p.add_argument("--calibrator-weight", type=float, default=None,
+                   help="α of 000 Eq. 7 (default 0.6 for cnn_attention/aitm, 0 otherwise)")
+    p.add_argument("--tower-units", default="64,32")
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--conv-filters", default="32,16")
+    p.add_argument("--conv-kernel-sizes", default="3,3")
+    p.add_argument("--conv-strides", default="1,2")
+    p.add_argument("--conv-paddings", default="1,1")
+    p.add_argument("--encoder-units", type=int, default=16)
+    p.add_argument("--context-length", type=int, default=2, help="TCN context length cl (filter 2·cl+1)")
+    p.add_argument("--personalised", action="store_true", help="PEG filters in tcn/msia/multi_time_scale")
+    p.add_argument("--patience", type=int, default=1, help="early stopping on validation conversion AUC")
+
+
+def register_train(kind_subparsers) -> None:
+    """Add the ``cascade`` kind to ``adpush train``."""
+    p = kind_subparsers.add_parser("cascade", help="train a CTR→CVR model (000) or a baseline",
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_train_arguments(p)
+    p.set_defaults(func=run_train)
+
+
+def _configs(args):
+    from tfrs_models.cascade.config import ModelConfig, TrainConfig
+    from tfrs_models.cascade.encoders.registry import EncoderConfig
+
+    encoder = EncoderConfig(name=args.encoder, units=args.encoder_units,
+                            context_length=args.context_length, personalised=args.personalised)
+    model = ModelConfig(name=args.model, embedding_dim=args.embedding_dim,
+                        tower_units=_ints(args.tower_units), dropout=args.dropout,
+                        calibrator_weight=args.calibrator_weight,
+                        conv_filters=_ints(args.conv_filters),
+                        conv_kernel_sizes=_ints(args.conv_kernel_sizes),
+                        conv_strides=_ints(args.conv_strides), conv_paddings=_ints(args.conv_paddings),
+                        encoder=encoder)
+    train = TrainConfig(batch_size=args.batch_size, epochs=args.epochs,
+                        learning_rate=args.learning_rate, steps_per_epoch=args.steps_per_epoch,
+                        seed=args.seed)
+    return model, train
+
+
+def run_train(args) -> int:
+    """Train, score the test split, export RUN/saved_model; returns 0."""
+    from tfrs_models._tf import import_tensorflow
+
+    tf = import_tensorflow()
+    tf.config.experimental.enable_op_determinism()
+    from tfrs_models.cascade.input import load_spec
+    from tfrs_models.cascade.train import predict_split, save_run, score, train_model
+
+    spec = load_spec(args.data)
+    model_config, train_config = _configs(args)
+    model, history = train_model(spec, model_config, train_config, patience=args.patience)
+    metrics = score(predict_split(lambda b: model(b, training=False), spec, "test", args.batch_size))
+    save_run(Path(args.run_dir), model, spec, model_config, train_config, history, metrics)
+    print(f"trained {args.model}/{args.encoder}: test click AUC {metrics['click']['auc']:.4f}, "
+          f"conversion AUC {metrics['conversion']['auc']:.4f}, CVR AUC (clicked) "
+          f"{metrics['cvr_auc_clicked']:.4f}; SavedModel in {args.run_dir}/saved_model")
+    return 0
+
+
+train_cascade = run_train
+
+
+def evaluate(args) -> int:
+    """``adpush evaluate --run-dir RUN [--data OUT] [--oracle LOGS]`` for a cascade run."""
+    from tfrs_models._tf import import_tensorflow
+
+    import_tensorflow()
+    from tfrs_models.cascade.compare import oracle_predictions
+    from tfrs_models.cascade.input import load_spec
+    from tfrs_models.cascade.train import load_predict_fn, predict_split, score
+
+    run = Path(args.run_dir)
+    config = json.loads((run / "config.json").read_text())
+    spec = load_spec(args.data or config["data_dir"], config["dataset"])
+    pred = predict_split(load_predict_fn(run / "saved_model"), spec, "test")
+    result = {"model": score(pred)}
+    if getattr(args, "oracle", None):
+        result["oracle"] = score(oracle_predictions(args.oracle, pred))
+    (run / "evaluation.json").write_text(json.dumps(result, indent=1, default=float))
+    print(json.dumps(result, indent=1, default=float))
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``adpush compare`` (``--family cascade``)."""
+    p = subparsers.add_parser("compare", help="train every model of a family with the same budget "
+                              "and seeds; Markdown + JSON table",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--family", choices=["cascade"], default="cascade")
+    _add_budget_arguments(p)
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds, starting at --seed")
+    p.add_argument("--out", required=True, help="directory for compare.md and compare.json")
+    p.add_argument("--oracle", default=None, help="simulate-logs output (oracle/behaviour.csv)")
+    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--encoders", default="tcn", help="comma list; one row per model × encoder")
+    p.set_defaults(func=compare_command)
+
+
+def compare_command(args) -> int:
+    from tfrs_models._tf import import_tensorflow
+
+    tf = import_tensorflow()
+    tf.config.experimental.enable_op_determinism()
+    from tfrs_models.cascade.compare import CompareConfig, run_compare
+    from tfrs_models.cascade.config import TrainConfig
+
+    config = CompareConfig(
+        data_dir=args.data, out_dir=args.out, seeds=args.seeds, first_seed=args.seed,
+        models=tuple(m for m in args.models.split(",") if m),
+        encoders=tuple(e for e in args.encoders.split(",") if e), oracle_logs=args.oracle,
+        embedding_dim=args.embedding_dim,
+        train=TrainConfig(batch_size=args.batch_size, epochs=args.epochs,
+                          learning_rate=args.learning_rate, steps_per_epoch=args.steps_per_epoch,
+                          seed=args.seed))
+    run_compare(config)
+    print(f"wrote {args.out}/compare.md and {args.out}/compare.json")
+    return 0

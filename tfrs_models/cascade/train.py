@@ -1,0 +1,107 @@
+"""Train, predict and score one cascade model (no CLI parsing here).
+
+``train_model`` fits on the train split with early stopping on the *validation* conversion AUC;
+``predict_split`` returns numpy predictions with labels and the join keys; ``score`` turns them
+into the figures of 000 Tables II–V / 002 Table 7 using ``tfrs_models.metrics``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tfrs_models.cascade.config import ModelConfig, TrainConfig
+from tfrs_models.cascade.input import CLICK_LABEL, CONVERSION_LABEL, DatasetSpec, make_dataset
+
+
+def layout_of(spec: DatasetSpec) -> dict:
+    from tfrs_models.cascade.features import InputLayout
+
+    return dataclasses.asdict(InputLayout.from_spec(spec))
+
+
+def train_model(spec: DatasetSpec, model_config: ModelConfig, train_config: TrainConfig,
+                patience: int = 1, verbose: int = 0):
+    """Build and fit a model; deterministic for ``train_config.seed``. Returns (model, history)."""
+    import tensorflow as tf
+
+    from tfrs_models.cascade.models.registry import build_model
+
+    tf.keras.utils.set_random_seed(train_config.seed)
+    model = build_model(layout_of(spec), model_config)
+    model.compile(optimizer=tf.keras.optimizers.Adam(train_config.learning_rate))
+    train = make_dataset(spec, "train", train_config.batch_size, shuffle=True, seed=train_config.seed,
+                         repeat=train_config.steps_per_epoch is not None)
+    callbacks, valid = [], None
+    if "valid" in spec.files and list(spec.data_dir.glob(spec.files["valid"])):
+        valid = make_dataset(spec, "valid", train_config.batch_size)
+        callbacks.append(tf.keras.callbacks.EarlyStopping(
+            monitor="val_conversion_auc", mode="max", patience=patience, restore_best_weights=True))
+    history = model.fit(train, epochs=train_config.epochs, steps_per_epoch=train_config.steps_per_epoch,
+                        validation_data=valid, callbacks=callbacks, verbose=verbose)
+    return model, {k: [float(x) for x in v] for k, v in history.history.items()}
+
+
+def predict_split(predict_fn, spec: DatasetSpec, split: str, batch_size: int = 1024) -> dict:
+    """Run ``predict_fn(features) -> {name: [B] or [B, 1]}`` over a split.
+
+    Returns numpy arrays: every output, the labels ``click``/``conversion`` and the keys.
+    """
+    collected: dict[str, list] = {}
+    keep = set(spec.labels) | set(spec.key)
+    for batch in make_dataset(spec, split, batch_size):
+        outputs = predict_fn(batch)
+        for name, value in outputs.items():
+            collected.setdefault(name, []).append(np.reshape(value.numpy(), [-1]))
+        for name in keep:
+            collected.setdefault(name, []).append(np.reshape(batch[name].numpy(), [-1]))
+    return {k: np.concatenate(v) for k, v in collected.items()}
+
+
+def score(pred: dict, user_key: str = "user_id") -> dict:
+    """Metrics per task on all impressions, and CVR AUC on clicked impressions only.
+
+    Args:
+      pred: arrays ``p_click``, ``p_conversion`` (optionally ``p_cvr``), ``click``, ``conversion``
+        and ``user_key`` for GAUC.
+    Returns: ``{"click": {auc, gauc, logloss, accuracy, recall, specificity}, "conversion": {...},
+      "cvr_auc_clicked": float}``.
+    """
+    from tfrs_models import metrics
+
+    users = pred.get(user_key)
+    out = {}
+    for task, label, prob in (("click", CLICK_LABEL, "p_click"), ("conversion", CONVERSION_LABEL, "p_conversion")):
+        y, p = pred[label], pred[prob]
+        out[task] = {"auc": metrics.auc(y, p),
+                     "gauc": metrics.gauc(y, p, users) if users is not None else float("nan"),
+                     "logloss": metrics.logloss(y, p), **metrics.threshold_metrics(y, p)}
+    clicked = pred[CLICK_LABEL] == 1
+    cvr_score = pred.get("p_cvr", pred["p_conversion"])
+    out["cvr_auc_clicked"] = metrics.auc(pred[CONVERSION_LABEL][clicked], cvr_score[clicked])
+    return out
+
+
+def save_run(run_dir: Path, model, spec: DatasetSpec, model_config: ModelConfig,
+             train_config: TrainConfig, history: dict, test_metrics: dict) -> None:
+    """RUN/config.json (family cascade), RUN/saved_model (serving signature), RUN/metrics.json."""
+    from tfrs_models.cascade.export import export_saved_model
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    export_saved_model(model, run_dir / "saved_model")
+    config = {"family": "cascade", "data_dir": str(spec.data_dir), "dataset": spec.name,
+              "model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_config)}
+    (run_dir / "config.json").write_text(json.dumps(config, indent=1))
+    (run_dir / "metrics.json").write_text(json.dumps({"history": history, "test": test_metrics},
+                                                     indent=1, default=float))
+
+
+def load_predict_fn(saved_model_dir: Path):
+    """The serving signature of an exported run as ``features -> outputs``."""
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(saved_model_dir)).signatures["serving_default"]
+    names = set(serve.structured_input_signature[1])
+    return lambda batch: serve(**{k: v for k, v in batch.items() if k in names})
