@@ -1,0 +1,68 @@
+"""Clean shutdown: requests in flight when the server is stopped still get their answers."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from serving import export as ex
+from serving.client import GrpcClient, RestClient
+from serving.manager import ModelConfig
+from serving.server import ModelServer
+
+
+def _slow_model(tmp_path):
+    import tensorflow as tf
+
+    class Slow(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="n")])
+        def run(self, n):
+            m = tf.ones([128, 128]) / 128.0
+
+            def body(i, acc):
+                return i + 1, tf.matmul(acc, m)
+
+            _, acc = tf.while_loop(lambda i, acc: i < n[0], body, [tf.constant(0), m])
+            return {"y": tf.fill(tf.shape(n), tf.reduce_sum(acc))}
+
+    module = Slow()
+    return ex.export_saved_model(module, {"serving_default": module.run}, tmp_path, "slow", version=1)
+
+
+def test_stop_lets_in_flight_requests_finish(tmp_path):
+    _slow_model(tmp_path)
+    server = ModelServer([ModelConfig("slow", str(tmp_path / "slow"))], file_system_poll_wait_seconds=0,
+                         enable_model_warmup=False, rest_inference_threads=2).start()
+    rest = RestClient(f"http://127.0.0.1:{server.rest_api_port}", "slow", retries=0, timeout=60)
+    grpc_c = GrpcClient(f"127.0.0.1:{server.port}", "slow", retries=0, timeout=60)
+    rest.predict({"n": np.array([1], np.int32)})  # connections are up before the clock starts
+    grpc_c.predict({"n": np.array([1], np.int32)})
+    results, finished, started = {}, {}, threading.Event()
+    n = np.array([1500], np.int32)
+
+    def call(name, client):
+        started.set()
+        try:
+            results[name] = float(client.predict({"n": n})["y"][0])
+        except Exception as err:  # noqa: BLE001
+            results[name] = err
+        finished[name] = time.perf_counter()
+
+    threads = [threading.Thread(target=call, args=(k, c)) for k, c in (("rest", rest), ("grpc", grpc_c))]
+    for th in threads:
+        th.start()
+    started.wait(10)
+    time.sleep(0.3)
+    t = time.perf_counter()
+    server.stop()
+    stop_seconds = time.perf_counter() - t
+    for th in threads:
+        th.join(60)
+    rest.close()
+    grpc_c.close()
+    assert set(results) == {"rest", "grpc"}
+    assert all(isinstance(v, float) and v > 0 for v in results.values()), results
+    assert stop_seconds < 30
+    assert max(finished.values()) > t, "the requests were not in flight when stop() began"
+
