@@ -37,6 +37,9 @@ def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
+_KEEP_ALIVE: list = []  # tf.function methods hold their module weakly
+
+
 def build_model(kind: str, base: Path, seed: int):
     import tensorflow as tf
 
@@ -45,6 +48,7 @@ def build_model(kind: str, base: Path, seed: int):
     if kind == "half_plus_two":
         toy_models.export_half_plus_two(base, "m", version=1)
         module, sigs = toy_models.half_plus_two_module()
+        _KEEP_ALIVE.append(module)
         inputs = {"x": np.array([[1.5]], np.float32)}
         body = json.dumps({"instances": [[1.5]]}).encode()
         call = sigs["serving_default"]

@@ -161,3 +161,27 @@ def test_scan_finds_py_func_ops(tmp_path):
     assert ex.denylisted_ops(path) == {"EagerPyFunc"}
     with pytest.raises(ex.ExportError, match="EagerPyFunc"):
         ex.verify_saved_model(path)
+
+
+def test_make_serving_signatures_with_sequence_features():
+    import tensorflow as tf
+    from tensorflow.core.example import example_pb2
+
+    spec = {"history": tf.TensorSpec([None, 3], tf.int64), "kw": tf.TensorSpec([None], tf.string)}
+
+    def score(f):  # hand-checkable: sum of the history + keyword length
+        return tf.cast(tf.reduce_sum(f["history"], axis=1), tf.float32) + tf.cast(tf.strings.length(f["kw"]),
+                                                                                   tf.float32)
+
+    sigs = ex.make_serving_signatures(score, spec, output_name="p", candidate_feature="kw", k=1)
+    assert set(sigs) == {"serving_default", "regress", "classify", "select_selling_points"}
+    out = sigs["serving_default"](history=tf.constant([[1, 2, 3]], tf.int64), kw=tf.constant(["abcd"]))
+    assert out["p"].numpy().tolist() == [10.0]
+    e = example_pb2.Example()
+    e.features.feature["history"].int64_list.value.extend([0, 0, 5])
+    e.features.feature["kw"].bytes_list.value.append(b"ab")
+    assert sigs["regress"](inputs=tf.constant([e.SerializeToString()]))["outputs"].numpy().tolist() == [7.0]
+    sel = sigs["select_selling_points"](history=tf.constant([[1, 1, 1]], tf.int64),
+                                        candidate_selling_points=tf.constant([["a", "abc", "ab"]]))
+    assert sel["top_k_selling_points"].numpy().tolist() == [[b"abc"]]
+    assert sel["scores"].numpy().tolist() == [[4.0, 6.0, 5.0]]
