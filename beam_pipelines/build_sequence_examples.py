@@ -18,12 +18,20 @@ from beam_pipelines.features import PROFILE_FIELDS
 from beam_pipelines.sequence_examples import build_user_sequences
 
 
+def profile_of(user_id, profiles) -> dict[str, str]:
+    """The user's profile features; empty strings (index 0 for readers) if users.csv lacks the user."""
+    values = profiles.get(user_id)
+    if values is None:
+        beam.metrics.Metrics.counter(METRICS_NAMESPACE, "sequence_user_without_profile").inc()
+        values = ("",) * len(PROFILE_FIELDS)
+    return dict(zip(PROFILE_FIELDS, values))
+
+
 class _BuildFn(beam.DoFn):
     def __init__(self, max_history: int, with_profile: bool):
         self._max_history = max_history
         self._with_profile = with_profile
         self._users = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "sequence_users")
-        self._missing_profile = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "sequence_user_without_profile")
 
     def start_bundle(self):
         self._tokens = BundleTokenCounts()
@@ -31,13 +39,7 @@ class _BuildFn(beam.DoFn):
     def process(self, element, window, profiles=None):
         user_id, event_lists = element
         events = list(itertools.chain.from_iterable(event_lists))
-        profile = None
-        if self._with_profile:
-            values = profiles.get(user_id)
-            if values is None:
-                self._missing_profile.inc()
-                values = ("",) * len(PROFILE_FIELDS)
-            profile = dict(zip(PROFILE_FIELDS, values))
+        profile = profile_of(user_id, profiles) if self._with_profile else None
         records, counts = build_user_sequences(user_id, events, window[0], self._max_history, profile)
         self._users.inc()
         self._tokens.add(counts)

@@ -19,7 +19,6 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from adpush.errors import UserError
 from beam_pipelines import features as feature_specs
 from beam_pipelines.build_cascade_flat import BuildCascadeFlat
-from beam_pipelines.build_sequence_examples import BuildSequenceExamples
 from beam_pipelines.build_sf_examples import BuildSfExamples
 from beam_pipelines.build_vocabulary import BuildVocabulary
 from beam_pipelines.config import SOURCES, BuildConfig
@@ -32,6 +31,7 @@ from beam_pipelines.sources.behaviour import WORLD_HEADER
 from beam_pipelines.split_by_day import SplitByDay, SplitByHash, make_window
 from beam_pipelines.write_dead_letters import WriteDeadLetters
 from beam_pipelines.write_deterministic_tfrecords import WriteDeterministicTFRecords
+from beam_pipelines.write_sequence_shards import WriteSequenceShards
 from beam_pipelines.write_spec import WriteSpecAndStats
 
 WORLD_FILES = ("users.csv", "ads.csv", "sf_impressions.csv", "ad_impressions.csv", "behaviour.csv")
@@ -168,13 +168,10 @@ def _construct_world(p, files, config, out):
                  | "ParseBehaviourEvents" >> ParseBehaviourEvents(window, WORLD_HEADER))
     read.append(behaviour[READ_TAG])
     dead.append(behaviour[DEAD_TAG])
-    sequences = (behaviour.rows | "GroupEventsByUser" >> beam.GroupByKey()
-                 | "BuildSequenceExamples" >> BuildSequenceExamples(window, config.max_history, profiles_si))
-    records = ((built.records, sequences.records) | "AllRecords" >> beam.Flatten()
-               | "SplitByDay" >> SplitByDay(window, config))
-    tokens = ((built.tokens, sequences.tokens) | "AllTokens" >> beam.Flatten()
-              | "SplitTokensByDay" >> SplitByDay(window, config)
-              | "TrainTokens" >> beam.FlatMap(_train_values))
+    sequences = behaviour.rows | "WriteSequenceShards" >> WriteSequenceShards(out, window, config, profiles_si)
+    records = built.records | "SplitByDay" >> SplitByDay(window, config)
+    tokens = ((built.tokens | "SplitTokensByDay" >> SplitByDay(window, config)
+               | "TrainTokens" >> beam.FlatMap(_train_values)), sequences.tokens) | "AllTokens" >> beam.Flatten()
     datasets = {
         "sf": feature_specs.dataset_spec("sf", feature_specs.sf_features(config), ["clicked"], ["impression_id"]),
         "ad_click": feature_specs.dataset_spec("ad_click", feature_specs.ad_click_features(config),
@@ -183,7 +180,7 @@ def _construct_world(p, files, config, out):
             "sequence", feature_specs.sequence_features(config, with_profile=True),
             ["click", "conversion"], ["user_id", "ts"], proto="tf.train.SequenceExample"),
     }
-    return datasets, records, tokens, dead, read, window
+    return datasets, ["sf", "ad_click"], [records, sequences.summaries], tokens, dead, read, window
 
 
 def _construct_taobao(p, files, config, out):
@@ -192,15 +189,11 @@ def _construct_taobao(p, files, config, out):
         [make_window(start, start, start + config.window_days * 86400)]))
     parsed = (p | "Read_behaviour" >> ReadLineBatches(files["behaviour"], config.line_batch_size)
               | "ParseBehaviourEvents" >> ParseBehaviourEvents(window))
-    built = (parsed.rows | "GroupEventsByUser" >> beam.GroupByKey()
-             | "BuildSequenceExamples" >> BuildSequenceExamples(window, config.max_history))
-    records = built.records | "SplitByDay" >> SplitByDay(window, config)
-    tokens = (built.tokens | "SplitTokensByDay" >> SplitByDay(window, config)
-              | "TrainTokens" >> beam.FlatMap(_train_values))
+    sequences = parsed.rows | "WriteSequenceShards" >> WriteSequenceShards(out, window, config)
     datasets = {"sequence": feature_specs.dataset_spec(
         "sequence", feature_specs.sequence_features(config, with_profile=False),
         ["click", "conversion"], ["user_id", "ts"], proto="tf.train.SequenceExample")}
-    return datasets, records, tokens, [parsed[DEAD_TAG]], [parsed[READ_TAG]], window
+    return datasets, [], [sequences.summaries], sequences.tokens, [parsed[DEAD_TAG]], [parsed[READ_TAG]], window
 
 
 def _aitm_row(element):
@@ -258,16 +251,18 @@ def _construct_aliccp(p, files, config, out):
     built = rows | "SplitByHash" >> SplitByHash(config) | "BuildCascadeFlat" >> BuildCascadeFlat(fields)
     datasets = {"cascade_flat": feature_specs.dataset_spec(
         "cascade_flat", feature_specs.cascade_flat_features(fields), ["click", "conversion"], ["row_id"])}
-    return datasets, built.records, built.tokens, dead, read, None
+    return datasets, ["cascade_flat"], [built.records], built.tokens, dead, read, None
 
 
 def construct(p: beam.Pipeline, source: str, inputs, out: str, config: BuildConfig) -> None:
     """Add the whole build-data job for ``source`` to pipeline ``p``."""
     files = resolve_inputs(source, inputs)
     builder = {"world": _construct_world, "taobao": _construct_taobao, "aliccp": _construct_aliccp}[source]
-    datasets, records, tokens, dead, read, window = builder(p, files, config, out)
-    shard_summaries = records | "WriteDeterministicTFRecords" >> WriteDeterministicTFRecords(
-        out, datasets, config.num_shards)
+    datasets, generic, outputs, tokens, dead, read, window = builder(p, files, config, out)
+    if generic:  # records of the per-impression datasets; `sequence` is written in its shards
+        outputs[0] = outputs[0] | "WriteDeterministicTFRecords" >> WriteDeterministicTFRecords(
+            out, generic, config.num_shards)
+    shard_summaries = tuple(outputs) | "AllShardSummaries" >> beam.Flatten()
     vocab_sizes = tokens | "BuildVocabulary" >> BuildVocabulary(
         out, feature_specs.vocab_names(datasets), config.min_count)
     dead_counts = tuple(dead) | "AllDeadLetters" >> beam.Flatten() | "WriteDeadLetters" >> WriteDeadLetters(out)

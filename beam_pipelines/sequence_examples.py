@@ -21,7 +21,8 @@ from beam_pipelines.sources.behaviour import BEHAVIOURS, BUY, CART, FAV, PV
 
 _BEHAVIOUR_FEATURES = [wire.bytes_feature([b.encode()]) for b in BEHAVIOURS]
 _BEHAVIOUR_STEPS = [wire.feature_list_step(f) for f in _BEHAVIOUR_FEATURES]
-_INT_CACHE = [wire.int64_feature([v]) for v in range(2)]
+_CLICK_ENTRIES = [wire.map_entry("click", wire.int64_feature([v])) for v in range(2)]
+_CONVERSION_ENTRIES = [wire.map_entry("conversion", wire.int64_feature([v])) for v in range(2)]
 
 
 def build_user_sequences(user_id: int, events, day_origin: int, max_history: int,
@@ -76,10 +77,15 @@ def build_user_sequences(user_id: int, events, day_origin: int, max_history: int
             for name, value in profile.items():
                 counts[name][value] = counts[name].get(value, 0) + 1
 
-    base_context = {"user_id": wire.bytes_feature([user_token.encode()])}
+    # Context map entries in key order; those fixed for the user (or the item) are encoded once.
+    fixed = {"user_id": wire.map_entry("user_id", wire.bytes_feature([user_token.encode()]))}
     if profile:
         for name, value in profile.items():
-            base_context[name] = wire.bytes_feature([value.encode()])
+            fixed[name] = wire.map_entry(name, wire.bytes_feature([value.encode()]))
+    order = sorted(list(fixed) + ["item_id", "category", "click", "conversion", "ts", "day"])
+    item_entries = {item: wire.map_entry("item_id", f) for item, f in item_features.items()}
+    category_entries = {c: wire.map_entry("category", f) for c, f in category_features.items()}
+    day_entries: dict[int, bytes] = {}
     records = []
     for index, (ts, item, category, code) in enumerate(events):
         if code != PV:
@@ -89,21 +95,25 @@ def build_user_sequences(user_id: int, events, day_origin: int, max_history: int
         click = int(last_click.get(item, -1) >= ts)
         conversion = int(click and last_buy.get(item, -1) >= ts)
         day = (ts - day_origin) // 86400
-        context = dict(base_context)
-        context["item_id"] = item_features[item]
-        context["category"] = category_features[category]
-        context["click"] = _INT_CACHE[click]
-        context["conversion"] = _INT_CACHE[conversion]
-        context["ts"] = wire.int64_feature([ts])
-        context["day"] = wire.int64_feature([day])
+        day_entry = day_entries.get(day)
+        if day_entry is None:
+            day_entry = day_entries[day] = wire.map_entry("day", wire.int64_feature([day]))
+        entries = dict(fixed)
+        entries["item_id"] = item_entries[item]
+        entries["category"] = category_entries[category]
+        entries["click"] = _CLICK_ENTRIES[click]
+        entries["conversion"] = _CONVERSION_ENTRIES[conversion]
+        entries["ts"] = wire.map_entry("ts", wire.int64_feature([ts]))
+        entries["day"] = day_entry
+        context = b"".join([entries[k] for k in order])
         gaps = np.log1p((ts - ts_arr[start:end]).astype(np.float64)).astype(np.float32)
-        feature_lists = {
-            "hist_item_id": b"".join(item_steps[start:end]),
-            "hist_category": b"".join(category_steps[start:end]),
-            "hist_behavior": b"".join(behaviour_steps[start:end]),
-            "hist_time_gap": wire.float_feature_list(gaps),
-        }
-        records.append((day, ts, index, click, conversion, wire.sequence_example(context, feature_lists)))
+        feature_lists = b"".join([  # keys in sorted order
+            wire.map_entry("hist_behavior", b"".join(behaviour_steps[start:end])),
+            wire.map_entry("hist_category", b"".join(category_steps[start:end])),
+            wire.map_entry("hist_item_id", b"".join(item_steps[start:end])),
+            wire.map_entry("hist_time_gap", wire.float_feature_list(gaps)),
+        ])
+        records.append((day, ts, index, click, conversion, wire.wrap_sequence_example(context, feature_lists)))
     return records, token_counts
 
 

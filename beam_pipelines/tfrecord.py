@@ -18,6 +18,33 @@ def frame(record: bytes) -> bytes:
     return length + _masked_crc(length) + record + _masked_crc(record)
 
 
+class GzipTFRecordWriter:
+    """Streaming writer of one ``.tfrecord.gz`` through Beam FileSystems (local or gs://);
+    deterministic bytes (gzip mtime 0, no file name)."""
+
+    def __init__(self, path: str):
+        from apache_beam.io.filesystem import CompressionTypes
+        from apache_beam.io.filesystems import FileSystems
+
+        self._raw = FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0, compresslevel=6)
+        self._buffer: list[bytes] = []
+        self.count = 0
+
+    def write(self, record: bytes) -> None:
+        self._buffer.append(frame(record))
+        self.count += 1
+        if len(self._buffer) >= 4096:
+            self._gz.write(b"".join(self._buffer))
+            self._buffer.clear()
+
+    def close(self) -> None:
+        self._gz.write(b"".join(self._buffer))
+        self._buffer.clear()
+        self._gz.close()
+        self._raw.close()
+
+
 def write_gzip_tfrecords(path: str, records) -> int:
     """Write ``records`` (bytes) to ``path`` through Beam FileSystems (local or gs://).
 

@@ -16,7 +16,7 @@ _FLOAT_STEP_PREFIX = b"\x0a\x08\x12\x06\x0a\x04"  # FeatureList.feature{float_li
 _FLOAT_STEP_DTYPE = np.dtype([("prefix", "V6"), ("value", "<f4")])
 
 
-def varint(n: int) -> bytes:
+def _varint_slow(n: int) -> bytes:
     if n < 0:
         n += 1 << 64
     out = bytearray()
@@ -25,6 +25,14 @@ def varint(n: int) -> bytes:
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+_VARINTS = [_varint_slow(i) for i in range(1 << 14)]
+
+
+def varint(n: int) -> bytes:
+    """Base-128 varint (two's complement on 64 bits for negatives); table lookup below 2^14."""
+    return _VARINTS[n] if 0 <= n < 16384 else _varint_slow(n)
 
 
 def _ld(tag: bytes, payload: bytes) -> bytes:
@@ -51,19 +59,44 @@ def feature_list_step(feature: bytes) -> bytes:
     return _ld(b"\x0a", feature)
 
 
+_FLOAT_TEMPLATES: dict[int, np.ndarray] = {}
+
+
 def float_feature_list(values: np.ndarray) -> bytes:
     """A FeatureList of single-float steps, built in numpy (no per-step Python)."""
-    steps = np.empty(len(values), dtype=_FLOAT_STEP_DTYPE)
-    steps["prefix"] = np.frombuffer(_FLOAT_STEP_PREFIX, dtype="V6")[0]
-    steps["value"] = values
-    return steps.tobytes()
+    template = _FLOAT_TEMPLATES.get(len(values))
+    if template is None:
+        template = np.empty(len(values), dtype=_FLOAT_STEP_DTYPE)
+        template["prefix"] = np.frombuffer(_FLOAT_STEP_PREFIX, dtype="V6")[0]
+        _FLOAT_TEMPLATES[len(values)] = template
+    template["value"] = values
+    return template.tobytes()
+
+
+_KEY_PREFIXES: dict[str, bytes] = {}
+
+
+def map_entry(key: str, value: bytes) -> bytes:
+    """One serialized ``map<string, Feature|FeatureList>`` entry; join entries in key order."""
+    prefix = _KEY_PREFIXES.get(key)
+    if prefix is None:
+        prefix = _KEY_PREFIXES[key] = b"\x0a" + varint(len(key.encode())) + key.encode() + b"\x12"
+    inner_len = len(prefix) + len(varint(len(value))) + len(value)
+    return b"\x0a" + varint(inner_len) + prefix + varint(len(value)) + value
 
 
 def _map(entries: dict[str, bytes]) -> bytes:
-    return b"".join(
-        _ld(b"\x0a", _ld(b"\x0a", key.encode()) + _ld(b"\x12", entries[key]))
-        for key in sorted(entries)
-    )
+    return b"".join([map_entry(key, entries[key]) for key in sorted(entries)])
+
+
+def wrap_example(entries: bytes) -> bytes:
+    """``Example`` from its already ordered, joined feature-map entries."""
+    return _ld(b"\x0a", entries)
+
+
+def wrap_sequence_example(context_entries: bytes, feature_list_entries: bytes) -> bytes:
+    """``SequenceExample`` from ordered, joined context and feature-list map entries."""
+    return _ld(b"\x0a", context_entries) + _ld(b"\x12", feature_list_entries)
 
 
 def example(features: dict[str, bytes]) -> bytes:

@@ -59,8 +59,8 @@ def test_dataflow_dry_run_translates_offline(tmp_path):
     assert result.spec is None
     proto = result.pipeline.runner.proto_pipeline
     names = {t.unique_name for t in proto.components.transforms.values()}
-    for step in ("ParseBehaviourEvents", "GroupEventsByUser", "BuildSequenceExamples", "SplitByDay",
-                 "BuildVocabulary", "WriteDeterministicTFRecords", "WriteDeadLetters", "WriteSpecAndStats"):
+    for step in ("Read_behaviour", "ParseBehaviourEvents", "WriteSequenceShards", "BuildVocabulary",
+                 "WriteDeadLetters", "WriteSpecAndStats"):
         assert step in names
     envs = [e.payload for e in proto.components.environments.values()]
     assert any(b"beam_python3.11_sdk" in payload for payload in envs)
