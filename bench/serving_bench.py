@@ -20,7 +20,6 @@ import asyncio
 import http.client
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time

@@ -13,7 +13,7 @@ import grpc
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc, regression_pb2)
 
-from serving.errors import Code, ServingError, invalid
+from serving.errors import ServingError, invalid
 from serving.rest import signature_def_map, status_response
 from serving.servable import DEFAULT_SIGNATURE, examples_from_input
 from serving.tensors import ndarray_to_tensor_proto, tensor_proto_to_ndarray
@@ -159,4 +159,4 @@ class GrpcServer:
         self.server.stop(grace).wait(grace + 5)
 
 
-__all__ = ["GrpcServer", "PredictionServicer", "ModelServicer", "Code"]
+__all__ = ["GrpcServer", "PredictionServicer", "ModelServicer"]

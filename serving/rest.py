@@ -13,7 +13,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
 
-from serving.errors import Code, ServingError, invalid
+from serving.errors import ServingError, invalid
 from serving.tensors import (error_json, make_classify_json, make_predict_json, make_regress_json,
                              parse_examples_body, parse_json, parse_predict_body)
 
@@ -66,7 +66,7 @@ def _dispatch(manager, method: str, path: str, body: bytes) -> str:
             label = unquote(label) if label else None
             if m.group(4):
                 return _metadata(manager, name, version, label)
-            return _status(manager, name, version)
+            return status_json(manager, name, version)
     raise invalid(f"Malformed request: {method} {path}")
 
 
@@ -102,7 +102,6 @@ def parse_json_dbg(doc) -> str:
 
 def status_json(manager, name: str, version) -> str:
     from google.protobuf import json_format
-    from tensorflow_serving.apis import get_model_status_pb2
 
     return json_format.MessageToJson(status_response(manager, name, version), preserving_proto_field_name=True,
                                      always_print_fields_with_no_presence=True, indent=1)
@@ -120,9 +119,6 @@ def status_response(manager, name: str, version):
         v.status.error_code = int(st.error_code)
         v.status.error_message = st.error_message
     return resp
-
-
-_status = status_json
 
 
 def signature_def_map(servable):
@@ -160,11 +156,13 @@ class RestServer:
     """
 
     def __init__(self, manager, host: str = "127.0.0.1", port: int = 0, max_request_bytes: int = 64 << 20,
-                 inference_threads: int = 0, enable_cors: bool = False, shutdown_timeout: float = 10.0):
+                 inference_threads: int = 0, enable_cors: bool = False, shutdown_timeout: float = 10.0,
+                 timeout_seconds: float = 30.0):
         self.manager, self.host, self.requested_port = manager, host, port
         self.max_request_bytes = max_request_bytes
         self.enable_cors = enable_cors
         self.shutdown_timeout = shutdown_timeout
+        self.timeout_seconds = timeout_seconds
         self._executor = ThreadPoolExecutor(inference_threads, thread_name_prefix="rest-infer") \
             if inference_threads > 0 else None
         self.port: int | None = None
@@ -202,8 +200,13 @@ class RestServer:
         if self._executor is None:
             status, text = dispatch(self.manager, request.method, path, body)
         else:
-            status, text = await asyncio.get_running_loop().run_in_executor(
+            work = asyncio.get_running_loop().run_in_executor(
                 self._executor, dispatch, self.manager, request.method, path, body)
+            try:
+                # --rest_api_timeout_in_ms: the client gets 504; the model call itself finishes.
+                status, text = await asyncio.wait_for(work, self.timeout_seconds)
+            except asyncio.TimeoutError:
+                status, text = 504, error_json("Deadline Exceeded")
         return self._json(status, text)
 
     def _json(self, status: int, text: str):
@@ -264,4 +267,4 @@ class RestServer:
         self._loop = None
 
 
-__all__ = ["RestServer", "dispatch", "Code"]
+__all__ = ["RestServer", "dispatch"]

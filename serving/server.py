@@ -51,7 +51,8 @@ class ModelServer:
                  file_system_poll_wait_seconds: float = 1.0, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
                  rest_inference_threads: int = 0, grpc_max_workers: int = 16, enable_model_warmup: bool = True,
                  rest_api_enable_cors_support: bool = False, shutdown_grace_seconds: float = 10.0,
-                 tensorflow_intra_op_parallelism: int = 0, tensorflow_inter_op_parallelism: int = 0):
+                 tensorflow_intra_op_parallelism: int = 0, tensorflow_inter_op_parallelism: int = 0,
+                 rest_api_timeout_in_ms: int = 30000):
         if configs is None:
             if model_config_file:
                 text = Path(model_config_file).read_text()
@@ -69,6 +70,7 @@ class ModelServer:
         self.enable_cors = rest_api_enable_cors_support
         self.grace = shutdown_grace_seconds
         self._tf_threads = (tensorflow_intra_op_parallelism, tensorflow_inter_op_parallelism)
+        self.rest_timeout_seconds = rest_api_timeout_in_ms / 1000.0
         self.manager = ModelManager(self.configs, poll_wait_seconds=file_system_poll_wait_seconds,
                                     enable_warmup=enable_model_warmup)
         self._grpc = None
@@ -95,7 +97,7 @@ class ModelServer:
         if rest_port is not None:
             self._rest = RestServer(self.manager, self.host, rest_port, max_request_bytes=self.max_request_bytes,
                                     inference_threads=self.rest_inference_threads, enable_cors=self.enable_cors,
-                                    shutdown_timeout=self.grace)
+                                    shutdown_timeout=self.grace, timeout_seconds=self.rest_timeout_seconds)
             self._rest.start()
             self.rest_api_port = self._rest.port
         return self
@@ -161,6 +163,8 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
                         help="seconds between scans of the base paths (0: scan once)")
     parser.add_argument("--enable_model_warmup", type=_bool, default=True)
+    parser.add_argument("--rest_api_timeout_in_ms", type=int, default=30000,
+                        help="REST deadline (504 after it); applies with --rest_inference_threads > 0")
     parser.add_argument("--rest_api_enable_cors_support", type=_bool, default=False)
     parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0,
                         help="TF intra-op threads (0: TensorFlow's default)")
@@ -197,7 +201,8 @@ def server_from_args(args: argparse.Namespace) -> ModelServer:
         grpc_max_workers=args.grpc_max_workers, enable_model_warmup=args.enable_model_warmup,
         rest_api_enable_cors_support=args.rest_api_enable_cors_support,
         tensorflow_intra_op_parallelism=args.tensorflow_intra_op_parallelism,
-        tensorflow_inter_op_parallelism=args.tensorflow_inter_op_parallelism)
+        tensorflow_inter_op_parallelism=args.tensorflow_inter_op_parallelism,
+        rest_api_timeout_in_ms=args.rest_api_timeout_in_ms)
 
 
 def run_server(args: argparse.Namespace) -> int:

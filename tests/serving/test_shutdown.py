@@ -1,4 +1,4 @@
-"""Clean shutdown: requests in flight when the server is stopped still get their answers."""
+"""Clean shutdown (requests in flight finish) and the REST deadline, on a deliberately slow model."""
 from __future__ import annotations
 
 import threading
@@ -30,16 +30,25 @@ def _slow_model(tmp_path):
     return ex.export_saved_model(module, {"serving_default": module.run}, tmp_path, "slow", version=1)
 
 
-def test_stop_lets_in_flight_requests_finish(tmp_path):
-    _slow_model(tmp_path)
-    server = ModelServer([ModelConfig("slow", str(tmp_path / "slow"))], file_system_poll_wait_seconds=0,
+import pytest
+
+
+@pytest.fixture(scope="module")
+def slow_base(tmp_path_factory):
+    base = tmp_path_factory.mktemp("slow")
+    _slow_model(base)
+    return base
+
+
+def test_stop_lets_in_flight_requests_finish(slow_base):
+    server = ModelServer([ModelConfig("slow", str(slow_base / "slow"))], file_system_poll_wait_seconds=0,
                          enable_model_warmup=False, rest_inference_threads=2).start()
     rest = RestClient(f"http://127.0.0.1:{server.rest_api_port}", "slow", retries=0, timeout=60)
     grpc_c = GrpcClient(f"127.0.0.1:{server.port}", "slow", retries=0, timeout=60)
     rest.predict({"n": np.array([1], np.int32)})  # connections are up before the clock starts
     grpc_c.predict({"n": np.array([1], np.int32)})
     results, finished, started = {}, {}, threading.Event()
-    n = np.array([1500], np.int32)
+    n = np.array([5000], np.int32)  # ≥1 s even on an idle core
 
     def call(name, client):
         started.set()
@@ -53,7 +62,7 @@ def test_stop_lets_in_flight_requests_finish(tmp_path):
     for th in threads:
         th.start()
     started.wait(10)
-    time.sleep(0.3)
+    time.sleep(0.2)
     t = time.perf_counter()
     server.stop()
     stop_seconds = time.perf_counter() - t
@@ -66,3 +75,15 @@ def test_stop_lets_in_flight_requests_finish(tmp_path):
     assert stop_seconds < 30
     assert max(finished.values()) > t, "the requests were not in flight when stop() began"
 
+
+
+def test_rest_deadline_gives_504_and_the_server_keeps_serving(slow_base):
+    with ModelServer([ModelConfig("slow", str(slow_base / "slow"))], file_system_poll_wait_seconds=0,
+                     enable_model_warmup=False, rest_inference_threads=2, rest_api_timeout_in_ms=100) as server:
+        import requests
+
+        url = f"http://127.0.0.1:{server.rest_api_port}/v1/models/slow:predict"
+        r = requests.post(url, data='{"instances": [5000]}', timeout=60)
+        assert r.status_code == 504 and r.json() == {"error": "Deadline Exceeded"}
+        r = requests.post(url, data='{"instances": [1]}', timeout=60)
+        assert r.status_code == 200 and len(r.json()["predictions"]) == 1
