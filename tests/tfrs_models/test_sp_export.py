@@ -49,3 +49,47 @@ def test_harness_traces_a_signature_for_models_without_serving_function(tmp_path
     model(batch)
     out = check_save_reload_roundtrip(model, batch, tmp_path)
     assert set(out) == {"p_click", "p_conversion"} and out["p_click"].shape == (2,)
+
+
+@pytest.mark.slow
+def test_run_exports_through_the_serving_contract(sp_data, sp_spec, tmp_path):
+    import json
+
+    import tensorflow as tf
+
+    from serving.export import export_run
+    from tfrs_models.selling_point.config import RunConfig, TrainConfig
+    from tfrs_models.selling_point.export import write_serving_export
+    from tfrs_models.training.strategies import train
+
+    run = tmp_path / "run"
+    config = RunConfig(data_dir=str(sp_data[0]),
+                       model=ModelConfig(model="amtdl", embedding_dim=4, hidden_units=(8,)),
+                       train=TrainConfig(epochs=1, batch_size=64))
+    result = train(sp_spec, config, run, verbose=0)
+    write_serving_export(result.model, run)
+    info = json.loads((run / "export_info.json").read_text())
+    assert info["family"] == "selling_point/amtdl"
+    published = export_run(run, tmp_path / "models", "sp")
+    loaded = tf.saved_model.load(str(published))
+    assert {"serving_default", "select_selling_points", "predict_ad_click"} <= set(loaded.signatures)
+    warm = info["warmup_inputs"]["serving_default"]
+    context = {k: tf.constant(v) for k, v in warm.items() if k != "sf_keyword"}
+    candidates = tf.constant([["sp_color_00", "sp_size_01", ""]] * len(warm["user_id"]))
+    out = loaded.signatures["select_selling_points"](candidate_selling_points=candidates, **context)
+    single = result.model.predict_sf({**context, "sf_keyword": candidates[:, 1]}).numpy()
+    np.testing.assert_allclose(out["scores"].numpy()[:, 1], single, rtol=1e-5)
+    assert np.all(np.isneginf(out["scores"].numpy()[:, 2]))
+    # regress over serialized tf.Example: varlen features of any length, parsed ragged.
+    rows = [{k: (v[i] if isinstance(v[i], list) else [v[i]]) for k, v in warm.items()}
+            for i in range(len(warm["user_id"]))]
+    rows[0]["history_sf_keywords"] = [t for t in rows[0]["history_sf_keywords"] if t][:2]
+    serialized = [tf.train.Example(features=tf.train.Features(feature={
+        k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[t.encode() for t in v]))
+        for k, v in row.items()})).SerializeToString() for row in rows]
+    regressed = loaded.signatures["regress"](inputs=tf.constant(serialized))["outputs"].numpy()
+    padded = {k: tf.constant(v) for k, v in warm.items()}
+    padded["history_sf_keywords"] = tf.constant(
+        [rows[0]["history_sf_keywords"] + [""] * (20 - len(rows[0]["history_sf_keywords"]))]
+        + [r["history_sf_keywords"] + [""] * (20 - len(r["history_sf_keywords"])) for r in rows[1:]])
+    np.testing.assert_allclose(regressed, result.model.predict_sf(padded).numpy(), rtol=1e-5)

@@ -54,8 +54,11 @@ def train_command(args) -> int:
     distribution = tf.distribute.MirroredStrategy() if args.mirrored else None
     result = train(load_spec(args.data), run_config, args.run_dir, distribution=distribution,
                    verbose=0 if args.quiet else 1)
+    from tfrs_models.selling_point.export import write_serving_export  # noqa: PLC0415
+
+    saved = write_serving_export(result.model, result.run_dir)
     print(f"trained {run_config.model.model}/{run_config.train.strategy}: best validation AUC "
-          f"{result.best_valid_auc:.4f}; weights in {result.run_dir}/model/")
+          f"{result.best_valid_auc:.4f}; weights in {result.run_dir}/model/, SavedModel {saved}")
     return 0
 
 
