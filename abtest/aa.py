@@ -5,7 +5,8 @@ Procedure of GrowthBook's ``gbstats/devtools/simulation.py`` and Kohavi et al. c
 and compare the share of p < α with α (binomial CI), plus the p-value histogram / QQ plot.
 
 Traffic comes from any callable ``traffic(n_users, rng) -> (impressions, clicks)`` (the
-``Traffic`` protocol), so the world-based simulator can plug in later. The default
+``Traffic`` protocol); the world's own traffic (``abtest.simulator.aa_world``) re-buckets a fixed
+population per run instead and feeds its per-bucket statistics to ``evaluate_runs`` directly. The default
 ``ClusteredTraffic`` draws users with heterogeneous CTR (Beta) and heavy-tailed impression counts;
 all runs are drawn as numpy arrays at once (in chunks), no per-user Python loop.
 """
@@ -135,8 +136,7 @@ def run_aa(runs: int = 1000, users_per_bucket: int = 2000, traffic: Traffic | No
         raise ValueError("need runs >= 1 and users_per_bucket >= 2")
     traffic = traffic or ClusteredTraffic()
     rng = np.random.default_rng(seed)
-    p_delta, p_naive, p_seq, covers, deff = [], [], [], [], []
-    peek_delta, peek_seq = [], []
+    parts = []
     for start in range(0, runs, chunk_runs):
         k = min(chunk_runs, runs - start)
         m, c = traffic(k * 2 * users_per_bucket, rng)
@@ -144,28 +144,49 @@ def run_aa(runs: int = 1000, users_per_bucket: int = 2000, traffic: Traffic | No
         c = np.asarray(c).reshape(k, 2, users_per_bucket)
         a = SufficientStats.from_arrays(m[:, 0], c[:, 0])
         b = SufficientStats.from_arrays(m[:, 1], c[:, 1])
-        p_delta.append(inference.delta_method_test(a, b).p_value)
-        p_naive.append(inference.naive_ztest(a, b).p_value)
-        p_seq.append(sequential.sequential_p_value(inference.relative_lift(a, b), inference.lift_se(a, b),
-                                                   2 * users_per_bucket, alpha))
-        low, high = inference.lift_confint(a, b, alpha)
-        covers.append((low <= 0) & (0 <= high))
-        deff.append(inference.design_effect(a, b))
+        peek_a = peek_b = None
         if peeks > 1:
-            pa, pb = _peek_stats(m[:, 0], c[:, 0], peeks), _peek_stats(m[:, 1], c[:, 1], peeks)
-            peek_delta.append(inference.delta_method_test(pa, pb).p_value.min(axis=-1))
-            p_look = sequential.sequential_p_value(inference.relative_lift(pa, pb), inference.lift_se(pa, pb),
-                                                   pa.n + pb.n, alpha)
-            peek_seq.append(np.nan_to_num(p_look, nan=1.0).min(axis=-1))
+            peek_a, peek_b = _peek_stats(m[:, 0], c[:, 0], peeks), _peek_stats(m[:, 1], c[:, 1], peeks)
+        parts.append(evaluate_runs(a, b, alpha, peek_a, peek_b))
     description = asdict(traffic) if hasattr(traffic, "__dataclass_fields__") else {"name": repr(traffic)}
-    p_values = {"delta": np.concatenate(p_delta), "naive": np.concatenate(p_naive), "sequential": np.concatenate(p_seq)}
     if peeks > 1:
         description = {**description, "peeks": peeks}
-        p_values["delta_peeking"] = np.concatenate(peek_delta)
-        p_values["sequential_peeking"] = np.concatenate(peek_seq)
-    return AAResult(runs=runs, users_per_bucket=users_per_bucket, alpha=alpha, seed=seed, traffic=description,
-                    p_values=p_values,
-                    lift_ci_covers_zero=np.concatenate(covers), design_effect=np.concatenate(deff))
+    return result_from_tests(parts, users_per_bucket=users_per_bucket, alpha=alpha, seed=seed,
+                             traffic=description)
+
+
+def evaluate_runs(a: SufficientStats, b: SufficientStats, alpha: float,
+              peek_a: SufficientStats | None = None, peek_b: SufficientStats | None = None) -> dict:
+    """Every test of the report on A/A runs given as per-bucket statistics with fields [runs].
+
+    ``peek_a``/``peek_b`` (fields [runs, looks]) are the cumulative statistics at each look of a
+    peeking analysis; a run rejects under peeking if any look has p < α.
+    """
+    low, high = inference.lift_confint(a, b, alpha)
+    out = {
+        "delta": inference.delta_method_test(a, b).p_value,
+        "naive": inference.naive_ztest(a, b).p_value,
+        "sequential": sequential.sequential_p_value(inference.relative_lift(a, b), inference.lift_se(a, b),
+                                                    a.n + b.n, alpha),
+        "_covers": (low <= 0) & (0 <= high),
+        "_deff": inference.design_effect(a, b),
+    }
+    if peek_a is not None:
+        out["delta_peeking"] = inference.delta_method_test(peek_a, peek_b).p_value.min(axis=-1)
+        p_look = sequential.sequential_p_value(inference.relative_lift(peek_a, peek_b),
+                                               inference.lift_se(peek_a, peek_b), peek_a.n + peek_b.n, alpha)
+        out["sequential_peeking"] = np.nan_to_num(p_look, nan=1.0).min(axis=-1)
+    return out
+
+
+def result_from_tests(parts: list[dict], users_per_bucket: int, alpha: float, seed: int,
+                      traffic: dict) -> AAResult:
+    """Concatenate the ``evaluate_runs`` outputs of successive chunks of runs into an ``AAResult``."""
+    joined = {key: np.concatenate([np.atleast_1d(part[key]) for part in parts]) for key in parts[0]}
+    p_values = {k: v for k, v in joined.items() if not k.startswith("_")}
+    return AAResult(runs=joined["delta"].size, users_per_bucket=users_per_bucket, alpha=alpha, seed=seed,
+                    traffic=traffic, p_values=p_values,
+                    lift_ci_covers_zero=joined["_covers"], design_effect=joined["_deff"])
 
 
 def plot_p_values(result: AAResult, path: Path) -> Path:
@@ -219,12 +240,24 @@ def summary_markdown(summary: dict) -> str:
         f"√DEff, predicting a naive rate of {100 * summary['naive_rate_predicted_by_design_effect']:.1f} %.",
         f"Lift CI (delta) coverage of 0: {100 * summary['lift_ci_coverage']:.2f} %.",
         "The sequential (always-valid) test is read once here, so it is conservative by design.",
+        *_world_lines(summary),
         f"Traffic: {summary['traffic']}",
         "",
         "![p-values](aa_pvalues.png)",
         "",
     ]
     return "\n".join(lines)
+
+
+def _world_lines(summary: dict) -> list[str]:
+    t = summary["traffic"]
+    if t.get("source") != "world":
+        return []
+    exposed = t["mean_exposed_users_per_bucket"]
+    return [f"World traffic ({t.get('world', 'world')}): {t['n_users']} users, policy {t['policy']}, "
+            f"{t['mean_displays_per_run']:,.0f} displays over {t['days']} days per run, "
+            f"{exposed[0]:,.0f} / {exposed[1]:,.0f} exposed users per bucket (re-split by a fresh salt "
+            f"every run), CTR {100 * t['expected_ctr']:.2f} %; the design effect above is the world's."]
 
 
 def write_aa(result: AAResult, out_dir: str | Path) -> dict:

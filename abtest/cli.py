@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from pathlib import Path
 from typing import Callable
 
 _EXTRA_COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], str]] = {}
@@ -110,21 +111,40 @@ def _run_analyze(args) -> int:
 def _add_aa(commands) -> None:
     p = commands.add_parser(
         "aa", help="A/A calibration: false-positive rate of each test over simulated identical buckets",
-        description="Simulate A/A experiments on clustered traffic (Beta CTR per user, heavy-tailed "
-                    "impressions), report each test's false-positive rate with a binomial CI and a "
-                    "p-value histogram / QQ plot. Exit status 1 when the delta-method rate is outside "
-                    "alpha +/- 1.5 points.")
+        description="Simulate A/A experiments and report each test's false-positive rate with a binomial "
+                    "CI and a p-value histogram / QQ plot. --traffic clustered (default): synthetic users "
+                    "(Beta CTR per user, heavy-tailed impressions). --traffic world: the simulated "
+                    "marketplace world's own traffic under one policy, its users re-split by a fresh salt "
+                    "every run. Exit status 1 when the delta-method rate is outside alpha +/- 1.5 points.")
+    p.add_argument("--traffic", choices=("clustered", "world"), default="clustered")
     p.add_argument("--runs", type=int, default=1000)
-    p.add_argument("--users", type=int, default=2000, help="users per bucket")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="A/A seed (and, with --traffic world, the world seed when --world-config is used "
+                        "and the display-pool seed)")
     p.add_argument("--alpha", type=_positive_fraction, default=0.05)
-    p.add_argument("--ctr-beta", default="2,50", help="Beta(a,b) of per-user CTR, as 'a,b'")
-    p.add_argument("--mean-impressions", type=float, default=20.0)
-    p.add_argument("--impressions", choices=("geometric", "lognormal"), default="geometric")
-    p.add_argument("--lognormal-sigma", type=float, default=1.0)
     p.add_argument("--peeks", type=int, default=0,
-                   help="also read each run this many times as users arrive (fixed-horizon vs sequential)")
-    p.add_argument("--out-dir", default="aa_report", help="writes aa.json, aa.md, aa_pvalues.png")
+                   help="also read each run this many times (clustered: as users arrive; world: at evenly "
+                        "spaced day boundaries, at most --days) - fixed-horizon vs sequential")
+    p.add_argument("--out-dir", "--out", dest="out_dir", default="aa_report",
+                   help="writes aa.json, aa.md, aa_pvalues.png")
+    clustered = p.add_argument_group("--traffic clustered")
+    clustered.add_argument("--users", type=int, default=2000, help="users per bucket")
+    clustered.add_argument("--ctr-beta", default="2,50", help="Beta(a,b) of per-user CTR, as 'a,b'")
+    clustered.add_argument("--mean-impressions", type=float, default=20.0)
+    clustered.add_argument("--impressions", choices=("geometric", "lognormal"), default="geometric")
+    clustered.add_argument("--lognormal-sigma", type=float, default=1.0)
+    world = p.add_argument_group("--traffic world")
+    source = world.add_mutually_exclusive_group()
+    source.add_argument("--logs", type=Path, help="a simulate-logs directory: use the world that wrote it")
+    source.add_argument("--world-config", type=Path, help="world parameters (TOML; default: the default world)")
+    world.add_argument("--displays", type=int, default=2_000_000, help="expected displays per A/A run")
+    world.add_argument("--days", type=int, default=14, help="experiment length in days")
+    world.add_argument("--slots", type=int, default=32, help="display contexts per user")
+    world.add_argument("--policy", default="title_only",
+                       choices=("title_only", "random_sps", "popular_sps", "personalised_sps"),
+                       help="policy both buckets get (personalised_sps: the world's oracle scorer)")
+    world.add_argument("--k", type=int, default=3, help="SPs added by a non-title-only policy")
+    world.add_argument("--workers", type=int, default=None, help="threads drawing runs (default up to 2)")
     p.set_defaults(func=_run_aa)
 
 
@@ -132,20 +152,50 @@ def _run_aa(args) -> int:
     from abtest import aa
     from adpush.errors import UserError
 
+    if args.traffic == "clustered" and (args.logs or args.world_config):
+        raise UserError("abtest aa: --logs/--world-config need --traffic world")
     try:
-        a, b = (float(x) for x in args.ctr_beta.split(","))
-        traffic = aa.ClusteredTraffic(ctr_a=a, ctr_b=b, mean_impressions=args.mean_impressions,
-                                      impressions=args.impressions, lognormal_sigma=args.lognormal_sigma)
-        result = aa.run_aa(args.runs, args.users, traffic, seed=args.seed, alpha=args.alpha, peeks=args.peeks)
+        if args.traffic == "world":
+            result = _world_aa(args)
+        else:
+            a, b = (float(x) for x in args.ctr_beta.split(","))
+            traffic = aa.ClusteredTraffic(ctr_a=a, ctr_b=b, mean_impressions=args.mean_impressions,
+                                          impressions=args.impressions, lognormal_sigma=args.lognormal_sigma)
+            result = aa.run_aa(args.runs, args.users, traffic, seed=args.seed, alpha=args.alpha,
+                               peeks=args.peeks)
     except ValueError as err:
         raise UserError(f"abtest aa: {err}") from err
     summary = aa.write_aa(result, args.out_dir)
     for name, t in summary["tests"].items():
-        print(f"{name:>10}: false-positive rate {100 * t['false_positive_rate']:.2f}% "
+        print(f"{name:>18}: false-positive rate {100 * t['false_positive_rate']:.2f}% "
               f"[{100 * t['ci_low']:.2f}%, {100 * t['ci_high']:.2f}%] at alpha {args.alpha}")
-    print(f"design effect {summary['mean_design_effect']:.2f}; delta-method rate "
+    print(f"design effect {summary['mean_design_effect']:.2f} (naive rate it predicts "
+          f"{100 * summary['naive_rate_predicted_by_design_effect']:.1f}%); delta-method rate "
           f"{'within' if summary['delta_within_band'] else 'OUTSIDE'} the band; wrote {args.out_dir}/aa.md")
     return 0 if summary["delta_within_band"] else 1
+
+
+def _world_aa(args):
+    import time
+
+    import numpy as np
+
+    from abtest.simulator.aa_world import WorldAATraffic, make_policy, run_aa_world
+    from abtest.simulator.cli import world_from_args
+
+    started = time.perf_counter()
+    world = world_from_args(args.logs, args.world_config, args.seed)
+    policy = make_policy(world, args.policy, args.k, rng=np.random.default_rng(args.seed))
+    traffic = WorldAATraffic.from_world(world, policy, displays=args.displays, days=args.days,
+                                        slots=args.slots, seed=args.seed)
+    setup = time.perf_counter() - started
+    result = run_aa_world(traffic, runs=args.runs, seed=args.seed, alpha=args.alpha, peeks=args.peeks,
+                          workers=args.workers)
+    result.traffic["world"] = str(args.logs or args.world_config or "default WorldConfig")
+    print(f"world traffic: {traffic.n_users} users, {args.policy}, {args.displays} displays over "
+          f"{args.days} days per run; setup {setup:.1f}s, {args.runs} runs "
+          f"{time.perf_counter() - started - setup:.1f}s")
+    return result
 
 
 #: Standard Beam/Dataflow options ``aggregate`` forwards (anything else: after ``--``).
