@@ -50,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario)
     world = world_from_args(args.logs, args.world_config, args.seed)
-    scorer = make_scorer(args.scorer, world)
+    scorer = make_scorer(args.scorer, world, args.logs)
     outcome = run_scenario(world, scenario, scorer, args.seed, args.out,
                            progress=not args.no_progress)
     print(f"{'experiment':<28} {'lift':>8} {'95% CI':>20} {'p (delta)':>10} {'p (naive)':>10}")

@@ -1,15 +1,124 @@
 """Scorers for the personalised policy, chosen by a URL-like spec.
 
-``oracle`` uses the world's true appeal (the ceiling any model could reach).
+- ``oracle``: the world's true appeal (the ceiling any model could reach);
+- ``rest://HOST:PORT/MODEL`` / ``grpc://HOST:PORT/MODEL``: the served selling-point model's
+  ``select_selling_points`` signature through ``serving.client`` (TF Serving or adpush's server);
+- ``saved_model:PATH``: the same signature from a SavedModel loaded in this process.
+
+The served model sees what production would send: the user's id and profile, their recent SF
+clicks (from the world's logs, most recent first), the query text, and the ad's true attributes
+as candidates. Rows are sent in batches; each (user, display context) is scored once per scenario.
 """
 from __future__ import annotations
 
-from adpush.errors import UserError
+import csv
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
 from abtest.simulator.policies import OracleScorer
+from abtest.world.world import PAD, PROFILE_FIELDS, World
+from adpush.errors import UserError
+
+SIGNATURE = "select_selling_points"
+HISTORY_LENGTH = 20
 
 
-def make_scorer(spec: str, world):
+def sf_click_history(logs_dir: Path | None, n_users: int, length: int = HISTORY_LENGTH) -> np.ndarray:
+    """Each user's most recent clicked SF keywords (space-joined, most recent first)."""
+    history = np.full(n_users, "", dtype=object)
+    if logs_dir is None:
+        return history
+    path = Path(logs_dir) / "sf_impressions.csv"
+    if not path.is_file():
+        raise UserError(f"{path} not found: --logs must be a simulate-logs directory")
+    clicks: dict[int, list[str]] = {}
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["clicked"] == "1":
+                clicks.setdefault(int(row["user_id"]), []).append(row["sf_keyword"])
+    for user, keywords in clicks.items():
+        if user < n_users:
+            history[user] = " ".join(reversed(keywords[-length:]))
+    return history
+
+
+@dataclass
+class ModelScorer:
+    """Scores through a ``select_selling_points`` callable: REST, gRPC or in-process."""
+
+    world: World
+    call: object                     # features dict -> {"scores": (N, A)}
+    name: str
+    history: np.ndarray
+    input_names: tuple[str, ...] | None = None
+    batch_size: int = 2048
+    stats: dict = field(default_factory=lambda: {"rows": 0, "requests": 0, "seconds": 0.0})
+
+    def features(self, users, queries, candidates) -> dict:
+        profile = self.world.user_profile[users]
+        keyword_names = np.append(self.world.keyword_names, "")   # PAD (-1) -> ""
+        values = {
+            "user_id": users.astype(str).astype(object),
+            **{name: profile[:, i].astype(str).astype(object)
+               for i, name in enumerate(PROFILE_FIELDS)},
+            "history_sf_keywords": self.history[users],
+            "query": self.world.query_texts[queries].astype(object),
+            "candidate_selling_points": keyword_names[candidates].astype(object),
+        }
+        if self.input_names is not None:
+            values = {k: v for k, v in values.items() if k in self.input_names}
+        return values
+
+    def score(self, users, queries, ads, candidates):
+        out = np.full(candidates.shape, np.nan)
+        start_time = time.perf_counter()
+        for start in range(0, users.size, self.batch_size):
+            rows = slice(start, start + self.batch_size)
+            # drop all-padding columns so requests stay small
+            width = int((candidates[rows] != PAD).sum(axis=1).max())
+            batch = self.features(users[rows], queries[rows], candidates[rows, :width])
+            scores = np.asarray(self.call(batch)["scores"], dtype=np.float64)
+            out[rows, :width] = np.where(np.isfinite(scores), scores, np.nan)
+            self.stats["requests"] += 1
+        self.stats["rows"] += users.size
+        self.stats["seconds"] += time.perf_counter() - start_time
+        return out
+
+
+def make_scorer(spec: str, world: World, logs_dir: Path | None = None):
     if spec == "oracle":
         return OracleScorer(world)
+    history = sf_click_history(logs_dir, world.n_users)
+    if spec.startswith(("rest://", "grpc://")):
+        scheme, rest = spec.split("://", 1)
+        try:
+            address, model_name = rest.split("/", 1)
+        except ValueError:
+            raise UserError(f"scorer {spec!r}: expected {scheme}://HOST:PORT/MODEL") from None
+        from serving.client import GrpcClient, RestClient
+
+        client = (RestClient(f"http://{address}", model_name, timeout=60.0) if scheme == "rest"
+                  else GrpcClient(address, model_name, timeout=60.0))
+        client.wait_until_ready(timeout=60.0)
+        return ModelScorer(world, lambda f: client.predict(f, SIGNATURE), f"served {scheme}",
+                           history)
+    if spec.startswith("saved_model:"):
+        from adpush.tfenv import import_tensorflow
+
+        tf = import_tensorflow()
+        path = spec.split(":", 1)[1]
+        if not Path(path, "saved_model.pb").is_file():
+            raise UserError(f"scorer {spec!r}: {path} holds no saved_model.pb")
+        signature = tf.saved_model.load(path).signatures[SIGNATURE]
+        names = tuple(signature.structured_input_signature[1])
+
+        def call(features):
+            tensors = {k: tf.constant(np.asarray(v.tolist())) for k, v in features.items()}
+            return {k: v.numpy() for k, v in signature(**tensors).items()}
+
+        return ModelScorer(world, call, "saved model", history, input_names=names)
     raise UserError(f"unknown scorer {spec!r}: use oracle, rest://HOST:PORT/MODEL, "
                     f"grpc://HOST:PORT/MODEL or saved_model:PATH")

@@ -1,0 +1,139 @@
+"""Serving SavedModels of adpush's model families, over raw values as the logs have them.
+
+A training run (``RUN/config.json`` with ``family``) becomes ``RUN/export/saved_model`` plus
+``RUN/export_info.json`` (the contract ``export.export_run`` reads, serving/README.md):
+
+- **selling_point** (001 BM/MTDL/AMTDL): inputs are the SF log's raw strings — ``user_id``, the
+  profile fields, ``query`` (space-separated tokens, as in ``sf_impressions.csv``),
+  ``history_sf_keywords`` (space-separated, most recent first) and ``sf_keyword``. Token bags are
+  split and padded inside the graph (``tf.strings.split``, core ops), the query's category is
+  derived from its ``cat_<nn>`` token as the Beam job does. Signatures: ``serving_default``
+  (``p_sf_click``), ``regress``/``classify`` over ``tf.Example``, and ``select_selling_points``
+  (the context features + ``candidate_selling_points`` → a score per candidate and the top-k).
+- **cascade** (000 CTR→CVR): ``serving_default`` over the sequence features as the model reads
+  them (``tfrs_models/cascade/export.py``), outputs ``p_click``, ``p_conversion``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from adpush.errors import UserError
+
+EXPORT_INFO = "export_info.json"
+SAVED_MODEL_DIR = "export/saved_model"
+PROFILE_FIELDS = ("age_bucket", "gender", "city_tier", "activity_level")
+
+
+def run_family(run_dir: Path) -> str:
+    config = Path(run_dir) / "config.json"
+    if not config.is_file():
+        raise UserError(f"{config} does not exist: {run_dir} is not a training run")
+    family = json.loads(config.read_text()).get("family")
+    if family not in ("selling_point", "cascade"):
+        raise UserError(f"{config}: unknown model family {family!r}")
+    return family
+
+
+def prepare_run(run_dir: str | Path, k: int = 3) -> Path:
+    """Write the run's serving SavedModel and export_info.json; return export_info's path."""
+    run_dir = Path(run_dir)
+    family = run_family(run_dir)
+    if family == "selling_point":
+        info = _prepare_selling_point(run_dir, k)
+    else:
+        info = _prepare_cascade(run_dir)
+    path = run_dir / EXPORT_INFO
+    path.write_text(json.dumps(info, indent=2) + "\n")
+    return path
+
+
+# --- selling point ----------------------------------------------------------------------------
+def selling_point_raw_inputs(model) -> dict:
+    """``{name: TensorSpec([None], string)}`` of the raw inputs a selling-point model needs."""
+    import tensorflow as tf
+
+    needed = set(model.input_signature("sf"))
+    names = ["user_id", *PROFILE_FIELDS, "history_sf_keywords", "query", "sf_keyword"]
+    wanted = [n for n in names
+              if n in needed or (n == "query" and needed & {"query_tokens", "query_category"})]
+    return {n: tf.TensorSpec([None], tf.string, name=n) for n in wanted}
+
+
+def selling_point_score_fn(model, spec):
+    """Raw log strings → the model's SF click probability ``[batch]``."""
+    import tensorflow as tf
+
+    features = spec.dataset("sf").features
+    signature = model.input_signature("sf")
+    query_len = features["query_tokens"].max_length
+    history_len = features["history_sf_keywords"].max_length
+
+    def bag(text, length):
+        tokens = tf.strings.split(text)
+        return tokens.to_tensor(default_value="", shape=[None, length])
+
+    def score(raw):
+        inputs = {}
+        for name in signature:
+            if name == "query_tokens":
+                inputs[name] = bag(raw["query"], query_len)
+            elif name == "query_category":
+                tokens = tf.strings.split(raw["query"])
+                is_category = tf.strings.regex_full_match(tokens, "cat_[0-9]+")
+                first = tf.strings.reduce_join(
+                    tf.ragged.boolean_mask(tokens, is_category)[:, :1], axis=1)
+                number = tf.strings.regex_replace(tf.strings.substr(first, 4, 8), "^0+([0-9])",
+                                                  r"\1")
+                inputs[name] = number
+            elif name == "history_sf_keywords":
+                inputs[name] = bag(raw[name], history_len)
+            else:
+                inputs[name] = raw[name]
+        return model.predict_sf(inputs, training=False)
+
+    return score
+
+
+def _prepare_selling_point(run_dir: Path, k: int) -> dict:
+    import tensorflow as tf
+
+    from serving.export import make_serving_signatures
+    from tfrs_models.training.strategies import load_trained_model
+
+    model, spec, run_config = load_trained_model(run_dir)
+    input_spec = selling_point_raw_inputs(model)
+    score = selling_point_score_fn(model, spec)
+    signatures = make_serving_signatures(score, input_spec, output_name="p_sf_click",
+                                         candidate_feature="sf_keyword", k=k)
+    module = tf.Module()
+    module.model = model
+    for name, fn in signatures.items():
+        setattr(module, f"sig_{name}", fn)
+    out = run_dir / SAVED_MODEL_DIR
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    tf.saved_model.save(module, str(out), signatures=signatures)
+    example = {"user_id": ["0"], "age_bucket": ["2"], "gender": ["1"], "city_tier": ["2"],
+               "activity_level": ["1"], "history_sf_keywords": [""], "query": ["cat_00"],
+               "sf_keyword": [""]}
+    warmup = {"serving_default": {n: example[n] for n in input_spec}}
+    context = {n: example[n] for n in input_spec if n != "sf_keyword"}
+    warmup["select_selling_points"] = {**context, "candidate_selling_points": [["", ""]]}
+    return {"saved_model": SAVED_MODEL_DIR,
+            "family": f"selling_point/{run_config.model.model}",
+            "warmup_inputs": warmup}
+
+
+# --- cascade ----------------------------------------------------------------------------------
+def _prepare_cascade(run_dir: Path) -> dict:
+    """Cascade runs already hold ``RUN/saved_model`` with ``serving_default`` (cascade/train.py)."""
+    saved = run_dir / "saved_model"
+    if not (saved / "saved_model.pb").is_file():
+        raise UserError(f"{saved} has no saved_model.pb: did the cascade training finish?")
+    config = json.loads((run_dir / "config.json").read_text())
+    model = config.get("model", {})
+    name = model.get("model", model.get("name", "")) if isinstance(model, dict) else model
+    return {"saved_model": "saved_model", "family": f"cascade/{name}"}
