@@ -150,9 +150,10 @@ class RestServer:
     """aiohttp on its own event loop thread.
 
     Concurrency model: one asyncio loop accepts and parses (keep-alive connections are cheap);
-    inference runs inline on the loop when ``inference_threads == 0`` (lowest latency for small
-    models: no thread hand-off), or in a thread pool of that size (TF releases the GIL inside
-    ops, so larger models overlap). ``bench/serving_bench.py`` measures both.
+    inference runs inline on the loop when ``inference_threads == 0`` (no thread hand-off for
+    small, CPU-bound models), or in a thread pool of that size (TF releases the GIL inside ops,
+    so larger models overlap; needed for the REST deadline). ``bench/serving_bench.py`` measures
+    both.
     """
 
     def __init__(self, manager, host: str = "127.0.0.1", port: int = 0, max_request_bytes: int = 64 << 20,
