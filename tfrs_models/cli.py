@@ -1,6 +1,7 @@
 """``adpush train <kind>`` and ``adpush evaluate``: dispatch to the model families.
 
-``train`` takes a kind (``sf`` → ``tfrs_models.selling_point.cli``, ``cascade`` →
+A family module may also expose ``register(subparsers)`` for its own top-level commands
+(cascade adds ``compare``). ``train`` takes a kind (``sf`` → ``tfrs_models.selling_point.cli``, ``cascade`` →
 ``tfrs_models.cascade.cli``); each family module exposes ``register_train(kind_subparsers)``
 and ``evaluate(args)``. A family whose module is absent simply adds no kind. ``evaluate`` reads
 ``RUN/config.json``'s ``family`` and calls that family's ``evaluate``. No TensorFlow is imported
@@ -38,6 +39,11 @@ def register(subparsers) -> None:
         if module is not None and hasattr(module, "register_train"):
             module.register_train(kinds)
     train.set_defaults(func=lambda args: (train.print_help(), 2)[1])
+    # Family-specific top-level commands (e.g. cascade's ``compare``).
+    for family in FAMILIES:
+        module = _family_module(family)
+        if module is not None and hasattr(module, "register"):
+            module.register(subparsers)
 
     evaluate = subparsers.add_parser("evaluate", help="evaluate a training run")
     evaluate.add_argument("--run-dir", required=True)

@@ -82,3 +82,16 @@ def test_adpush_train_and_evaluate_commands(sp_data, tmp_path):
     result = json.loads((run / "metrics.json").read_text())
     assert result["model"] == "bm" and "oracle" in result["overall"]
     assert np.isfinite(result["overall"]["model"]["auc"])
+
+
+def test_family_commands_are_registered_when_present():
+    import importlib.util
+
+    parser = build_parser()
+    args = parser.parse_args(["evaluate", "--run-dir", "R", "--oracle", "L"])
+    assert args.oracle == "L" and args.data is None
+    if importlib.util.find_spec("tfrs_models.cascade.cli") is not None:
+        module = importlib.import_module("tfrs_models.cascade.cli")
+        if hasattr(module, "register"):
+            subcommands = parser._subparsers._group_actions[0].choices
+            assert "compare" in subcommands and "train" in subcommands
