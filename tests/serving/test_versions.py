@@ -115,3 +115,21 @@ def test_server_process_config_file_labels_and_clean_sigterm(tmp_path):
         assert RestClient(proc.rest_url, "other").predict(x)["y"].tolist() == [[11.0]]
     finally:
         assert proc.stop() == 0   # SIGTERM → clean exit
+
+
+def test_failed_warmup_fails_the_load_and_the_old_version_keeps_serving(tmp_path):
+    from serving import export as ex
+
+    toy_models.export_half_plus_two(tmp_path, "m", version=1)
+    with ModelServer([ModelConfig("m", str(tmp_path / "m"))], file_system_poll_wait_seconds=0) as server:
+        module, signatures = toy_models.half_plus_two_module(b=5.0)
+        ex.export_saved_model(module, signatures, tmp_path, "m", version=2,
+                              warmup_requests=[("serving_default", {"z": np.array([[1.0]], np.float32)})])
+        server.manager.poll()
+        c = GrpcClient(f"127.0.0.1:{server.port}", "m")
+        st = {v["version"]: v for v in c.status()}
+        assert st[2]["state"] == "END" and st[2]["error_code"] == "INVALID_ARGUMENT"
+        assert "input size does not match signature" in st[2]["error_message"]
+        assert st[1]["state"] == "AVAILABLE"
+        assert c.predict({"x": np.array([[2.0]], np.float32)})["y"].tolist() == [[3.0]]
+        c.close()
