@@ -8,8 +8,9 @@
 * Availability-preserving: a new version is loaded and warmed up fully before it is switched on
   and the unaspired old one is unloaded, so requests never see a gap. Requests that already hold
   the old servable finish on it.
-* A version that fails to load is reported ``END`` with its error in model status (not retried)
-  and the server keeps serving.
+* A version that fails to load is reported ``END`` with its error in model status and the
+  server keeps serving; the load is retried up to ``max_num_load_retries`` times,
+  ``load_retry_interval_seconds`` apart (TF Serving's defaults: 5, 60 s), on later polls.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import logging
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -89,17 +91,21 @@ class _Model:
         self.config = config
         self.servables: dict[int, object] = {}
         self.status: dict[int, VersionStatus] = {}
+        self.failures: dict[int, tuple[int, float]] = {}   # version → (failed attempts, last time)
 
 
 class ModelManager:
     """Loads, swaps and serves model versions; ``poll()`` once, or ``start()`` a poll thread."""
 
     def __init__(self, configs: Iterable[ModelConfig], poll_wait_seconds: float = 1.0,
-                 enable_warmup: bool = True, allow_labels_for_unavailable: bool = False):
+                 enable_warmup: bool = True, allow_labels_for_unavailable: bool = False,
+                 max_num_load_retries: int = 5, load_retry_interval_seconds: float = 60.0):
         self._models = {c.name: _Model(c) for c in configs}
         self.poll_wait_seconds = poll_wait_seconds
         self.enable_warmup = enable_warmup
         self.allow_labels_for_unavailable = allow_labels_for_unavailable
+        self.max_num_load_retries = max_num_load_retries
+        self.load_retry_interval_seconds = load_retry_interval_seconds
         self._lock = threading.Lock()      # guards the dicts; loads happen outside it
         self._poll_lock = threading.Lock()  # one poll at a time
         self._stop = threading.Event()
@@ -146,24 +152,24 @@ class ModelManager:
         aspired = self.aspired(cfg, on_disk)
         for version in sorted(aspired, reverse=True):
             with self._lock:
-                if version in model.status:
-                    continue   # loaded, or failed (reported in status, not retried)
+                if version in model.status and not self._retry_due(model, version):
+                    continue   # loaded, or failed and not due for a retry
                 model.status[version] = VersionStatus(version, "LOADING")
             try:
                 servable = Servable(cfg.name, version, on_disk[version])
                 if self.enable_warmup:
                     servable.warm_up()
-            except ServingError as err:
-                log.warning("model %s version %s failed to load: %s", cfg.name, version, err.message)
-                with self._lock:
-                    model.status[version] = VersionStatus(version, "END", err.code, err.message)
-                continue
             except Exception as err:  # noqa: BLE001 - a bad version must not take the server down
-                log.warning("model %s version %s failed to load: %s", cfg.name, version, err)
+                code = err.code if isinstance(err, ServingError) else Code.UNKNOWN
+                message = err.message if isinstance(err, ServingError) else str(err)
+                log.warning("model %s version %s failed to load: %s", cfg.name, version, message)
                 with self._lock:
-                    model.status[version] = VersionStatus(version, "END", Code.UNKNOWN, str(err))
+                    model.status[version] = VersionStatus(version, "END", code, message)
+                    attempts = model.failures.get(version, (0, 0.0))[0] + 1
+                    model.failures[version] = (attempts, time.monotonic())
                 continue
             with self._lock:
+                model.failures.pop(version, None)
                 model.servables[version] = servable
                 model.status[version] = VersionStatus(version, "AVAILABLE")
             log.info("model %s version %s is AVAILABLE", cfg.name, version)
@@ -184,6 +190,15 @@ class ModelManager:
                 if st.state == "END" and version not in on_disk and version not in model.servables:
                     if st.error_code != Code.OK:
                         del model.status[version]
+                        model.failures.pop(version, None)
+
+    def _retry_due(self, model: _Model, version: int) -> bool:
+        st = model.status[version]
+        if st.state != "END" or st.error_code == Code.OK or version not in model.failures:
+            return False
+        attempts, last = model.failures[version]
+        return (attempts <= self.max_num_load_retries
+                and time.monotonic() - last >= self.load_retry_interval_seconds)
 
     def start(self) -> None:
         """Initial load (blocking, as ServerCore::Create), then poll in a thread if wait > 0."""

@@ -52,7 +52,8 @@ class ModelServer:
                  rest_inference_threads: int = 0, grpc_max_workers: int = 16, enable_model_warmup: bool = True,
                  rest_api_enable_cors_support: bool = False, shutdown_grace_seconds: float = 10.0,
                  tensorflow_intra_op_parallelism: int = 0, tensorflow_inter_op_parallelism: int = 0,
-                 rest_api_timeout_in_ms: int = 30000):
+                 rest_api_timeout_in_ms: int = 30000, max_num_load_retries: int = 5,
+                 load_retry_interval_micros: int = 60_000_000):
         if configs is None:
             if model_config_file:
                 text = Path(model_config_file).read_text()
@@ -72,7 +73,9 @@ class ModelServer:
         self._tf_threads = (tensorflow_intra_op_parallelism, tensorflow_inter_op_parallelism)
         self.rest_timeout_seconds = rest_api_timeout_in_ms / 1000.0
         self.manager = ModelManager(self.configs, poll_wait_seconds=file_system_poll_wait_seconds,
-                                    enable_warmup=enable_model_warmup)
+                                    enable_warmup=enable_model_warmup,
+                                    max_num_load_retries=max_num_load_retries,
+                                    load_retry_interval_seconds=load_retry_interval_micros / 1e6)
         self._grpc = None
         self._rest = None
         self.port: int | None = None
@@ -163,6 +166,8 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
                         help="seconds between scans of the base paths (0: scan once)")
     parser.add_argument("--enable_model_warmup", type=_bool, default=True)
+    parser.add_argument("--max_num_load_retries", type=int, default=5)
+    parser.add_argument("--load_retry_interval_micros", type=int, default=60_000_000)
     parser.add_argument("--rest_api_timeout_in_ms", type=int, default=30000,
                         help="REST deadline (504 after it); applies with --rest_inference_threads > 0")
     parser.add_argument("--rest_api_enable_cors_support", type=_bool, default=False)
@@ -202,7 +207,9 @@ def server_from_args(args: argparse.Namespace) -> ModelServer:
         rest_api_enable_cors_support=args.rest_api_enable_cors_support,
         tensorflow_intra_op_parallelism=args.tensorflow_intra_op_parallelism,
         tensorflow_inter_op_parallelism=args.tensorflow_inter_op_parallelism,
-        rest_api_timeout_in_ms=args.rest_api_timeout_in_ms)
+        rest_api_timeout_in_ms=args.rest_api_timeout_in_ms,
+        max_num_load_retries=args.max_num_load_retries,
+        load_retry_interval_micros=args.load_retry_interval_micros)
 
 
 def run_server(args: argparse.Namespace) -> int:

@@ -133,3 +133,25 @@ def test_failed_warmup_fails_the_load_and_the_old_version_keeps_serving(tmp_path
         assert st[1]["state"] == "AVAILABLE"
         assert c.predict({"x": np.array([[2.0]], np.float32)})["y"].tolist() == [[3.0]]
         c.close()
+
+
+def test_failed_load_is_retried_on_later_polls(tmp_path):
+    import shutil
+
+    toy_models.export_half_plus_two(tmp_path, "m", version=1, warmup=False)
+    good = toy_models.export_half_plus_two(tmp_path / "other", "m", version=2, b=7.0, warmup=False)
+    server = ModelServer([ModelConfig("m", str(tmp_path / "m"))], file_system_poll_wait_seconds=0,
+                         max_num_load_retries=1, load_retry_interval_micros=0).start()
+    try:
+        broken = tmp_path / "m" / "2"
+        broken.mkdir()
+        (broken / "saved_model.pb").write_bytes(b"truncated")
+        server.manager.poll()
+        assert {s.version: s.state for s in server.manager.status("m")} == {1: "AVAILABLE", 2: "END"}
+        shutil.rmtree(broken)
+        shutil.copytree(good, broken)          # fixed in place between two polls
+        server.manager.poll()                  # retry 1 of 1 succeeds
+        assert {s.version: s.state for s in server.manager.status("m")} == {1: "END", 2: "AVAILABLE"}
+        assert server.manager.get("m").version == 2
+    finally:
+        server.stop()
