@@ -124,3 +124,44 @@ def write_sequence_dataset(out: Path, *, rows: int = 256, max_length: int = 12, 
     # user_id is both a model feature and a join key in the contract.
     (out / "spec.json").write_text(json.dumps(spec, indent=1))
     return out
+
+
+def write_flat_dataset(out: Path, *, rows: int = 96, seed: int = 0) -> Path:
+    """A tiny Ali-CCP-like ``cascade_flat`` dataset (tf.train.Example, one feature per field).
+
+    Click when user field 101 and item field 205 agree in parity; conversion for a third of those.
+    """
+    import tensorflow as tf
+
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    fields = {"101": 20, "121": 5, "205": 30, "206": 8, "301": 3}
+    vocabs = {f: _vocab(out / f"vocab/{f}.txt", [str(i) for i in range(n)]) for f, n in fields.items()}
+    files = {}
+    for split, n in (("train", rows), ("valid", rows // 4), ("test", rows // 4)):
+        path = out / "cascade_flat" / f"{split}-00000-of-00001.tfrecord.gz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+            for i in range(n):
+                values = {f: int(rng.integers(0, size)) for f, size in fields.items()}
+                click = int(values["101"] % 2 == values["205"] % 2)
+                conv = int(click and values["206"] < 3)
+                feats = {f: tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(v).encode()]))
+                         for f, v in values.items()}
+                feats["click"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[click]))
+                feats["conversion"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[conv]))
+                feats["row_id"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[f"{split}{i}".encode()]))
+                writer.write(tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString())
+        files[split] = f"cascade_flat/{split}-*-of-*.tfrecord.gz"
+    group = {"1": "user", "2": "item", "3": "context"}
+    features = {f: {"dtype": "string", "kind": "scalar", "vocab": f, "group": group[f[0]], "role": "feature"}
+                for f in fields}
+    features |= {"click": {"dtype": "int64", "kind": "scalar", "role": "label", "group": "label"},
+                 "conversion": {"dtype": "int64", "kind": "scalar", "role": "label", "group": "label"},
+                 "row_id": {"dtype": "string", "kind": "scalar", "role": "key", "group": "key"}}
+    spec = {"format_version": 1, "source": "aliccp", "vocabularies": vocabs,
+            "datasets": {"cascade_flat": {"proto": "tf.train.Example", "compression": "GZIP",
+                                          "files": files, "labels": ["click", "conversion"],
+                                          "key": ["row_id"], "features": features}}}
+    (out / "spec.json").write_text(json.dumps(spec, indent=1))
+    return out

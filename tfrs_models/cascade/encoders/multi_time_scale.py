@@ -1,4 +1,5 @@
-"""Multi-time-scale encoder in the spirit of HEROES (003): clicks happen often, purchases
+"""Multi-time-scale encoder in the spirit of HEROES (003 — Jin et al., "Multi-Scale User Behavior
+Network for Entire Space Multi-Task Learning"): clicks happen often, purchases
 periodically, so the two tasks read the history at different time scales.
 
 * ``click``: target attention over the most recent ``short_window`` events only (fine scale);

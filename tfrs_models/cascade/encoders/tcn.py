@@ -1,4 +1,5 @@
-"""TCN + target attention (Section 4.1 of 002, Eq. 5–6).
+"""TCN + target attention (Section 4.1 of 002 — CAIN, Guo et al., "Introducing Context Information
+in Lifelong Sequential Modeling using Temporal Convolutional Networks"; Eq. 5–6).
 
 A convolution along time with context length ``cl`` — filter size ``2·cl + 1``, stride 1, zero
 padding at both ends so the output keeps the sequence length — turns each event ``lhe_t`` into a

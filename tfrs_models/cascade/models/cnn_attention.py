@@ -1,5 +1,6 @@
-"""The CTR→CVR model of 000 (Section III): 1D-CNN click tower, attention information transfer,
-calibrated loss.
+"""The CTR→CVR model of 000 — El-Sherief, Khafagy, Sweidan, "Multitask Model with an Attention
+Mechanism for Sequentially Dependent Online User Behaviors to Enhance Audience Targeting"
+(Section III): 1D-CNN click tower, attention information transfer, calibrated loss.
 
 * Click tower: stacked ``Conv1D`` over the embedded behaviour sequence, each event concatenated
   with the candidate's features; per layer explicit zero padding P, kernel K, stride S, so the
