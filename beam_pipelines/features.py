@@ -27,7 +27,7 @@ def _user_query_features(config) -> dict:
     return features
 
 
-def _labels_keys(features, labels, keys, group="item"):
+def _labels_keys(features, labels, keys):
     for name in labels:
         features[name] = _f("int64", "label", role="label")
     for name, dtype in keys:
