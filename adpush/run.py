@@ -76,10 +76,110 @@ def stage_build(ctx: RunContext) -> dict:
     return {"data": str(data), "row_counts": counts, "rejected": rejected}
 
 
+def _adpush(ctx: RunContext, *args: str) -> None:
+    """Run one stage's own subcommand (what a user would type), failing with its exit status."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "adpush.cli", *args]
+    if not ctx.progress and args[:2] == ("train", "sf"):
+        command.append("--quiet")
+    result = subprocess.run(command)
+    if result.returncode != 0:
+        raise UserError(f"stage command failed (exit {result.returncode}): adpush "
+                        + " ".join(args))
+
+
+def stage_train_sf(ctx: RunContext) -> dict:
+    train = ctx.config["train"]
+    run_dir = ctx.path("train", "sf")
+    _adpush(ctx, "train", "sf", "--model", train["model"], "--strategy", train["strategy"],
+            "--data", str(ctx.path("data")), "--run-dir", str(run_dir), "--seed", str(ctx.seed),
+            "--epochs", str(train["epochs"]), "--batch-size", str(train["batch_size"]))
+    _adpush(ctx, "evaluate", "--run-dir", str(run_dir), "--data", str(ctx.path("data")),
+            "--oracle", str(ctx.path("logs")), "--seed", str(ctx.seed))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {"run_dir": str(run_dir), "auc": _pick(metrics, "model", "auc"),
+            "oracle_auc": _pick(metrics, "oracle", "auc")}
+
+
+def _pick(metrics: dict, who: str, name: str):
+    """metrics.json's overall figure ``name`` of ``who`` (model/oracle), wherever it sits."""
+    for path in ((who, "overall", name), ("overall", who, name), (who, name)):
+        node = metrics
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, (int, float)):
+            return node
+    return None
+
+
+def stage_train_cascade(ctx: RunContext) -> dict:
+    train = ctx.config["train"]
+    run_dir = ctx.path("train", "cascade")
+    _adpush(ctx, "train", "cascade", "--model", train["cascade_model"], "--encoder",
+            train["cascade_encoder"], "--data", str(ctx.path("data")), "--run-dir", str(run_dir),
+            "--seed", str(ctx.seed), "--epochs", str(train["epochs"]))
+    metrics = json.loads((run_dir / "metrics.json").read_text()).get("test", {})
+    return {"run_dir": str(run_dir), "metrics": metrics}
+
+
+def stage_export(ctx: RunContext) -> dict:
+    from serving.export import export_run
+    from serving.families import prepare_run
+
+    serve = ctx.config["serve"]
+    base = ctx.path("models")
+    exported = {}
+    for name, run in ((serve["model_name_sf"], "sf"), (serve["model_name_cascade"], "cascade")):
+        run_dir = ctx.path("train", run)
+        prepare_run(run_dir)
+        exported[name] = str(export_run(run_dir, base, name))
+        print(f"  exported {run_dir} -> {exported[name]}")
+    return {"model_base_path": str(base), "versions": exported}
+
+
+def stage_abtest(ctx: RunContext) -> dict:
+    from abtest.simulator.cli import world_from_args
+    from abtest.simulator.scenario import load_scenario, run_scenario
+    from abtest.simulator.scorers import make_scorer
+    from serving.server import ServerProcess
+
+    serve, ab = ctx.config["serve"], ctx.config["abtest"]
+    name = serve["model_name_sf"]
+    scenario = load_scenario(ab["scenario"])
+    for experiment in scenario.experiments:
+        experiment["displays"] = int(ab["displays_per_experiment"])
+    scenario.defaults["slots"] = int(ab["slots"])
+    world = world_from_args(ctx.path("logs"), None, ctx.seed)
+    with ServerProcess(model_name=name, model_base_path=str(ctx.path("models", name)),
+                       rest_api_port=serve["rest_api_port"], port=serve["grpc_port"],
+                       log_path=str(ctx.path("serve.log"))) as server:
+        print(f"  serving {name} at {server.rest_url} (REST) and {server.grpc_target} (gRPC)")
+        scorer = make_scorer(f"rest://{server.rest_url.split('://', 1)[1]}/{name}", world,
+                             ctx.path("logs"))
+        outcome = run_scenario(world, scenario, scorer, ctx.seed, ctx.path("report"),
+                               title="adpush demo: 001 Table 2 replayed on the world",
+                               progress=ctx.progress)
+    rows = [{"experiment": c.treatment.split(" ")[0], "control": c.control,
+             "treatment": c.treatment, "relative_lift": c.relative_lift, "ci_low": c.ci_low,
+             "ci_high": c.ci_high, "p_value": c.p_value, "displays": c.displays}
+            for c in outcome["comparisons"]]
+    return {"report": str(outcome["paths"]["html"]), "lifts": rows,
+            "scorer_requests": scorer.stats["requests"],
+            "scorer_seconds": round(scorer.stats["seconds"], 1)}
+
+
 STAGES: tuple[Stage, ...] = (
     Stage("simulate", "simulate the world's raw logs", ("run", "world"), stage_simulate),
     Stage("build", "Beam (FnApiRunner): logs -> TFRecords, vocabularies, spec.json",
           ("beam",), stage_build),
+    Stage("train_sf", "train + evaluate the selling-point model (001)", ("train",),
+          stage_train_sf),
+    Stage("train_cascade", "train the CTR->CVR model (000)", ("train",), stage_train_cascade),
+    Stage("export", "export both to a TF Serving model base path", ("serve",), stage_export),
+    Stage("abtest", "serve the models locally and replay 001's A/B experiments over REST",
+          ("serve", "abtest"), stage_abtest),
 )
 
 
@@ -121,6 +221,10 @@ def run_stages(ctx: RunContext, force: bool = False, only: set[str] | None = Non
     return results
 
 
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def print_summary(ctx: RunContext, results: dict) -> None:
     print("\nadpush run summary")
     print(f"  run directory: {ctx.run_dir}")
@@ -132,6 +236,24 @@ def print_summary(ctx: RunContext, results: dict) -> None:
               f"({rows['sf_impressions.csv']:,} SF impressions, "
               f"{rows['ad_impressions.csv']:,} ad impressions, "
               f"{rows['behaviour.csv']:,} behaviour events)")
+    if "train_sf" in results:
+        r = results["train_sf"]
+        print(f"  selling-point model: test AUC {_fmt(r['auc'])} vs oracle {_fmt(r['oracle_auc'])}"
+              f" ({r['run_dir']}/metrics.json, roc.png, training_curves.png)")
+    if "train_cascade" in results:
+        m = results["train_cascade"]["metrics"]
+        print(f"  CTR->CVR model: click AUC {_fmt(_pick(m, 'click', 'auc'))}, conversion AUC "
+              f"{_fmt(_pick(m, 'conversion', 'auc'))} ({results['train_cascade']['run_dir']})")
+    if "export" in results:
+        print(f"  models: {results['export']['model_base_path']} "
+              f"(adpush serve --model_config_file ... or tensorflow/serving)")
+    if "abtest" in results:
+        r = results["abtest"]
+        print(f"  A/B report: {r['report']}")
+        for row in r["lifts"]:
+            print(f"    {row['control']:<22} -> {row['treatment']:<22} "
+                  f"{100 * row['relative_lift']:+6.2f}% [{100 * row['ci_low']:+6.2f}%, "
+                  f"{100 * row['ci_high']:+6.2f}%]  p={row['p_value']:.2g}")
     if "build" in results:
         counts = results["build"]["row_counts"]
         text = ", ".join(f"{name} {sum(c.values()):,}" for name, c in counts.items())

@@ -177,7 +177,9 @@ def test_write_sequence_shards_equals_build_split_write(tmp_path):
         assert_that(shards.summaries | beam.Map(lambda s: s[2]) | beam.CombineGlobally(sum),
                     equal_to([sum(1 for _, ev in users for e in ev if e[3] == 0)]), label="rows")
     for path in sorted(composed.rglob("*.tfrecord.gz")):
-        assert path.read_bytes() == (fused / path.relative_to(composed)).read_bytes(), path.name
+        # the records must be identical; gzip framing of the two writers may differ
+        assert gzip.decompress(path.read_bytes()) == gzip.decompress(
+            (fused / path.relative_to(composed)).read_bytes()), path.name
 
 
 def _merge(dicts):

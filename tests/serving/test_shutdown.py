@@ -79,11 +79,11 @@ def test_stop_lets_in_flight_requests_finish(slow_base):
 
 def test_rest_deadline_gives_504_and_the_server_keeps_serving(slow_base):
     with ModelServer([ModelConfig("slow", str(slow_base / "slow"))], file_system_poll_wait_seconds=0,
-                     enable_model_warmup=False, rest_inference_threads=2, rest_api_timeout_in_ms=100) as server:
+                     enable_model_warmup=False, rest_inference_threads=2, rest_api_timeout_in_ms=1000) as server:
         import requests
 
         url = f"http://127.0.0.1:{server.rest_api_port}/v1/models/slow:predict"
-        r = requests.post(url, data='{"instances": [5000]}', timeout=60)
+        r = requests.post(url, data='{"instances": [60000]}', timeout=60)
         assert r.status_code == 504 and r.json() == {"error": "Deadline Exceeded"}
         r = requests.post(url, data='{"instances": [1]}', timeout=60)
         assert r.status_code == 200 and len(r.json()["predictions"]) == 1
