@@ -30,6 +30,12 @@ def _export(args: argparse.Namespace) -> int:
     from serving.export import ExportError, export_run
 
     try:
+        from pathlib import Path
+
+        from serving.families import EXPORT_INFO, prepare_run
+
+        if not (Path(args.run_dir) / EXPORT_INFO).is_file():
+            prepare_run(args.run_dir)  # a run that has not written its serving SavedModel yet
         path = export_run(args.run_dir, args.model_base_path, args.model_name, version=args.version)
     except ExportError as err:
         raise UserError(str(err)) from err
