@@ -34,8 +34,9 @@ def _export(args: argparse.Namespace) -> int:
 
         from serving.families import EXPORT_INFO, prepare_run
 
-        if not (Path(args.run_dir) / EXPORT_INFO).is_file():
-            prepare_run(args.run_dir)  # a run that has not written its serving SavedModel yet
+        run_dir = Path(args.run_dir)
+        if not (run_dir / EXPORT_INFO).is_file() and (run_dir / "config.json").is_file():
+            prepare_run(run_dir)  # a training run that has not written its serving SavedModel
         path = export_run(args.run_dir, args.model_base_path, args.model_name, version=args.version)
     except ExportError as err:
         raise UserError(str(err)) from err
