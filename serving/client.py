@@ -103,7 +103,35 @@ def _select_inputs(user: Mapping[str, Any], query: Mapping[str, Any], ad: Mappin
 # ------------------------------------------------------------------------------------------------
 
 
-class RestClient:
+class _Client:
+    """What RestClient and GrpcClient share on top of their ``predict`` and ``status``."""
+
+    model_name: str
+
+    def _where(self) -> str:
+        raise NotImplementedError
+
+    def select_selling_points(self, user: Mapping[str, Any], query: Mapping[str, Any], ad: Mapping[str, Any],
+                              candidates, version: int | None = None) -> dict[str, np.ndarray]:
+        """Score candidate SP keywords for one (user, query, ad) — or a batch, with lists."""
+        return self.predict(_select_inputs(user, query, ad, candidates), SELECT_SELLING_POINTS, version)
+
+    def wait_until_ready(self, timeout: float = 60.0, poll: float = 0.2) -> list[dict[str, Any]]:
+        """Block until the model has an AVAILABLE version (model status), or raise TimeoutError."""
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                st = self.status()
+                if any(v["state"] == "AVAILABLE" for v in st):
+                    return st
+            except Exception as err:  # noqa: BLE001 - not up yet, or still loading
+                last = err
+            time.sleep(poll)
+        raise TimeoutError(f"model {self.model_name} not ready at {self._where()} after {timeout}s: {last}")
+
+
+class RestClient(_Client):
     """TF Serving REST client (``requests``, keep-alive session)."""
 
     def __init__(self, base_url: str, model_name: str, timeout: float = 10.0, retries: int = 3,
@@ -116,6 +144,9 @@ class RestClient:
         self._retry = _Retry(retries, backoff)
         self._session = requests.Session()
         self._output_keys: dict[tuple, list[str]] = {}
+
+    def _where(self) -> str:
+        return self.base_url
 
     def close(self) -> None:
         self._session.close()
@@ -213,23 +244,6 @@ class RestClient:
                     "outputs": {a: t["dtype"] for a, t in s.get("outputs", {}).items()}}
                 for k, s in sigs.items() if not k.startswith("__")}
 
-    def select_selling_points(self, user: Mapping[str, Any], query: Mapping[str, Any], ad: Mapping[str, Any],
-                              candidates, version: int | None = None) -> dict[str, np.ndarray]:
-        return self.predict(_select_inputs(user, query, ad, candidates), SELECT_SELLING_POINTS, version)
-
-    def wait_until_ready(self, timeout: float = 60.0, poll: float = 0.2) -> list[dict[str, Any]]:
-        """Block until the model has an AVAILABLE version (status endpoint), or raise TimeoutError."""
-        deadline = time.monotonic() + timeout
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            try:
-                st = self.status()
-                if any(v["state"] == "AVAILABLE" for v in st):
-                    return st
-            except Exception as err:  # noqa: BLE001
-                last = err
-            time.sleep(poll)
-        raise TimeoutError(f"model {self.model_name} not ready at {self.base_url} after {timeout}s: {last}")
 
 
 def _code_from_http(status: int) -> Code:
@@ -276,7 +290,7 @@ def _from_json_value(value: Any) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 
 
-class GrpcClient:
+class GrpcClient(_Client):
     """TF Serving gRPC client (``PredictionService`` / ``ModelService`` stubs)."""
 
     def __init__(self, target: str, model_name: str, timeout: float = 10.0, retries: int = 3,
@@ -291,6 +305,9 @@ class GrpcClient:
             ("grpc.max_send_message_length", max_message_bytes)])
         self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._model = model_service_pb2_grpc.ModelServiceStub(self._channel)
+
+    def _where(self) -> str:
+        return self.target
 
     def close(self) -> None:
         self._channel.close()
@@ -393,19 +410,3 @@ class GrpcClient:
                     "outputs": {a: types_pb2.DataType.Name(t.dtype) for a, t in s.outputs.items()}}
                 for k, s in sdm.signature_def.items() if not k.startswith("__")}
 
-    def select_selling_points(self, user: Mapping[str, Any], query: Mapping[str, Any], ad: Mapping[str, Any],
-                              candidates, version: int | None = None) -> dict[str, np.ndarray]:
-        return self.predict(_select_inputs(user, query, ad, candidates), SELECT_SELLING_POINTS, version)
-
-    def wait_until_ready(self, timeout: float = 60.0, poll: float = 0.2) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            try:
-                st = self.status()
-                if any(v["state"] == "AVAILABLE" for v in st):
-                    return st
-            except Exception as err:  # noqa: BLE001
-                last = err
-            time.sleep(poll)
-        raise TimeoutError(f"model {self.model_name} not ready at {self.target} after {timeout}s: {last}")

@@ -54,11 +54,12 @@ def train_command(args) -> int:
     distribution = tf.distribute.MirroredStrategy() if args.mirrored else None
     result = train(load_spec(args.data), run_config, args.run_dir, distribution=distribution,
                    verbose=0 if args.quiet else 1)
-    from tfrs_models.selling_point.export import write_serving_export  # noqa: PLC0415
+    from serving.families import SAVED_MODEL_DIR, prepare_run  # noqa: PLC0415
 
-    saved = write_serving_export(result.model, result.run_dir)
+    prepare_run(result.run_dir)  # the one serving export, over raw log values (serving/families.py)
     print(f"trained {run_config.model.model}/{run_config.train.strategy}: best validation AUC "
-          f"{result.best_valid_auc:.4f}; weights in {result.run_dir}/model/, SavedModel {saved}")
+          f"{result.best_valid_auc:.4f}; weights in {result.run_dir}/model/, SavedModel "
+          f"{result.run_dir / SAVED_MODEL_DIR}")
     return 0
 
 
