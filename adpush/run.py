@@ -158,7 +158,7 @@ def stage_abtest(ctx: RunContext) -> dict:
         print(f"  serving {name} at {server.rest_url} (REST) and {server.grpc_target} (gRPC)")
         scorer = make_scorer(f"rest://{server.rest_url.split('://', 1)[1]}/{name}", world,
                              ctx.path("logs"))
-        outcome = run_scenario(world, scenario, scorer, ctx.seed, ctx.path("report"),
+        outcome = run_scenario(world, scenario, scorer, ctx.seed, ctx.path("abtest"),
                                title="adpush demo: 001 Table 2 replayed on the world",
                                progress=ctx.progress)
     rows = [{"experiment": c.treatment.split(" ")[0], "control": c.control,
@@ -303,5 +303,9 @@ def _run_command(args: argparse.Namespace) -> int:
 
     (run_dir / "config.toml").write_text(dumps(config))
     results = run_stages(ctx, force=args.force, only=set(args.stage or ()))
+    from adpush.run_report import write_run_report
+
+    report = write_run_report(run_dir, results)
     print_summary(ctx, results)
+    print(f"  run report: {report['html']} (+ report.md, report.json)")
     return 0

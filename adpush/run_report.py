@@ -1,0 +1,155 @@
+"""The report of one ``adpush run``: ``RUN/report.html`` (self-contained), ``.md`` and ``.json``.
+
+What a person reads after the demo, in the order the flow ran: stage times; the selling-point
+model's test figures next to the oracle's (overall and per 001 Table 3 segment) with its ROC and
+training curves; the CTR→CVR model's figures; the 001 A/B replay's lift table (the same columns
+as ``abtest.report``) with its forest and cumulative-lift plots. Every figure is read from the
+files the stages wrote, so the report can be rebuilt at any time (``write_run_report(RUN,
+results)``) and never disagrees with them.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from abtest.report import COLUMNS as AB_COLUMNS
+from abtest.report import table_rows as ab_table_rows
+
+SF_METRICS = ("auc", "gauc", "logloss")
+CASCADE_ROWS = (("click", "auc", "click AUC (all impressions)"),
+                ("conversion", "auc", "conversion AUC (all impressions)"),
+                ("cvr_auc_clicked", None, "CVR AUC (clicked impressions)"),
+                ("click", "logloss", "click logloss"), ("conversion", "logloss", "conversion logloss"))
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    return "n/a" if not isinstance(value, (int, float)) else f"{value:.{digits}f}"
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _sf_section(results: Mapping) -> dict | None:
+    if "train_sf" not in results:
+        return None
+    run_dir = Path(results["train_sf"]["run_dir"])
+    metrics = _read_json(run_dir / "metrics.json")
+    overall = metrics.get("overall", {})
+    rows = [["all test users", *[_num(overall.get(who, {}).get(m)) for m in SF_METRICS
+                                 for who in ("model", "oracle")]]]
+    for name, segment in metrics.get("segments", {}).items():
+        rows.append([f"{name} ({segment.get('n_users', 0):,} users)",
+                     *[_num(segment.get(who, {}).get(m)) for m in SF_METRICS
+                       for who in ("model", "oracle")]])
+    header = ["segment (SF clicks, ad clicks per user)",
+              *[f"{m} {who}" for m in SF_METRICS for who in ("model", "oracle")]]
+    images = {name: run_dir / name for name in ("roc.png", "training_curves.png")
+              if (run_dir / name).is_file()}
+    title = f"Selling-point model (001): {metrics.get('model', '?')}, {metrics.get('strategy', '?')}"
+    return {"title": title, "header": header, "rows": rows, "images": images,
+            "source": str(run_dir / "metrics.json")}
+
+
+def _cascade_section(results: Mapping) -> dict | None:
+    if "train_cascade" not in results:
+        return None
+    run_dir = Path(results["train_cascade"]["run_dir"])
+    test = _read_json(run_dir / "metrics.json").get("test", {})
+    config = _read_json(run_dir / "config.json").get("model", {})
+    rows = []
+    for task, metric, label in CASCADE_ROWS:
+        value = test.get(task) if metric is None else test.get(task, {}).get(metric)
+        rows.append([label, _num(value)])
+    encoder = config.get("encoder", {})
+    encoder_name = encoder.get("name", "?") if isinstance(encoder, dict) else encoder
+    return {"title": f"CTR→CVR model (000): {config.get('name', '?')} with the {encoder_name} "
+                     "sequence encoder",
+            "header": ["test figure", "value"], "rows": rows, "images": {},
+            "source": str(run_dir / "metrics.json")}
+
+
+def _ab_section(results: Mapping) -> dict | None:
+    if "abtest" not in results:
+        return None
+    report_html = Path(results["abtest"]["report"])
+    document = _read_json(report_html.with_name("report.json"))
+    comparisons = document.get("comparisons", [])
+    images = {name: report_html.with_name(name) for name in ("forest_plot.png", "cumulative_lift.png")
+              if report_html.with_name(name).is_file()}
+    return {"title": "001 Table 2 replayed: the personalised policy served over REST",
+            "header": list(AB_COLUMNS), "rows": ab_table_rows(comparisons), "images": images,
+            "source": str(report_html)}
+
+
+def _stage_section(results: Mapping) -> dict:
+    rows = [[name, _num(result.get("seconds"), 1)] for name, result in results.items()]
+    total = sum(r.get("seconds", 0) or 0 for r in results.values())
+    rows.append(["total", _num(total, 1)])
+    return {"title": "Stages", "header": ["stage", "seconds"], "rows": rows, "images": {},
+            "source": ".stages/*.json"}
+
+
+def _markdown(title: str, sections: list[dict], run_dir: Path) -> str:
+    lines = [f"# {title}", ""]
+    for s in sections:
+        lines += [f"## {s['title']}", "", "| " + " | ".join(s["header"]) + " |",
+                  "|" + "---|" * len(s["header"])]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in s["rows"]]
+        lines += [""] + [f"![{name}]({os.path.relpath(path, run_dir)})"
+                         for name, path in s["images"].items()]
+        lines += [f"Source: `{s['source']}`", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _html(title: str, sections: list[dict]) -> str:
+    esc = html.escape
+    parts = []
+    for s in sections:
+        head = "".join(f"<th>{esc(h)}</th>" for h in s["header"])
+        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>\n"
+                       for row in s["rows"])
+        figures = "".join(
+            f'<figure><img alt="{esc(name)}" src="data:image/png;base64,'
+            f'{base64.b64encode(path.read_bytes()).decode("ascii")}"><figcaption>{esc(name)}'
+            f"</figcaption></figure>\n" for name, path in s["images"].items())
+        parts.append(f"<section><h2>{esc(s['title'])}</h2>\n<table><thead><tr>{head}</tr></thead>"
+                     f"<tbody>\n{body}</tbody></table>\n{figures}"
+                     f"<p class=\"source\">Source: {esc(s['source'])}</p></section>\n")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; font-size: 0.9em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }}
+td:first-child {{ text-align: left; }}
+th {{ background: #f0f0f0; }}
+figure {{ display: inline-block; margin: 1em; }}
+figure img {{ max-width: 640px; }}
+.source {{ color: #777; font-size: 0.8em; }}
+</style></head>
+<body>
+<h1>{esc(title)}</h1>
+{''.join(parts)}</body></html>
+"""
+
+
+def write_run_report(run_dir: str | Path, results: Mapping[str, Mapping]) -> dict[str, Path]:
+    """Write ``RUN/report.{html,md,json}`` from the stage results; return their paths."""
+    run_dir = Path(run_dir)
+    sections = [s for s in (_stage_section(results), _sf_section(results),
+                            _cascade_section(results), _ab_section(results)) if s is not None]
+    title = f"adpush run {run_dir.name}"
+    paths = {"html": run_dir / "report.html", "markdown": run_dir / "report.md",
+             "json": run_dir / "report.json"}
+    paths["html"].write_text(_html(title, sections), encoding="utf-8")
+    paths["markdown"].write_text(_markdown(title, sections, run_dir), encoding="utf-8")
+    document = {"title": title, "stages": dict(results),
+                "sections": [{k: (v if k != "images" else {n: str(p) for n, p in v.items()})
+                              for k, v in s.items()} for s in sections]}
+    paths["json"].write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+    return paths

@@ -1,0 +1,127 @@
+"""`adpush run` end to end on a tiny config: every stage, the run report, and a resumed re-run.
+
+Runs the real flow — world → Beam (FnApiRunner) → SF and CTR→CVR training → export → local
+server → 001 A/B replay over REST — in a subprocess, as `make demo` does, then opens the
+report in headless Chromium.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.browser import dump_dom, screenshot
+
+pytestmark = pytest.mark.slow
+
+TINY = """
+[world]
+n_users = 1500
+n_ads = 600
+days = 6
+behaviour_users = 600
+keywords_per_facet = 10
+n_categories = 8
+category_words = 12
+applicable_sps_per_category = 24
+n_filler_words = 60
+queries_per_category = 6
+modifiers_per_facet = 2
+
+[beam]
+min_count = 2
+
+[train]
+epochs = 1
+batch_size = 256
+
+[abtest]
+displays_per_experiment = 200_000
+slots = 4
+"""
+STAGES = ("simulate", "build", "train_sf", "train_cascade", "export", "abtest")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _adpush_run(config: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "adpush.cli", "run", "--config", str(config),
+                           "--out", str(out), "--seed", "3", "--no-progress"],
+                          capture_output=True, text=True, timeout=1500)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("adpush_run")
+    config = root / "tiny.toml"
+    config.write_text(TINY)
+    done = _adpush_run(config, root / "run")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return root, config, done.stdout
+
+
+def test_every_stage_ran_and_the_summary_names_the_outputs(tiny_run):
+    root, _, stdout = tiny_run
+    run = root / "run"
+    for index, stage in enumerate(STAGES, start=1):
+        assert f"[{index}/6] {stage}: done in" in stdout
+        marker = json.loads((run / ".stages" / f"{stage}.json").read_text())
+        assert marker["result"]["seconds"] >= 0
+    assert f"run report: {run / 'report.html'}" in stdout
+    # The summary's lift lines: one per experiment of 001 Table 2.
+    assert len(re.findall(r"^    No\.\d .*p=", stdout, flags=re.M)) == 5
+    published = sorted(p.name for p in (run / "models").iterdir())
+    assert published == ["ctr_cvr", "selling_points"]
+    assert (run / "models" / "selling_points" / "1" / "saved_model.pb").is_file()
+
+
+def test_metrics_and_report_agree(tiny_run):
+    run = tiny_run[0] / "run"
+    metrics = json.loads((run / "train" / "sf" / "metrics.json").read_text())
+    model_auc = metrics["overall"]["model"]["auc"]
+    oracle_auc = metrics["overall"]["oracle"]["auc"]
+    assert 0.0 < model_auc < 1.0 and oracle_auc > 0.6  # the world's signal is there to find
+    report = json.loads((run / "report.json").read_text())
+    titles = [s["title"] for s in report["sections"]]
+    assert titles[0] == "Stages" and titles[1].startswith("Selling-point model (001): amtdl")
+    assert titles[2].startswith("CTR→CVR model (000): cnn_attention")
+    sf_rows = report["sections"][1]["rows"]
+    assert sf_rows[0][:3] == ["all test users", f"{model_auc:.4f}", f"{oracle_auc:.4f}"]
+    ab = report["sections"][3]
+    assert [row[1].split(" ")[0] for row in ab["rows"]] == ["No.1", "No.2", "No.3", "No.4", "No.5"]
+    ab_json = json.loads((run / "abtest" / "report.json").read_text())
+    lift = ab_json["comparisons"][0]["relative_lift"]
+    assert ab["rows"][0][7].startswith(f"{100 * lift:+.2f} %")
+    for section in report["sections"]:
+        for path in section["images"].values():
+            assert Path(path).read_bytes()[:8] == PNG_MAGIC
+    assert sum(len(s["images"]) for s in report["sections"]) == 4
+    markdown = (run / "report.md").read_text()
+    assert "![roc.png](train/sf/roc.png)" in markdown
+
+
+def test_report_renders_in_chromium(tiny_run, tmp_path):
+    import matplotlib.image as mpimg
+
+    html = tiny_run[0] / "run" / "report.html"
+    dom = dump_dom(html)
+    assert len(re.findall(r"<table>", dom)) == 4
+    assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', dom)) == 4
+    assert "No.1 PSPSS" in dom and "all test users" in dom
+    pixels = mpimg.imread(screenshot(html, tmp_path / "run_report.png", size="1400,4000"))[..., :3]
+    # matplotlib's default blue (#1f77b4) draws the ROC and lift curves; a broken image has none.
+    blue = np.all(np.abs(pixels - np.array([0x1F, 0x77, 0xB4]) / 255) < 0.06, axis=-1)
+    assert blue.sum() > 500
+
+
+def test_rerun_skips_finished_stages(tiny_run):
+    root, config, _ = tiny_run
+    again = _adpush_run(config, root / "run")
+    assert again.returncode == 0, again.stderr[-3000:]
+    for index, stage in enumerate(STAGES, start=1):
+        assert f"[{index}/6] {stage}: already done, skipping" in again.stdout
+    assert "run report:" in again.stdout
