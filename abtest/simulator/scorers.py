@@ -11,7 +11,6 @@ as candidates. Rows are sent in batches; each (user, display context) is scored 
 """
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,14 +33,22 @@ def sf_click_history(logs_dir: Path | None, n_users: int, length: int = HISTORY_
     path = Path(logs_dir) / "sf_impressions.csv"
     if not path.is_file():
         raise UserError(f"{path} not found: --logs must be a simulate-logs directory")
-    clicks: dict[int, list[str]] = {}
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["clicked"] == "1":
-                clicks.setdefault(int(row["user_id"]), []).append(row["sf_keyword"])
-    for user, keywords in clicks.items():
-        if user < n_users:
-            history[user] = " ".join(reversed(keywords[-length:]))
+    import pyarrow.compute as pc
+    from pyarrow import csv as pa_csv
+
+    table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(
+        include_columns=["user_id", "sf_keyword", "clicked"],
+        column_types={"user_id": "int64", "sf_keyword": "string", "clicked": "int64"}))
+    table = table.filter(pc.equal(table["clicked"], 1))
+    users = table["user_id"].to_numpy()
+    keywords = np.asarray(table["sf_keyword"].to_pylist(), dtype=object)
+    order = np.argsort(users, kind="stable")          # file (time) order kept within a user
+    users, keywords = users[order], keywords[order]
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    ends = np.r_[starts[1:], users.size]
+    for start, end in zip(starts, ends):
+        if users[start] < n_users:
+            history[users[start]] = " ".join(keywords[max(start, end - length):end][::-1])
     return history
 
 

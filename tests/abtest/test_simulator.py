@@ -199,3 +199,21 @@ def test_abtest_run_cli_writes_the_report_and_its_stats_are_analysable(tmp_path)
     report = json.loads((out / "report.json").read_text())["comparisons"][0]
     comparison = reanalysed["comparisons"][0] if "comparisons" in reanalysed else reanalysed[0]
     assert comparison["p_value"] == pytest.approx(report["p_value"], rel=1e-9)
+
+
+def test_sf_click_history_keeps_the_latest_clicks_most_recent_first(tmp_path):
+    from abtest.simulator.scorers import sf_click_history
+
+    rows = ["impression_id,user_id,query,sf_keyword,day,ts,clicked"]
+    clicks = {0: ["a", "b", "c", "d"], 2: ["x"]}  # in time order
+    i = 0
+    for user, keywords in clicks.items():
+        for kw in keywords:
+            rows += [f"{i},{user},cat_00,{kw},0,{100 + i},1", f"{i + 1},{user},cat_00,no_{kw},0,{100 + i},0"]
+            i += 2
+    rows.append(f"{i},7,cat_00,beyond_n_users,0,999,1")
+    (tmp_path / "sf_impressions.csv").write_text("\n".join(rows) + "\n")
+    history = sf_click_history(tmp_path, n_users=4, length=3)
+    assert history.tolist() == ["d c b", "", "x", ""]
+    with pytest.raises(UserError, match="sf_impressions.csv not found"):
+        sf_click_history(tmp_path / "missing", n_users=4)
