@@ -47,3 +47,43 @@ def test_amtdl_reads_the_extra_groups_and_bm_has_no_ad_head(sp_spec):
     assert "age_bucket" in amtdl.input_signature() and "age_bucket" not in bm.input_signature()
     assert "query_category" in amtdl.input_signature()
     assert set(amtdl.input_signature("ad_click")) >= {"title_tokens", "user_id"}
+
+
+def test_regularisation_options_change_only_what_they_should(sp_spec):
+    """exclude_features drops inputs; embedding_l2 adds Σ‖e‖² of the rows a batch looks up to
+    the training loss only; interactions widen the MLP input; dropout is training-only."""
+    import tensorflow as tf
+
+    batch = next(iter(make_dataset(sp_spec, "sf", "train", 16)))
+    plain = build_model(sp_spec, ModelConfig(model="amtdl", embedding_dim=4, hidden_units=(8,)))
+    no_user = build_model(sp_spec, ModelConfig(model="amtdl", embedding_dim=4, hidden_units=(8,),
+                                               exclude_features=("user_id",)))
+    assert "user_id" in plain.input_signature() and "user_id" not in no_user.input_signature()
+    assert "user_id" not in no_user.input_signature("ad_click")
+    assert no_user(batch)["p_sf_click"].shape == (16,)
+
+    tf.random.set_seed(0)
+    l2 = build_model(sp_spec, ModelConfig(model="mtdl", embedding_dim=4, hidden_units=(8,),
+                                          embedding_l2=0.5))
+    base = float(l2.sf_task(labels=tf.cast(batch["clicked"], tf.float32)[:, None],
+                            predictions=l2.predict_sf(batch)[:, None]))
+    sides = l2.task_features["sf"]
+    expected = 0.0
+    for feature in [f for fs in sides.values() for f in fs]:
+        emb, mask = l2._embed(feature, batch[feature.name])
+        expected += float(tf.reduce_sum(tf.square(emb) * tf.cast(mask, tf.float32)[..., None]))
+    assert float(l2.task_loss("sf", batch, training=True)) == pytest.approx(
+        base + 0.5 * expected, rel=1e-5)
+    assert float(l2.task_loss("sf", batch, training=False)) == pytest.approx(base, rel=1e-5)
+
+    wide = build_model(sp_spec, ModelConfig(model="mtdl", embedding_dim=4, hidden_units=(8,),
+                                            interactions=True))
+    narrow = build_model(sp_spec, ModelConfig(model="mtdl", embedding_dim=4, hidden_units=(8,)))
+    # [user_id, history] ⊙ item and [query] ⊙ item: 3 more groups of 4.
+    assert wide.shared_mlp.layers[0].kernel.shape[0] == narrow.shared_mlp.layers[0].kernel.shape[0] + 12
+
+    drop = build_model(sp_spec, ModelConfig(model="bm", embedding_dim=4, hidden_units=(8,),
+                                            dropout=0.5))
+    np.testing.assert_array_equal(drop.predict_sf(batch).numpy(), drop.predict_sf(batch).numpy())
+    assert not np.array_equal(drop.predict_sf(batch, training=True).numpy(),
+                              drop.predict_sf(batch).numpy())

@@ -16,11 +16,20 @@ class ModelConfig:
     embedding_dim: int = 16
     hidden_units: tuple[int, ...] = (64, 32)
     attention_units: int = 16
+    dropout: float = 0.0                     # on the MLP input and hidden layers (training only)
+    embedding_l2: float = 0.0                # L2 on the embedding rows a batch looks up
+    exclude_features: tuple[str, ...] = ()   # spec features left out (ablations)
+    # Also feed the MLP the elementwise products of each pooled user/query group with the item
+    # vector (keyword, or pooled title): the click logit of the world is a dot product.
+    interactions: bool = False
 
     def __post_init__(self):
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
         self.hidden_units = tuple(int(u) for u in self.hidden_units)
+        self.exclude_features = tuple(str(f) for f in self.exclude_features)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
     @property
     def multi_task(self) -> bool:

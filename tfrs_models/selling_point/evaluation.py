@@ -2,7 +2,9 @@
 
 Every figure is computed for the model and, given the world's logs, for the oracle (the world's
 true click probabilities joined on ``impression_id``) side by side — overall and per 001
-Table 3 segment (per-user SF clicks ≤6/>6 × ad clicks ≤21/>21 on the train split).
+Table 3 segment (per-user SF clicks ≤6/>6 × ad clicks ≤21/>21 on the train split). When the
+oracle directory is a world's simulate-logs output (``manifest.json``), the restricted oracles
+of ``ceilings.py`` (``ceiling_popularity``, ``ceiling_query``, ``ceiling_profile``) are scored too.
 """
 from __future__ import annotations
 
@@ -111,6 +113,15 @@ def evaluate_run(run_dir, data_dir=None, oracle_dir=None, main_cut: int = 6,
                             f"from {oracle_dir}/oracle/sf_impressions.csv")
         scorers["oracle"] = np.array([oracle[int(i)] for i in pred["impression_id"]])
         result["oracle_dir"] = str(oracle_dir)
+        if (Path(oracle_dir) / "manifest.json").is_file():
+            # Restricted oracles: what a model with only popularity / +query / +profile could
+            # reach (ceilings.py); the model vs these says whether the model or the data limits.
+            from tfrs_models.selling_point.ceilings import (  # noqa: PLC0415
+                CEILINGS, ceilings_for_impressions)
+
+            world_scores = ceilings_for_impressions(oracle_dir, pred["impression_id"])
+            for name in CEILINGS:
+                scorers[f"ceiling_{name}"] = world_scores[name]
     result["overall"] = {name: metrics.all_metrics(labels, s, users, items)
                          for name, s in scorers.items()}
     train_sf = read_columns(spec, SF, "train", ["user_id", "clicked"])

@@ -54,12 +54,17 @@ class SellingPointModel(tfrs.models.Model):
         tasks = (SF, AD) if config.multi_task else (SF,)
         for task in tasks:
             ds = spec.dataset(task)
-            item = ds.model_features(("item",))
+
+            def kept(groups, ds=ds):
+                return [f for f in ds.model_features(groups)
+                        if f.name not in config.exclude_features]
+
+            item = kept(("item",))
             if task == AD:
                 # Eq. (11)–(13): the ad is represented by its attention-pooled title bag(s).
                 item = [f for f in item if f.is_varlen]
             self.task_features[task] = {
-                **{g: ds.model_features((g,)) for g in user_groups + query_groups},
+                **{g: kept((g,)) for g in user_groups + query_groups},
                 "item": item}
         vocab_names = sorted({f.vocab for sides in self.task_features.values()
                               for feats in sides.values() for f in feats if f.vocab})
@@ -74,9 +79,13 @@ class SellingPointModel(tfrs.models.Model):
             self.embeddings[name] = tf.keras.layers.Embedding(
                 lookup.vocabulary_size(), config.embedding_dim, name=f"embedding_{name}")
         self.mean_pooling = MeanBagPooling(name="mean_bag_pooling")
-        self.shared_mlp = tf.keras.Sequential(
-            [tf.keras.layers.Dense(u, activation="relu") for u in config.hidden_units],
-            name="shared_mlp")
+        layers = []
+        for units in config.hidden_units:
+            if config.dropout:
+                layers.append(tf.keras.layers.Dropout(config.dropout, seed=len(layers)))
+            layers.append(tf.keras.layers.Dense(units, activation="relu"))
+        self.shared_mlp = tf.keras.Sequential(layers, name="shared_mlp")
+        self._penalties = None  # a list while task_loss collects the looked-up embedding L2
         self.sf_output = tf.keras.layers.Dense(1, activation="sigmoid", name="sf_output")
         self.sf_task = tfrs.tasks.Ranking(
             loss=tf.keras.losses.BinaryCrossentropy(reduction=tf.keras.losses.Reduction.SUM))
@@ -99,7 +108,11 @@ class SellingPointModel(tfrs.models.Model):
         if not feature.is_varlen:
             values = tf.reshape(values, [-1, 1])
         ids = self.lookups[feature.vocab](values)
-        return self.embeddings[feature.vocab](ids), tf.not_equal(ids, 0)
+        embeddings, mask = self.embeddings[feature.vocab](ids), tf.not_equal(ids, 0)
+        if self._penalties is not None:
+            self._penalties.append(tf.reduce_sum(
+                tf.square(embeddings) * tf.cast(mask, embeddings.dtype)[..., tf.newaxis]))
+        return embeddings, mask
 
     def _pool_group(self, features_spec, features):
         """Mean of all real items of all features of one group (Eq. 4) → ``[B, D]``."""
@@ -110,17 +123,30 @@ class SellingPointModel(tfrs.models.Model):
 
     def _user_query(self, task, features):
         sides = self.task_features[task]
-        user = tf.concat([self._pool_group(sides[g], features) for g in self.group_order["user"]],
-                         axis=1)
-        query = tf.concat([self._pool_group(sides[g], features)
-                           for g in self.group_order["query"]], axis=1)
-        return user, query
+        batch = tf.shape(next(iter(features.values())))[0]
+
+        def side(groups):
+            pooled = [self._pool_group(sides[g], features) for g in groups if sides[g]]
+            return tf.concat(pooled, axis=1) if pooled else tf.zeros([batch, 0])
+
+        return side(self.group_order["user"]), side(self.group_order["query"])
+
+    def _mlp_input(self, user, query, item):
+        """``[user, query, item]`` (Eq. 5), plus ``group ⊙ item`` per pooled group if
+        ``config.interactions``."""
+        parts = [user, query, item]
+        if self.config.interactions:
+            dim = self.config.embedding_dim
+            for side in (user, query):
+                groups = tf.reshape(side, [-1, side.shape[1] // dim, dim])
+                parts.append(tf.reshape(groups * item[:, tf.newaxis, :], [-1, side.shape[1]]))
+        return tf.concat(parts, axis=1)
 
     def predict_sf(self, features, training=False):
         """``p_sf_click`` ``[B]`` from raw SF features (Eq. 4–8)."""
         user, query = self._user_query(SF, features)
         keyword = self._pool_group(self.task_features[SF]["item"], features)
-        x = tf.concat([user, query, keyword], axis=1)  # Eq. (5)
+        x = self._mlp_input(user, query, keyword)  # Eq. (5)
         return tf.squeeze(self.sf_output(self.shared_mlp(x, training=training)), axis=-1)
 
     def title_attention_weights(self, features):
@@ -134,7 +160,7 @@ class SellingPointModel(tfrs.models.Model):
     def predict_ad(self, features, training=False):
         """``p_ad_click`` ``[B]`` from raw ad-click features (Eq. 10–13)."""
         (title, _), (user, query) = self.title_attention_weights(features)
-        x = tf.concat([user, query, title], axis=1)
+        x = self._mlp_input(user, query, title)
         return tf.squeeze(self.ad_output(self.shared_mlp(x, training=training)), axis=-1)
 
     def call(self, features, training=False):
@@ -151,11 +177,22 @@ class SellingPointModel(tfrs.models.Model):
         """Summed BCE of one task over a batch (Eq. 14 / Eq. 15 before dividing by |S|)."""
         # [B, 1] so the loss averages nothing away: SUM reduction gives Σ over examples.
         labels = tf.cast(batch["clicked"], tf.float32)[:, tf.newaxis]
-        if task == SF:
-            return self.sf_task(labels=labels,
-                                predictions=self.predict_sf(batch, training)[:, tf.newaxis])
-        return self.ad_task(labels=labels,
-                            predictions=self.predict_ad(batch, training)[:, tf.newaxis])
+        collect = training and self.config.embedding_l2 > 0
+        self._penalties = [] if collect else None
+        try:
+            if task == SF:
+                loss = self.sf_task(labels=labels,
+                                    predictions=self.predict_sf(batch, training)[:, tf.newaxis])
+            else:
+                loss = self.ad_task(labels=labels,
+                                    predictions=self.predict_ad(batch, training)[:, tf.newaxis])
+            if collect:
+                # "Mini-batch aware" L2: only the rows this batch uses, so rare ids shrink
+                # towards zero no faster than their data pulls them away.
+                loss += self.config.embedding_l2 * tf.add_n(self._penalties)
+        finally:
+            self._penalties = None
+        return loss
 
     def compute_loss(self, inputs, training=False):
         """Mean BCE summed over the tasks present in ``inputs = {"sf": batch, "ad_click": batch}``."""
