@@ -31,7 +31,7 @@ import numpy as np
 from abtest import aa
 from abtest.simulator.buckets import assign_buckets
 from abtest.simulator.policies import OracleScorer, Policy, keyword_click_counts
-from abtest.simulator.traffic import DisplayPool, _click_probability
+from abtest.simulator.traffic import DisplayPool, _click_probability, user_day_rates
 from abtest.stats.sufficient import SufficientStats
 
 DEFAULT_DISPLAYS = 2_000_000
@@ -74,11 +74,7 @@ class WorldAATraffic:
         pool = DisplayPool.sample(world, slots, rng)
         n_users = pool.n_users
         p = _click_probability(world, pool, policy, np.arange(n_users), rng).reshape(n_users, slots)
-        # The rates of simulate_experiment: λ per slot per day ∝ activity, scaled to the budget.
-        base_rate = world.user_activity * world.config.ads_per_session
-        cell_rate = base_rate * (displays / (days * base_rate.sum())) / slots
-        click_rate = cell_rate * p.sum(axis=1)
-        no_click_rate = cell_rate * slots - click_rate
+        click_rate, no_click_rate = user_day_rates(world, p, displays, days)  # as simulate_experiment
         expected_m = days * (click_rate + no_click_rate)
         description = {
             "source": "world", "n_users": int(n_users), "policy": policy.label,

@@ -153,15 +153,25 @@ def simulate_experiment(world: World, pool: DisplayPool, experiment: Experiment,
         rows = np.flatnonzero(buckets == bucket)
         p[rows] = _click_probability(world, pool, policy, rows, rng).reshape(rows.size, slots)
 
-    base_rate = world.user_activity * world.config.ads_per_session
-    scale = experiment.displays / (experiment.days * base_rate.sum())
-    cell_rate = base_rate * scale / slots                          # λ of every slot of a user
-    click_rate = cell_rate * p.sum(axis=1)                         # Σ_s λ p
-    no_click_rate = cell_rate * slots - click_rate                 # Σ_s λ (1 − p)
+    click_rate, no_click_rate = user_day_rates(world, p, experiment.displays, experiment.days)
     clicks = rng.poisson(np.broadcast_to(click_rate, (experiment.days, n_users)))
     impressions = clicks + rng.poisson(np.broadcast_to(no_click_rate,
                                                        (experiment.days, n_users)))
     return ExperimentResult(experiment, buckets, impressions, clicks)
+
+
+def user_day_rates(world: World, p: np.ndarray, displays: int, days: int) -> tuple[np.ndarray, np.ndarray]:
+    """Expected clicked and unclicked displays per user-day, given each slot's click probability.
+
+    A user's displays per slot per day are Poisson(λ_u) with λ_u ∝ activity, scaled so the whole
+    world sees ``displays`` over ``days``; thinning by ``p`` (U, slots) splits them into clicks
+    (Σ_s λ p) and non-clicks (Σ_s λ (1 − p)).
+    """
+    slots = p.shape[1]
+    base_rate = world.user_activity * world.config.ads_per_session
+    cell_rate = base_rate * (displays / (days * base_rate.sum())) / slots
+    click_rate = cell_rate * p.sum(axis=1)
+    return click_rate, cell_rate * slots - click_rate
 
 
 def _click_probability(world: World, pool: DisplayPool, policy: Policy, rows: np.ndarray,
