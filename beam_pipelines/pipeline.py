@@ -311,7 +311,38 @@ def build_data(source: str, input, out: str, config: BuildConfig | None = None,
             spec = json.load(fh)
         with open(os.path.join(out, "stats.json")) as fh:
             stats = json.load(fh)
+        check_rows_conserved(source, stats, out)
     return BuildResult(out, p, result, spec, stats)
+
+
+# Which input file becomes which dataset one row for one example (world source, contracts §1).
+ONE_TO_ONE = {"world": {"sf_impressions.csv": "sf", "ad_impressions.csv": "ad_click"}}
+
+
+def check_rows_conserved(source: str, stats: dict, out: str) -> None:
+    """Raise UserError when impression rows were read but neither written nor dead-lettered.
+
+    Every impression line of the world's logs becomes one example or one dead letter, so
+    ``written + rejected >= read - header`` must hold (``rejected`` counts every file's dead
+    letters, so this never fires falsely). It guards against a runner dropping data silently.
+    """
+    mapping = ONE_TO_ONE.get(source)
+    if not mapping:
+        return
+    read = {os.path.basename(path): n for path, n in stats["rows_read"]["per_file"].items()}
+    expected = written = 0
+    for name, dataset in mapping.items():
+        if name in read and dataset in stats["rows_written"]:
+            expected += read[name] - 1  # header line
+            written += sum(stats["rows_written"][dataset].values())
+    lost = expected - written - stats["rows_rejected"]["total"]
+    if lost > 0:
+        detail = ", ".join(f"{name}: {read.get(name, 0) - 1} rows -> {dataset} "
+                           f"{sum(stats['rows_written'].get(dataset, {}).values())} examples"
+                           for name, dataset in mapping.items())
+        raise UserError(f"build-data lost {lost} rows ({detail}; {stats['rows_rejected']['total']} "
+                        f"dead-lettered); {out}/stats.json has the counts. The output is incomplete: "
+                        "rerun it (the default in-memory FnApiRunner) and report the runner options used.")
 
 
 def _dry_run(options: PipelineOptions) -> bool:

@@ -110,3 +110,19 @@ def test_tiny_world_logs_end_to_end(tmp_path, request):
         assert count_records(out, dataset, "valid") == spec["datasets"][dataset]["row_counts"]["valid"] > 0
     for row in read_split(out, "sequence", "test"):
         assert np.all(row["hist_time_gap"] > 0)  # log1p(gap) > 0 <=> history strictly before
+
+
+def test_rows_lost_between_read_and_write_fail_the_build(tmp_path):
+    from adpush.errors import UserError
+    from beam_pipelines.pipeline import check_rows_conserved
+
+    stats = {"rows_read": {"per_file": {"/l/sf_impressions.csv": 101, "/l/ad_impressions.csv": 501,
+                                        "/l/users.csv": 11}},
+             "rows_rejected": {"total": 3},
+             "rows_written": {"sf": {"train": 60, "valid": 10, "test": 30},
+                              "ad_click": {"train": 300, "valid": 97, "test": 100}}}
+    check_rows_conserved("world", stats, str(tmp_path))  # 100 + 500 = 100 + 497 + 3 rejected
+    stats["rows_written"]["sf"]["train"] = 0
+    with pytest.raises(UserError, match=r"lost 60 rows .*sf_impressions.csv: 100 rows -> sf 40"):
+        check_rows_conserved("world", stats, str(tmp_path))
+    check_rows_conserved("taobao", stats, str(tmp_path))  # no one-to-one files: nothing to check
