@@ -59,3 +59,34 @@ def test_ceilings_from_logs_join_impressions_and_reproduce_the_logged_oracle(tin
     np.testing.assert_allclose(scores["oracle"], [logged[i] for i in ids], atol=1e-6)
     with pytest.raises(Exception, match="not in"):
         ceilings.ceilings_for_impressions(tiny_world_logs, [10**12])
+
+
+@pytest.mark.slow  # ~40 s on the loaded 2-core box
+def test_posterior_latent_moves_from_the_profile_prior_towards_the_true_latent(tiny_world_config):
+    world = World.build(tiny_world_config.replace(n_users=60, pref_scale=2.0), seed=4)
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(world.n_users), 300)
+    queries = world.sample_queries(users, rng)
+    keywords = world.sample_sf_bar(queries, rng)[:, 0]
+    clicked = (rng.random(users.size) < world.p_sf_click(users, queries, keywords))
+    sf = {"users": users, "queries": queries, "keywords": keywords,
+          "clicked": clicked.astype(np.float32)}
+    ads, positions = world.sample_ads(queries, 1, rng)
+    ads, positions = ads[:, 0], positions[:, 0]
+    ad = {"users": users, "queries": queries, "ads": ads, "positions": positions,
+          "clicked": (rng.random(users.size) < world.p_ad_click(users, queries, ads, positions)
+                      ).astype(np.float32)}
+    fitted, _ = ceilings.profile_posterior_mean(world)
+    truth = np.asarray(world.user_latent)
+    empty = {k: v[:0] for k, v in sf.items()}
+    np.testing.assert_allclose(ceilings.posterior_latent(world, empty, steps=5), fitted,
+                               atol=1e-5)
+    prior_error = np.mean((fitted - truth) ** 2)
+    sf_error = np.mean((ceilings.posterior_latent(world, sf, steps=150) - truth) ** 2)
+    both_error = np.mean((ceilings.posterior_latent(world, sf, ad, steps=150) - truth) ** 2)
+    assert sf_error < 0.6 * prior_error and both_error < 0.6 * prior_error
+    theta = ceilings.posterior_latent(world, sf, steps=150)
+    np.testing.assert_allclose(
+        ceilings.posterior_scores(world, truth, users[:50], queries[:50], keywords[:50]),
+        world.p_sf_click(users[:50], queries[:50], keywords[:50]), rtol=1e-4)
+    assert theta.shape == truth.shape

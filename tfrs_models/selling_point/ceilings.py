@@ -122,3 +122,126 @@ def ceilings_for_impressions(logs_dir, impression_ids, world=None) -> dict:
     """``{name: [N] probability}`` of every ceiling (and ``oracle``) for SF impressions."""
     world = world if world is not None else load_world(logs_dir)
     return sf_ceiling_scores(world, *read_sf_impressions(logs_dir, world, impression_ids))
+
+
+# -- what the users' own train clicks reveal about their private latent -----------------------
+def read_log_rows(logs_dir, world, kind: str, days) -> dict:
+    """World-id arrays of the ``kind`` (``"sf"`` or ``"ad"``) impressions logged on ``days``."""
+    import pandas as pd  # noqa: PLC0415
+
+    if kind == "sf":
+        frame = pd.read_csv(Path(logs_dir) / "sf_impressions.csv",
+                            usecols=["user_id", "query", "sf_keyword", "day", "clicked"])
+    else:
+        frame = pd.read_csv(Path(logs_dir) / "ad_impressions.csv",
+                            usecols=["user_id", "query", "ad_id", "position", "day", "clicked"])
+    frame = frame[frame["day"].isin(list(days))]
+    query_index = {t: i for i, t in enumerate(world.query_texts)}
+    out = {"users": frame["user_id"].to_numpy(np.int64),
+           "queries": frame["query"].map(query_index).to_numpy(np.int64),
+           "clicked": frame["clicked"].to_numpy(np.float32)}
+    if kind == "sf":
+        keyword_index = {t: i for i, t in enumerate(world.keyword_names)}
+        out["keywords"] = frame["sf_keyword"].map(keyword_index).to_numpy(np.int64)
+    else:
+        out["ads"] = frame["ad_id"].to_numpy(np.int64)
+        out["positions"] = frame["position"].to_numpy(np.int64)
+    return out
+
+
+def posterior_latent(world, sf: dict, ad: dict | None = None, steps: int = 300,
+                     learning_rate: float = 0.05, chunk: int = 400_000) -> np.ndarray:
+    """MAP of every user's ``θ_u`` given their logged clicks, with the world's true parameters.
+
+    Prior ``N(E[θ|profile], residual covariance)``; likelihood: the SF rows ``sf`` and,
+    if given, the ad rows ``ad`` (through the attention-weighted title appeal). Full-batch Adam.
+    This is what a model that knew the world's structure exactly could learn about each user
+    from the same per-user data — the ceiling of any learned user representation.
+    """
+    from tfrs_models._tf import import_tensorflow  # noqa: PLC0415
+
+    tf = import_tensorflow()
+    cfg = world.config
+    fitted, resid_cov = profile_posterior_mean(world)
+    precision = tf.constant(np.linalg.inv(resid_cov), tf.float32)
+    prior_mean = tf.constant(fitted, tf.float32)
+    phi = tf.constant(world.keyword_embedding, tf.float32)
+    facet_mask = world._query_facet_mask  # noqa: SLF001
+
+    def sf_parts(rows):
+        kw = rows["keywords"]
+        const = (cfg.sf_bias + world.keyword_popularity[kw]
+                 + cfg.facet_boost * facet_mask[rows["queries"], world.keyword_facet[kw]])
+        return [tuple(tf.constant(x) for x in (
+            rows["users"][s], kw[s], const[s].astype(np.float32), rows["clicked"][s]))
+            for s in _slices(kw.size, chunk)]
+
+    def ad_parts(rows):
+        ads, queries = rows["ads"], rows["queries"]
+        tokens = world.ad_title[ads]
+        pad = tokens == -1
+        is_sp = ~pad & (tokens < cfg.n_keywords)
+        is_cat = (tokens >= cfg.n_keywords) & (
+            tokens < cfg.n_keywords + cfg.n_categories * cfg.category_words)
+        safe = np.where(is_sp, tokens, 0)
+        r_const = np.where(is_cat, cfg.category_word_appeal, cfg.filler_appeal)
+        sp_const = (world.keyword_popularity[safe]
+                    + cfg.facet_boost * facet_mask[queries[:, None], world.keyword_facet[safe]])
+        r_const = np.where(is_sp, sp_const, r_const).astype(np.float32)
+        relevant = world.ad_category[ads] == world.query_category[queries]
+        base = (cfg.ad_bias + world.ad_quality[ads] - cfg.position_decay * (rows["positions"] - 1)
+                - cfg.off_category_penalty * ~relevant).astype(np.float32)
+        return [tuple(tf.constant(x) for x in (
+            rows["users"][s], safe[s], is_sp[s], pad[s], r_const[s], base[s], rows["clicked"][s]))
+            for s in _slices(ads.size, chunk)]
+
+    sf_chunks = sf_parts(sf)
+    ad_chunks = ad_parts(ad) if ad is not None else []
+    theta = tf.Variable(prior_mean)
+    optimizer = tf.keras.optimizers.Adam(learning_rate)
+
+    @tf.function
+    def sf_loss(users, kw, const, y):
+        logit = const + cfg.pref_scale * tf.reduce_sum(
+            tf.gather(theta, users) * tf.gather(phi, kw), axis=1)
+        return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(y, logit))
+
+    @tf.function
+    def ad_loss(users, safe, is_sp, pad, r_const, base, y):
+        scores = tf.einsum("nr,nlr->nl", tf.gather(theta, users), tf.gather(phi, safe))
+        r = tf.where(is_sp, r_const + cfg.pref_scale * scores, r_const)
+        logits = tf.where(pad, -1e9, cfg.title_temperature * r)
+        w = tf.nn.softmax(logits, axis=1)
+        appeal = tf.reduce_sum(tf.where(pad, 0.0, w * r), axis=1)
+        logit = base + cfg.title_weight * appeal
+        return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(y, logit))
+
+    @tf.function
+    def prior_loss():
+        d = theta - prior_mean
+        return 0.5 * tf.reduce_sum((d @ precision) * d)
+
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            total = prior_loss()
+            for part in sf_chunks:
+                total += sf_loss(*part)
+            for part in ad_chunks:
+                total += ad_loss(*part)
+        optimizer.apply_gradients([(tape.gradient(total, theta), theta)])
+    return theta.numpy().astype(np.float64)
+
+
+def _slices(n: int, size: int):
+    return [slice(i, min(n, i + size)) for i in range(0, max(n, 1), size)]
+
+
+def posterior_scores(world, theta, users, queries, keywords) -> np.ndarray:
+    """SF click probability with ``θ_u`` replaced by an estimate (plug-in)."""
+    cfg = world.config
+    users, queries, keywords = (np.asarray(a, np.int64) for a in (users, queries, keywords))
+    phi = np.asarray(world.keyword_embedding, np.float64)[keywords]
+    logit = (cfg.sf_bias + world.keyword_popularity[keywords]
+             + cfg.facet_boost * world._query_facet_mask[queries, world.keyword_facet[keywords]]  # noqa: SLF001
+             + cfg.pref_scale * np.sum(theta[users] * phi, axis=1))
+    return 1.0 / (1.0 + np.exp(-logit))
