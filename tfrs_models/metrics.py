@@ -25,21 +25,43 @@ def auc(labels, scores) -> float:
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def _group_ids(values) -> np.ndarray:
+    """Dense integer ids of ``values`` (any dtype), in sorted order of the values."""
+    return np.unique(np.asarray(values), return_inverse=True)[1].ravel()
+
+
 def gauc(labels, scores, users) -> float:
-    """Per-user AUC weighted by the user's impressions; users with one class are skipped."""
-    labels = np.asarray(labels)
-    scores = np.asarray(scores)
-    users = np.asarray(users)
-    total, weight = 0.0, 0
-    order = np.argsort(users, kind="stable")
-    sorted_users = users[order]
-    bounds = np.flatnonzero(sorted_users[1:] != sorted_users[:-1]) + 1
-    for idx in np.split(order, bounds):
-        value = auc(labels[idx], scores[idx])
-        if not np.isnan(value):
-            total += value * idx.size
-            weight += idx.size
-    return float(total / weight) if weight else float("nan")
+    """Per-user AUC weighted by the user's impressions; users with one class are skipped.
+
+    Vectorised: ranks within each user (ties share their average rank) from one lexsort.
+    """
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    if labels.size == 0:
+        return float("nan")
+    user = _group_ids(users)
+    order = np.lexsort((scores, user))
+    u, sc, y = user[order], scores[order], labels[order]
+    n = u.size
+    new_user = np.r_[True, u[1:] != u[:-1]]
+    new_value = new_user | np.r_[True, sc[1:] != sc[:-1]]
+    user_start = np.maximum.accumulate(np.where(new_user, np.arange(n), 0))
+    tie_id = np.cumsum(new_value) - 1
+    tie_first = np.flatnonzero(new_value)
+    tie_last = np.r_[tie_first[1:], n] - 1
+    # Average 1-based rank of each tie group within its user.
+    rank = (tie_first + tie_last) / 2.0 + 1.0 - user_start[tie_first]
+    ranks = rank[tie_id]
+    n_users = int(u[-1]) + 1
+    count = np.bincount(u, minlength=n_users).astype(np.float64)
+    pos = np.bincount(u, weights=y, minlength=n_users)
+    rank_pos = np.bincount(u, weights=np.where(y, ranks, 0.0), minlength=n_users)
+    neg = count - pos
+    both = (pos > 0) & (neg > 0)
+    if not both.any():
+        return float("nan")
+    per_user = (rank_pos[both] - pos[both] * (pos[both] + 1) / 2) / (pos[both] * neg[both])
+    return float(np.sum(per_user * count[both]) / np.sum(count[both]))
 
 
 def logloss(labels, probs, eps: float = 1e-7) -> float:
@@ -71,32 +93,43 @@ def ranking_at_k(users, items, labels, scores, ks=KS) -> dict:
     ``recall@K = |top-K ∩ relevant| / |relevant|``, both averaged over users with ≥ 1 relevant
     keyword; ``coverage@K`` = distinct keywords in anybody's top-K / distinct candidates.
     """
-    per_user: dict = collections.defaultdict(lambda: collections.defaultdict(lambda: [0.0, 0, False]))
-    for u, i, y, s in zip(users, items, labels, scores):
-        cell = per_user[u][i]
-        cell[0] += float(s)
-        cell[1] += 1
-        cell[2] = cell[2] or bool(y)
-    all_items = {i for cands in per_user.values() for i in cands}
-    ranked = {}
-    for u, cands in per_user.items():
-        ranked[u] = sorted(((-(v[0] / v[1]), i, v[2]) for i, v in cands.items()),
-                           key=lambda t: (t[0], str(t[1])))
     out = {"precision": {}, "recall": {}, "coverage": {}}
+    users = np.asarray(users)
+    if users.size == 0:
+        for k in ks:
+            for key in out:
+                out[key][k] = float("nan")
+        return out
+    user = _group_ids(users)
+    # Ties between candidates are broken by the keyword's string, as sorted(str(item)).
+    item_names, item = np.unique(np.asarray(items).astype(str), return_inverse=True)
+    item = item.ravel()
+    n_items = item_names.size
+    cell = user.astype(np.int64) * n_items + item
+    cells, cell_index = np.unique(cell, return_inverse=True)
+    cell_index = cell_index.ravel()
+    total = np.bincount(cell_index, weights=np.asarray(scores, dtype=np.float64))
+    mean = total / np.bincount(cell_index)
+    relevant = np.bincount(cell_index, weights=np.asarray(labels).astype(bool)) > 0
+    cell_user, cell_item = cells // n_items, cells % n_items
+    order = np.lexsort((cell_item, -mean, cell_user))
+    cu, ci, rel = cell_user[order], cell_item[order], relevant[order]
+    first = np.r_[True, cu[1:] != cu[:-1]]
+    start = np.maximum.accumulate(np.where(first, np.arange(cu.size), 0))
+    position = np.arange(cu.size) - start
+    n_users = int(cu.max()) + 1
+    n_candidates = np.bincount(cu, minlength=n_users)
+    n_relevant = np.bincount(cu, weights=rel, minlength=n_users)
+    judged = n_relevant > 0
     for k in ks:
-        precisions, recalls, covered = [], [], set()
-        for u, rows in ranked.items():
-            top = rows[:k]
-            covered.update(i for _, i, _ in top)
-            n_rel = sum(r for _, _, r in rows)
-            if n_rel == 0:
-                continue
-            hits = sum(r for _, _, r in top)
-            precisions.append(hits / min(k, len(rows)))
-            recalls.append(hits / n_rel)
-        out["precision"][k] = float(np.mean(precisions)) if precisions else float("nan")
-        out["recall"][k] = float(np.mean(recalls)) if recalls else float("nan")
-        out["coverage"][k] = len(covered) / len(all_items) if all_items else float("nan")
+        top = position < k
+        hits = np.bincount(cu, weights=rel & top, minlength=n_users)
+        if judged.any():
+            out["precision"][k] = float(np.mean(hits[judged] / np.minimum(k, n_candidates[judged])))
+            out["recall"][k] = float(np.mean(hits[judged] / n_relevant[judged]))
+        else:
+            out["precision"][k] = out["recall"][k] = float("nan")
+        out["coverage"][k] = np.unique(ci[top]).size / n_items
     return out
 
 

@@ -43,3 +43,47 @@ def test_table3_segments():
     assert list(seg) == ["main<=6,aux>21", "main>6,aux<=21"]
     assert metrics.clicks_per_user(["a", "a", "b"], [1, 1, 0]) == {"a": 2, "b": 0}
     assert np.isnan(metrics.all_metrics([1, 1], [0.5, 0.6], ["a", "a"], ["x", "y"])["auc"])
+
+
+def _naive_gauc(labels, scores, users):
+    total = weight = 0.0
+    for u in sorted(set(users)):
+        idx = [i for i, v in enumerate(users) if v == u]
+        value = metrics.auc(np.asarray(labels)[idx], np.asarray(scores)[idx])
+        if not np.isnan(value):
+            total, weight = total + value * len(idx), weight + len(idx)
+    return total / weight if weight else float("nan")
+
+
+def _naive_ranking(users, items, labels, scores, k):
+    per_user = {}
+    for u, i, y, s in zip(users, items, labels, scores):
+        cell = per_user.setdefault(u, {}).setdefault(i, [0.0, 0, False])
+        cell[0], cell[1], cell[2] = cell[0] + s, cell[1] + 1, cell[2] or bool(y)
+    precision, recall, covered = [], [], set()
+    for cands in per_user.values():
+        rows = sorted(((-(v[0] / v[1]), str(i), v[2]) for i, v in cands.items()))
+        covered.update(i for _, i, _ in rows[:k])
+        n_rel = sum(r for _, _, r in rows)
+        if n_rel:
+            hits = sum(r for _, _, r in rows[:k])
+            precision.append(hits / min(k, len(rows)))
+            recall.append(hits / n_rel)
+    n_items = len({str(i) for c in per_user.values() for i in c})
+    return np.mean(precision), np.mean(recall), len(covered) / n_items
+
+
+def test_vectorised_gauc_and_ranking_match_a_per_user_loop_with_ties():
+    rng = np.random.default_rng(3)
+    n = 2000
+    users = rng.integers(0, 150, n).astype(str)
+    items = np.array([f"sp_{i}" for i in rng.integers(0, 12, n)])
+    labels = rng.random(n) < 0.25
+    scores = np.round(rng.random(n), 1)  # many ties
+    assert metrics.gauc(labels, scores, users) == pytest.approx(
+        _naive_gauc(labels, scores, users), abs=1e-12)
+    out = metrics.ranking_at_k(users, items, labels, scores, ks=(1, 3, 10))
+    for k in (1, 3, 10):
+        p, r, c = _naive_ranking(users, items, labels, scores, k)
+        assert (out["precision"][k], out["recall"][k], out["coverage"][k]) == pytest.approx(
+            (p, r, c), abs=1e-12)
