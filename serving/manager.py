@@ -99,7 +99,9 @@ class ModelManager:
 
     def __init__(self, configs: Iterable[ModelConfig], poll_wait_seconds: float = 1.0,
                  enable_warmup: bool = True, allow_labels_for_unavailable: bool = False,
-                 max_num_load_retries: int = 5, load_retry_interval_seconds: float = 60.0):
+                 max_num_load_retries: int = 5, load_retry_interval_seconds: float = 60.0,
+                 batcher=None):
+        self.batcher = batcher             # serving.batching.BatchScheduler shared by every servable
         self._models = {c.name: _Model(c) for c in configs}
         self.poll_wait_seconds = poll_wait_seconds
         self.enable_warmup = enable_warmup
@@ -157,6 +159,7 @@ class ModelManager:
                 model.status[version] = VersionStatus(version, "LOADING")
             try:
                 servable = Servable(cfg.name, version, on_disk[version])
+                servable.batcher = self.batcher
                 if self.enable_warmup:
                     servable.warm_up()
             except Exception as err:  # noqa: BLE001 - a bad version must not take the server down

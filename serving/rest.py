@@ -39,10 +39,32 @@ def _version(digits: str | None) -> int | None:
     return value
 
 
-def dispatch(manager, method: str, path: str, body: bytes) -> tuple[int, str]:
-    """One REST request → (HTTP status, JSON text). Errors come back as ``{"error": ...}``."""
+class PendingPredict:
+    """A batched Predict still running: ``future`` gets the outputs, ``row`` picks the format."""
+
+    __slots__ = ("future", "row")
+
+    def __init__(self, future, row: bool):
+        self.future, self.row = future, row
+
+    def finish(self) -> tuple[int, str]:
+        """(HTTP status, JSON text) once ``future`` is done."""
+        try:
+            return 200, make_predict_json(self.future.result(), self.row)
+        except ServingError as err:
+            return err.http_status, error_json(err.message)
+        except Exception as err:  # noqa: BLE001
+            log.exception("REST request failed")
+            return 500, error_json(f"Internal error: {err}")
+
+
+def dispatch(manager, method: str, path: str, body: bytes, pending: bool = False) -> tuple[int, "str | PendingPredict"]:
+    """One REST request → (HTTP status, JSON text). Errors come back as ``{"error": ...}``.
+
+    With ``pending=True`` a Predict that goes through the batcher comes back as a
+    ``PendingPredict`` (status 200) instead of blocking until its batch has run."""
     try:
-        return 200, _dispatch(manager, method, path, body)
+        return 200, _dispatch(manager, method, path, body, pending)
     except ServingError as err:
         return err.http_status, error_json(err.message)
     except Exception as err:  # noqa: BLE001 - the server keeps serving whatever happens
@@ -50,13 +72,13 @@ def dispatch(manager, method: str, path: str, body: bytes) -> tuple[int, str]:
         return 500, error_json(f"Internal error: {err}")
 
 
-def _dispatch(manager, method: str, path: str, body: bytes) -> str:
+def _dispatch(manager, method: str, path: str, body: bytes, pending: bool = False):
     if method == "POST":
         m = POST_RE.fullmatch(path)
         if m and m.group(4) in ("classify", "regress", "predict"):
             name, version, label = unquote(m.group(1)), _version(m.group(2)), m.group(3)
             label = unquote(label) if label else None
-            return _post(manager, m.group(4), name, version, label, body)
+            return _post(manager, m.group(4), name, version, label, body, pending)
     elif method == "GET":
         m = GET_RE.fullmatch(path)
         if m:
@@ -70,7 +92,7 @@ def _dispatch(manager, method: str, path: str, body: bytes) -> str:
     raise invalid(f"Malformed request: {method} {path}")
 
 
-def _post(manager, kind: str, name: str, version, label, body: bytes) -> str:
+def _post(manager, kind: str, name: str, version, label, body: bytes, pending: bool = False):
     doc = parse_json(body)
     if not isinstance(doc, dict):
         raise invalid(f"JSON Value: {parse_json_dbg(doc)} Is not object")
@@ -86,6 +108,10 @@ def _post(manager, kind: str, name: str, version, label, body: bytes) -> str:
         if not sig.inputs:
             raise invalid(f"Failed to get input map for signature: {sig_name or 'DEFAULT'}")
         inputs, row = parse_predict_body(doc, servable.input_dtypes[key])
+        if pending:
+            future = servable.predict_future(key, inputs)
+            if future is not None:
+                return PendingPredict(future, row)
         outputs = servable.predict(key, inputs)
         return make_predict_json(outputs, row)
     examples = parse_examples_body(doc)
@@ -199,7 +225,16 @@ class RestServer:
         except web.HTTPRequestEntityTooLarge:
             return self._json(413, error_json(f"Request body exceeds the limit of {self.max_request_bytes} bytes"))
         if self._executor is None:
-            status, text = dispatch(self.manager, request.method, path, body)
+            status, text = dispatch(self.manager, request.method, path, body, pending=True)
+            if isinstance(text, PendingPredict):
+                # Batched: the event loop keeps reading other requests meanwhile.
+                try:
+                    await asyncio.wait_for(asyncio.wrap_future(text.future), self.timeout_seconds)
+                except asyncio.TimeoutError:
+                    return self._json(504, error_json("Deadline Exceeded"))
+                except Exception:  # noqa: BLE001 - finish() turns it into the error body
+                    pass
+                status, text = text.finish()
         else:
             work = asyncio.get_running_loop().run_in_executor(
                 self._executor, dispatch, self.manager, request.method, path, body)

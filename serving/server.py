@@ -53,7 +53,8 @@ class ModelServer:
                  rest_api_enable_cors_support: bool = False, shutdown_grace_seconds: float = 10.0,
                  tensorflow_intra_op_parallelism: int = 0, tensorflow_inter_op_parallelism: int = 0,
                  rest_api_timeout_in_ms: int = 30000, max_num_load_retries: int = 5,
-                 load_retry_interval_micros: int = 60_000_000):
+                 load_retry_interval_micros: int = 60_000_000, enable_batching: bool = False,
+                 batching_parameters_file: str | None = None, batching_parameters=None):
         if configs is None:
             if model_config_file:
                 text = Path(model_config_file).read_text()
@@ -72,6 +73,16 @@ class ModelServer:
         self.grace = shutdown_grace_seconds
         self._tf_threads = (tensorflow_intra_op_parallelism, tensorflow_inter_op_parallelism)
         self.rest_timeout_seconds = rest_api_timeout_in_ms / 1000.0
+        self.batching_parameters = None
+        if enable_batching:
+            from serving.batching import BatchingParameters, parse_batching_parameters
+
+            if batching_parameters is None and batching_parameters_file:
+                batching_parameters = parse_batching_parameters(Path(batching_parameters_file).read_text())
+            self.batching_parameters = batching_parameters or BatchingParameters()
+        elif batching_parameters_file:
+            log.warning("--batching_parameters_file is ignored without --enable_batching")
+        self._batcher = None
         self.manager = ModelManager(self.configs, poll_wait_seconds=file_system_poll_wait_seconds,
                                     enable_warmup=enable_model_warmup,
                                     max_num_load_retries=max_num_load_retries,
@@ -86,10 +97,15 @@ class ModelServer:
         from serving.rest import RestServer
 
         self._configure_tf_threads()
+        if self.batching_parameters is not None:
+            from serving.batching import BatchScheduler
+
+            self._batcher = self.manager.batcher = BatchScheduler(self.batching_parameters)
         self.manager.start()
         missing = self.manager.unavailable_models()
         if missing:
             self.manager.stop()
+            self._stop_batcher()
             raise RuntimeError(f"{len(missing)} model(s) did not become available: {{{', '.join(missing)}}}")
         grpc_port, rest_port = self._ports
         if grpc_port is not None:
@@ -132,6 +148,12 @@ class ModelServer:
             t.join()
         self._rest = self._grpc = None
         self.manager.stop()
+        self._stop_batcher()
+
+    def _stop_batcher(self) -> None:
+        if self._batcher is not None:
+            self._batcher.stop()
+            self._batcher = None
 
     def __enter__(self) -> "ModelServer":
         return self.start()
@@ -171,6 +193,12 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rest_api_timeout_in_ms", type=int, default=30000,
                         help="REST deadline (504 after it); applies with --rest_inference_threads > 0")
     parser.add_argument("--rest_api_enable_cors_support", type=_bool, default=False)
+    parser.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False,
+                        help="merge concurrent Predict requests into one signature call (serving/batching.py)")
+    parser.add_argument("--batching_parameters_file", default=None,
+                        help="text-proto BatchingParameters (max_batch_size, batch_timeout_micros, "
+                             "max_enqueued_batches, num_batch_threads, allowed_batch_sizes); "
+                             "defaults without it")
     parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0,
                         help="TF intra-op threads (0: TensorFlow's default)")
     parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0,
@@ -209,7 +237,8 @@ def server_from_args(args: argparse.Namespace) -> ModelServer:
         tensorflow_inter_op_parallelism=args.tensorflow_inter_op_parallelism,
         rest_api_timeout_in_ms=args.rest_api_timeout_in_ms,
         max_num_load_retries=args.max_num_load_retries,
-        load_retry_interval_micros=args.load_retry_interval_micros)
+        load_retry_interval_micros=args.load_retry_interval_micros,
+        enable_batching=args.enable_batching, batching_parameters_file=args.batching_parameters_file)
 
 
 def run_server(args: argparse.Namespace) -> int:
