@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model-config", default="{}",
                         help="JSON of ModelConfig fields shared by every run")
     parser.add_argument("--runs", default="",
-                        help="comma-separated model_strategy subset (default: all seven)")
+                        help="comma-separated model_strategy runs, in this order (default: all seven)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -73,13 +73,12 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     spec = load_spec(args.data)
-    wanted = set(filter(None, args.runs.split(",")))
+    wanted = [w for w in args.runs.split(",") if w]
+    order = [tuple(w.split("_", 1)) for w in wanted] if wanted else list(RUNS)
     extra = json.loads(args.model_config)
     results, timings = {}, {}
-    for model, strategy in RUNS:
+    for model, strategy in order:
         name = f"{model}_{strategy}"
-        if wanted and name not in wanted:
-            continue
         run_dir = out / name
         metrics_path = run_dir / "metrics.json"
         if not metrics_path.exists():
