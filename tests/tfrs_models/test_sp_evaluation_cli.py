@@ -23,6 +23,13 @@ def test_cli_parses_train_sf_and_dispatches_evaluate_by_family(tmp_path):
     config = run_config_from_args(args)
     assert (config.model.model, config.train.strategy, config.train.k, config.train.seed) == (
         "amtdl", "alternating", 3.0, 4)
+    assert config.model.exclude_features == () and config.model.dropout == 0.0
+    args = parser.parse_args(["train", "sf", "--data", "D", "--run-dir", "R",
+                              "--exclude-features", "user_id,history_sf_keywords",
+                              "--dropout", "0.2", "--embedding-l2", "1e-4"])
+    config = run_config_from_args(args)
+    assert config.model.exclude_features == ("user_id", "history_sf_keywords")
+    assert (config.model.dropout, config.model.embedding_l2) == (0.2, 1e-4)
     args = parser.parse_args(["evaluate", "--run-dir", str(tmp_path)])
     with pytest.raises(UserError):
         args.func(args)  # no config.json

@@ -26,6 +26,12 @@ def register_train(kind_subparsers) -> None:
     p.add_argument("--embedding-dim", type=int, default=16)
     p.add_argument("--hidden-units", default="64,32")
     p.add_argument("--attention-units", type=int, default=16)
+    p.add_argument("--exclude-features", default="",
+                   help="comma-separated spec features the model leaves out (e.g. user_id: with "
+                        "~10 SF rows per user its embedding overfits; 001's user is its history)")
+    p.add_argument("--dropout", type=float, default=0.0, help="MLP dropout (training only)")
+    p.add_argument("--embedding-l2", type=float, default=0.0,
+                   help="L2 on the embedding rows each batch looks up")
     p.add_argument("--mirrored", action="store_true", help="train under MirroredStrategy")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=train_command)
@@ -36,7 +42,9 @@ def run_config_from_args(args) -> RunConfig:
         data_dir=str(args.data),
         model=ModelConfig(model=args.model, embedding_dim=args.embedding_dim,
                           hidden_units=tuple(int(u) for u in args.hidden_units.split(",") if u),
-                          attention_units=args.attention_units),
+                          attention_units=args.attention_units,
+                          exclude_features=tuple(f for f in args.exclude_features.split(",") if f),
+                          dropout=args.dropout, embedding_l2=args.embedding_l2),
         train=TrainConfig(strategy=args.strategy, epochs=args.epochs, batch_size=args.batch_size,
                           learning_rate=args.learning_rate, k=args.k, patience=args.patience,
                           pretrain_epochs=args.pretrain_epochs, seed=args.seed))
