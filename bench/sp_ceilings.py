@@ -41,17 +41,16 @@ def main(argv=None) -> int:
     spec = load_spec(args.data)
     world = ceilings.load_world(args.logs)
     test = read_columns(spec, "sf", args.split, ["impression_id", "clicked", "user_id"])
-    train_sf = read_columns(spec, "sf", "train", ["user_id", "clicked", "day"])
-    train_ad = read_columns(spec, "ad_click", "train", ["user_id", "clicked"])
-    train_days = sorted(set(int(d) for d in train_sf["day"]))
+    train_sf = read_columns(spec, "sf", "train", ["user_id", "clicked", "impression_id"])
+    train_ad = read_columns(spec, "ad_click", "train", ["user_id", "clicked", "impression_id"])
     users, queries, keywords = ceilings.read_sf_impressions(args.logs, world,
                                                            test["impression_id"])
     scores = ceilings.sf_ceiling_scores(world, users, queries, keywords)
-    sf_rows = ceilings.read_log_rows(args.logs, world, "sf", train_days)
+    sf_rows = ceilings.read_log_rows(args.logs, world, "sf", train_sf["impression_id"])
     theta = ceilings.posterior_latent(world, sf_rows, steps=args.steps)
     scores["posterior_sf"] = ceilings.posterior_scores(world, theta, users, queries, keywords)
     if not args.no_ad:
-        ad_rows = ceilings.read_log_rows(args.logs, world, "ad", train_days)
+        ad_rows = ceilings.read_log_rows(args.logs, world, "ad", train_ad["impression_id"])
         theta = ceilings.posterior_latent(world, sf_rows, ad_rows, steps=args.steps)
         scores["posterior_sf_ad"] = ceilings.posterior_scores(world, theta, users, queries,
                                                               keywords)
@@ -59,7 +58,9 @@ def main(argv=None) -> int:
         test["user_id"], metrics.clicks_per_user(train_sf["user_id"], train_sf["clicked"]),
         metrics.clicks_per_user(train_ad["user_id"], train_ad["clicked"]))
     labels = test["clicked"]
-    result = {"split": args.split, "train_days": train_days, "n": int(labels.size),
+    result = {"split": args.split, "train_rows": {"sf": int(sf_rows["users"].size),
+                                                   "ad_click": int(train_ad["user_id"].size)},
+              "n": int(labels.size),
               "seconds": None, "overall": {}, "segments": {}}
     for name, s in scores.items():
         result["overall"][name] = metrics.auc(labels, s)

@@ -59,6 +59,13 @@ def test_ceilings_from_logs_join_impressions_and_reproduce_the_logged_oracle(tin
     np.testing.assert_allclose(scores["oracle"], [logged[i] for i in ids], atol=1e-6)
     with pytest.raises(Exception, match="not in"):
         ceilings.ceilings_for_impressions(tiny_world_logs, [10**12])
+    world = ceilings.load_world(tiny_world_logs)
+    rows = ceilings.read_log_rows(tiny_world_logs, world, "sf", ids)
+    users, queries, keywords = ceilings.read_sf_impressions(tiny_world_logs, world, np.sort(ids))
+    np.testing.assert_array_equal(rows["users"], users)  # the log's order: by impression id
+    np.testing.assert_array_equal(rows["keywords"], keywords)
+    ad = ceilings.read_log_rows(tiny_world_logs, world, "ad", np.arange(50))
+    assert ad["ads"].size == 50 and set(ad) == {"users", "queries", "clicked", "ads", "positions"}
 
 
 @pytest.mark.slow  # ~40 s on the loaded 2-core box

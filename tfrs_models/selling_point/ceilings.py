@@ -125,17 +125,19 @@ def ceilings_for_impressions(logs_dir, impression_ids, world=None) -> dict:
 
 
 # -- what the users' own train clicks reveal about their private latent -----------------------
-def read_log_rows(logs_dir, world, kind: str, days) -> dict:
-    """World-id arrays of the ``kind`` (``"sf"`` or ``"ad"``) impressions logged on ``days``."""
+def read_log_rows(logs_dir, world, kind: str, impression_ids) -> dict:
+    """World-id arrays of the ``kind`` (``"sf"`` or ``"ad"``) impressions with these ids (e.g.
+    a split's, read from its TFRecords: the split's ``day`` column need not be the log's)."""
     import pandas as pd  # noqa: PLC0415
 
     if kind == "sf":
         frame = pd.read_csv(Path(logs_dir) / "sf_impressions.csv",
-                            usecols=["user_id", "query", "sf_keyword", "day", "clicked"])
+                            usecols=["impression_id", "user_id", "query", "sf_keyword", "clicked"])
     else:
         frame = pd.read_csv(Path(logs_dir) / "ad_impressions.csv",
-                            usecols=["user_id", "query", "ad_id", "position", "day", "clicked"])
-    frame = frame[frame["day"].isin(list(days))]
+                            usecols=["impression_id", "user_id", "query", "ad_id", "position",
+                                     "clicked"])
+    frame = frame[frame["impression_id"].isin(np.asarray(impression_ids, np.int64))]
     query_index = {t: i for i, t in enumerate(world.query_texts)}
     out = {"users": frame["user_id"].to_numpy(np.int64),
            "queries": frame["query"].map(query_index).to_numpy(np.int64),
