@@ -12,6 +12,9 @@ requests/s are a lower bound. Prints a Markdown table.
 
     python bench/serving_bench.py --seed 0
     python bench/serving_bench.py --model half_plus_two --rest_inference_threads 0 4 --concurrency 1 8 16 32
+    python bench/serving_bench.py --seed 0 --enable_batching false true     # TF Serving's --enable_batching
+
+Every variant runs in the same invocation, so compare ratios within one run: the machine is shared.
 """
 from __future__ import annotations
 
@@ -173,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 16, 32])
     parser.add_argument("--rest_inference_threads", type=int, nargs="+", default=[0],
                         help="server variants to compare (0: inference on the event loop)")
+    parser.add_argument("--enable_batching", choices=["false", "true"], nargs="+", default=["false"],
+                        help="server variants: without / with server-side batching")
+    parser.add_argument("--batching_parameters", default="max_batch_size { value: 64 }\n"
+                        "batch_timeout_micros { value: 0 }\nnum_batch_threads { value: 2 }\n",
+                        help="text-proto BatchingParameters for the batching variant")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
 
@@ -186,12 +194,19 @@ def main(argv: list[str] | None = None) -> int:
         call, tensors, inputs, body = build_model(args.model, base, args.seed)
         in_proc = bench_in_process(call, tensors, args.requests)
         results["in_process_ms"] = {"p50": _pct(in_proc, 50), "p99": _pct(in_proc, 99)}
-        for threads in args.rest_inference_threads:
-            with ServerProcess(model_name="m", model_base_path=str(base / "m"),
-                               file_system_poll_wait_seconds=0, rest_inference_threads=threads) as proc:
+        params_file = base / "batching.config"
+        params_file.write_text(args.batching_parameters)
+        variants = [(t, b) for b in args.enable_batching for t in args.rest_inference_threads]
+        for threads, batching in variants:
+            flags = {"enable_batching": batching}
+            if batching == "true":
+                flags["batching_parameters_file"] = str(params_file)
+            with ServerProcess(model_name="m", model_base_path=str(base / "m"), file_system_poll_wait_seconds=0,
+                               rest_inference_threads=threads, **flags) as proc:
+                load = os.getloadavg()[0]
                 rest = bench_rest_sequential(proc.rest_api_port, body, args.requests)
                 grpc_lat = bench_grpc_sequential(proc.port, inputs, args.requests)
-                variant = {"rest_inference_threads": threads,
+                variant = {"rest_inference_threads": threads, "enable_batching": batching, "loadavg": load,
                            "rest_ms": {"p50": _pct(rest, 50), "p99": _pct(rest, 99)},
                            "grpc_ms": {"p50": _pct(grpc_lat, 50), "p99": _pct(grpc_lat, 99)},
                            "throughput": []}
@@ -205,12 +220,14 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"# serving bench: model={args.model} seed={args.seed} cpus={results['cpus']} "
           f"loadavg start={results['loadavg_start'][0]:.2f} end={results['loadavg_end'][0]:.2f}")
-    print(f"in-process signature call: p50 {results['in_process_ms']['p50']:.3f} ms, "
-          f"p99 {results['in_process_ms']['p99']:.3f} ms")
+    in_p50 = results["in_process_ms"]["p50"]
+    print(f"in-process signature call: p50 {in_p50:.3f} ms, p99 {results['in_process_ms']['p99']:.3f} ms")
     for v in results["variants"]:
-        print(f"\n## server --rest_inference_threads={v['rest_inference_threads']}")
+        print(f"\n## server --rest_inference_threads={v['rest_inference_threads']} "
+              f"--enable_batching={v['enable_batching']} (loadavg {v['loadavg']:.2f})")
         print(f"one-instance predict latency: REST p50 {v['rest_ms']['p50']:.3f} ms / p99 {v['rest_ms']['p99']:.3f} ms;"
-              f" gRPC p50 {v['grpc_ms']['p50']:.3f} ms / p99 {v['grpc_ms']['p99']:.3f} ms")
+              f" gRPC p50 {v['grpc_ms']['p50']:.3f} ms / p99 {v['grpc_ms']['p99']:.3f} ms;"
+              f" REST p50 / in-process p50 = {v['rest_ms']['p50'] / in_p50:.1f}")
         print("\n| concurrency | REST req/s | gRPC req/s | errors |\n|---:|---:|---:|---:|")
         for row in v["throughput"]:
             print(f"| {row['concurrency']} | {row['rest_rps']:.0f} | {row['grpc_rps']:.0f} | {row['errors']} |")

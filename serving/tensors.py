@@ -209,12 +209,64 @@ def parse_predict_body(doc: Any, input_dtypes: Mapping[str, int]) -> tuple[dict[
     return _parse_inputs(doc["inputs"], input_dtypes), False
 
 
+def _scalar_column(values: list, dtype: int) -> np.ndarray | None:
+    """JSON scalars of exactly the right JSON type → a 1-D array; None when any is not (then the
+    general path runs and produces TF Serving's error). Same values as ``json_to_array``."""
+    if dtype == DT_STRING:
+        if all(type(v) is str for v in values):
+            arr = np.empty(len(values), dtype=object)
+            arr[:] = [v.encode("utf-8") for v in values]
+            return arr
+    elif dtype == DT_FLOAT or dtype == DT_DOUBLE:
+        if all(type(v) is float or type(v) is int for v in values):
+            return np.asarray(values, dtype=NUMPY[dtype])
+    elif dtype == DT_BOOL:
+        if all(type(v) is bool for v in values):
+            return np.asarray(values, dtype=np.bool_)
+    elif dtype in (DT_INT32, DT_INT64, DT_UINT32, DT_UINT64):   # TF Serving's range = numpy's
+        lo, hi = _INT_RANGE[dtype]
+        if all(type(v) is int and lo <= v <= hi for v in values):
+            return np.asarray(values, dtype=NUMPY[dtype])
+    return None
+
+
+def _fast_instances(instances: list, input_dtypes: Mapping[str, int]) -> dict[str, np.ndarray] | None:
+    """The common row format (one scalar per input per instance) without the per-leaf walk and
+    ``np.stack`` of the general path (a third of the REST handler's time in the profile)."""
+    first = instances[0]
+    if type(first) is dict and not is_b64(first):
+        columns: dict[str, list] = {k: [] for k in input_dtypes}
+        n = len(columns)
+        for item in instances:
+            if type(item) is not dict or len(item) != n:
+                return None
+            for key, value in item.items():
+                column = columns.get(key)
+                if column is None:
+                    return None
+                column.append(value)
+    elif len(input_dtypes) == 1 and type(first) is not list and type(first) is not dict:
+        columns = {next(iter(input_dtypes)): instances}
+    else:
+        return None
+    out = {}
+    for key, values in columns.items():
+        arr = _scalar_column(values, input_dtypes[key])
+        if arr is None:
+            return None
+        out[key] = arr
+    return out
+
+
 def _parse_instances(doc: Any, input_dtypes: Mapping[str, int]) -> dict[str, np.ndarray]:
     instances = doc["instances"]
     if not isinstance(instances, list):
         raise invalid(f"JSON Value: {dbg(doc)} Expecting 'instances' to be an list/array")
     if not instances:
         raise invalid(f"JSON Value: {dbg(doc)} No values in 'instances' array")
+    fast = _fast_instances(instances, input_dtypes)
+    if fast is not None:
+        return fast
     named = isinstance(instances[0], dict) and not is_b64(instances[0])
     if not named:
         if len(input_dtypes) != 1:

@@ -97,3 +97,38 @@ def test_examples_from_json_follow_int_vs_float_and_context_merge():
         t.parse_examples_body({"examples": []})
     with pytest.raises(ServingError, match="Unexpected element type in feature: x expecting type: int64"):
         t.parse_examples_body({"examples": [{"x": [1, 2.0]}]})
+
+
+@pytest.mark.parametrize("doc, dtypes", [
+    ({"instances": [{"a": "x", "b": 1}, {"a": "y", "b": 2}]}, {"a": 7, "b": 9}),
+    ({"instances": [{"a": "x", "b": 1.5}]}, {"a": 7, "b": 9}),
+    ({"instances": [{"a": "x", "b": True}]}, {"a": 7, "b": 10}),
+    ({"instances": [{"a": "x"}]}, {"a": 7, "b": 9}),
+    ({"instances": [{"a": "x", "b": 1, "c": 2}]}, {"a": 7, "b": 9}),
+    ({"instances": [1.0, 2, 3.5]}, {"x": 1}),
+    ({"instances": [1, 2]}, {"x": 3}),
+    ({"instances": [{"b64": "aGk="}]}, {"b64": 7}),
+    ({"instances": [{"b64": "aGk="}]}, {"x": 7}),
+    ({"instances": [True, 1]}, {"x": 10}),
+    ({"instances": [1, True]}, {"x": 1}),
+    ({"instances": [{"a": [1, 2]}, {"a": [3, 4]}]}, {"a": 9}),
+    ({"instances": [{"a": 1}, {"a": "x"}]}, {"a": 9}),
+    ({"instances": [2**63]}, {"x": 9}),
+    ({"instances": [2**64 - 1]}, {"x": 23}),
+    ({"instances": [-1]}, {"x": 22}),
+    ({"instances": [1, 2]}, {"x": 2}),
+    ({"instances": [{"a": "é"}]}, {"a": 7}),
+])
+def test_scalar_row_fast_path_equals_the_general_path(doc, dtypes, monkeypatch):
+    from serving import tensors
+
+    def parse():
+        try:
+            out, row = tensors.parse_predict_body(doc, dtypes)
+            return row, [(k, v.dtype.str, v.shape, v.tolist()) for k, v in out.items()]
+        except ServingError as err:
+            return err.code, err.message
+
+    fast = parse()
+    monkeypatch.setattr(tensors, "_fast_instances", lambda *a: None)
+    assert fast == parse()
