@@ -47,7 +47,7 @@ def add_train_arguments(p) -> None:
     p.add_argument("--encoder-units", type=int, default=16)
     p.add_argument("--context-length", type=int, default=2, help="TCN context length cl (filter 2·cl+1)")
     p.add_argument("--personalised", action="store_true", help="PEG filters in tcn/msia/multi_time_scale")
-    p.add_argument("--patience", type=int, default=1, help="early stopping on validation conversion AUC")
+    p.add_argument("--patience", type=int, default=1, help="early stopping on the validation loss")
 
 
 def register_train(kind_subparsers) -> None:
@@ -133,6 +133,7 @@ def register(subparsers) -> None:
     p.add_argument("--oracle", default=None, help="simulate-logs output (oracle/behaviour.csv)")
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--encoders", default="tcn", help="comma list; one row per model × encoder")
+    p.add_argument("--patience", type=int, default=1, help="early stopping on the validation loss")
     p.set_defaults(func=compare_command)
 
 
@@ -148,7 +149,7 @@ def compare_command(args) -> int:
         data_dir=args.data, out_dir=args.out, seeds=args.seeds, first_seed=args.seed,
         models=tuple(m for m in args.models.split(",") if m),
         encoders=tuple(e for e in args.encoders.split(",") if e), oracle_logs=args.oracle,
-        embedding_dim=args.embedding_dim,
+        embedding_dim=args.embedding_dim, patience=args.patience,
         train=TrainConfig(batch_size=args.batch_size, epochs=args.epochs,
                           learning_rate=args.learning_rate, steps_per_epoch=args.steps_per_epoch,
                           seed=args.seed))

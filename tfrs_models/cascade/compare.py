@@ -34,6 +34,7 @@ class CompareConfig:
     oracle_logs: str | None = None
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     embedding_dim: int = 8
+    patience: int = 1
 
 
 def oracle_predictions(logs_dir: str | Path, pred: dict) -> dict:
@@ -84,10 +85,10 @@ def run_compare(config: CompareConfig, progress=print) -> dict:
                 model_config = ModelConfig(name=model_name, embedding_dim=config.embedding_dim,
                                            encoder=EncoderConfig(name=encoder))
                 train_config = dataclasses.replace(config.train, seed=seed)
-                model, _ = train_model(spec, model_config, train_config)
-                pred = predict_split(lambda b: model(b, training=False), spec, "test",
-                                     config.train.batch_size)
+                model, history = train_model(spec, model_config, train_config, patience=config.patience)
+                pred = predict_split(lambda b: model(b, training=False), spec, "test")
                 per_seed.append(_flatten(score(pred)))
+                per_seed[-1]["epochs_run"] = float(len(history.get("loss", [])))
                 last_pred = pred
                 progress(f"{model_name}/{encoder} seed {seed}: click AUC "
                          f"{per_seed[-1]['click_auc']:.4f}, conversion AUC {per_seed[-1]['conversion_auc']:.4f}")
@@ -100,7 +101,7 @@ def run_compare(config: CompareConfig, progress=print) -> dict:
                      "metrics": {k: {"mean": v, "std": 0.0, "values": [v]} for k, v in flat.items()}})
     result = {"data_dir": str(config.data_dir), "dataset": spec.name,
               "seeds": list(range(config.first_seed, config.first_seed + config.seeds)),
-              "train": dataclasses.asdict(config.train), "rows": rows}
+              "train": dataclasses.asdict(config.train), "patience": config.patience, "rows": rows}
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(result, indent=1))
@@ -121,7 +122,8 @@ def to_markdown(result: dict) -> str:
     lines = [f"# Cascade comparison on `{result['data_dir']}` ({result['dataset']})", "",
              f"Seeds {result['seeds']}; mean ± std over seeds; test split. "
              f"Budget: {result['train']['epochs']} epoch(s), batch {result['train']['batch_size']}, "
-             f"learning rate {result['train']['learning_rate']}.", ""]
+             f"learning rate {result['train']['learning_rate']}; early stopping on the validation "
+             f"loss (patience {result.get('patience', 1)}, best epoch restored).", ""]
     for task in TASKS:
         lines += [f"## {task.capitalize()} (all impressions)", "",
                   "| model | encoder | " + " | ".join(m.upper() if m.endswith("auc") else m for m in METRICS) + " |",

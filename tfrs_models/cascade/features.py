@@ -20,16 +20,22 @@ class InputLayout:
     features: list[dict]        # [{"name", "dtype", "vocab", "group", "part", "max_length"}]
     vocabularies: dict[str, dict]  # {vocab: {"path", "size", "num_oov_buckets"}}
     sequence_length: int
+    # {float feature: {"mean", "std"}} from the train split; SharedEmbeddings standardises with it.
+    float_stats: dict[str, dict] = dataclasses.field(default_factory=dict)
+    # {label: positive rate} on train (spec.json label_rates); the heads start at these rates.
+    label_rates: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def from_spec(cls, spec: DatasetSpec) -> "InputLayout":
+    def from_spec(cls, spec: DatasetSpec, float_stats: dict | None = None) -> "InputLayout":
         features = [{"name": f.name, "dtype": f.dtype, "vocab": f.vocab, "group": f.group,
                      "part": f.part, "max_length": f.max_length, "kind": f.kind}
                     for f in spec.model_features]
         used = {f["vocab"] for f in features if f["vocab"]}
         vocabs = {n: {"path": str(v.path), "size": v.size, "num_oov_buckets": v.num_oov_buckets}
                   for n, v in spec.vocabularies.items() if n in used}
-        return cls(features=features, vocabularies=vocabs, sequence_length=spec.sequence_length)
+        rates = {k: float(v) for k, v in spec.label_rates.get("train", {}).items()}
+        return cls(features=features, vocabularies=vocabs, sequence_length=spec.sequence_length,
+                   float_stats=dict(float_stats or {}), label_rates=rates)
 
     @property
     def has_sequence(self) -> bool:
@@ -41,10 +47,11 @@ class SharedEmbeddings(tf.keras.layers.Layer):
 
     Call returns a dict:
       ``fields``    [B, F, D]  embeddings of the F categorical context features (spec order);
-      ``dense``     [B, F_d]   float context features (F_d may be 0);
+      ``dense``     [B, F_d]   float context features, standardised (F_d may be 0);
       ``candidate`` [B, D_c]   concat of the ``item``-group embeddings (the attention query);
       ``profile``   [B, D_p]   concat of the ``user_profile`` group (``user`` if there is none);
-      ``sequence``  [B, L, E]  per-event concat of the feature-list embeddings and floats;
+      ``sequence``  [B, L, E]  per-event concat of the feature-list embeddings and standardised
+                               floats (padded events are zeroed by the encoders, not here);
       ``mask``      [B, L]     True for real events (``hist`` id != "").
     For a flat dataset (no feature lists) ``sequence`` is ``fields`` and ``mask`` is all True,
     as 000 runs its 1D convolution over the stacked field embeddings of Ali-CCP.
@@ -74,6 +81,14 @@ class SharedEmbeddings(tf.keras.layers.Layer):
         self.lookup_layers = [self._lookups[n] for n in sorted(self._lookups)]
         self.embedding_layers = [self._tables[n] for n in sorted(self._tables)]
 
+    def _standardise(self, feature: dict, value):
+        """(x − mean) / std with the train statistics of the layout (identity without them)."""
+        stats = self.layout.get("float_stats", {}).get(feature["name"])
+        value = tf.cast(value, tf.float32)
+        if stats is None:
+            return value
+        return (value - stats["mean"]) / stats["std"]
+
     def _embed(self, feature: dict, value):
         ids = self._lookups[feature["vocab"]](value)
         return self._tables[feature["vocab"]](ids)
@@ -83,7 +98,7 @@ class SharedEmbeddings(tf.keras.layers.Layer):
         fields = tf.stack([embedded[f["name"]] for f in self.context_categorical], axis=1)
         batch = tf.shape(fields)[0]
         if self.context_dense:
-            dense = tf.stack([tf.cast(features[f["name"]], tf.float32) for f in self.context_dense], 1)
+            dense = tf.stack([self._standardise(f, features[f["name"]]) for f in self.context_dense], 1)
         else:
             dense = tf.zeros([batch, 0], tf.float32)
         out = {
@@ -101,7 +116,7 @@ class SharedEmbeddings(tf.keras.layers.Layer):
                     if mask is None:
                         mask = tf.not_equal(value, "")
                 else:
-                    steps.append(tf.cast(value, tf.float32)[..., tf.newaxis])
+                    steps.append(self._standardise(f, value)[..., tf.newaxis])
             out["sequence"] = tf.concat(steps, axis=-1)
             out["mask"] = mask
         else:

@@ -62,6 +62,7 @@ class DatasetSpec:
     key: tuple[str, ...]
     features: dict[str, FeatureSpec]
     vocabularies: dict[str, VocabSpec]
+    label_rates: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
     @property
     def model_features(self) -> list[FeatureSpec]:
@@ -113,7 +114,8 @@ def load_spec(data_dir: str | Path, dataset: str | None = None) -> DatasetSpec:
     return DatasetSpec(data_dir=data_dir, name=dataset, proto=ds["proto"],
                        compression=ds.get("compression", "GZIP"), files=dict(ds["files"]),
                        labels=tuple(ds["labels"]), key=tuple(ds.get("key", ())),
-                       features=features, vocabularies=vocabs)
+                       features=features, vocabularies=vocabs,
+                       label_rates=dict(ds.get("label_rates", {})))
 
 
 def _tf_dtype(tf, dtype: str):
@@ -179,12 +181,50 @@ def parse_batch(serialized, spec: DatasetSpec) -> dict[str, Any]:
     return out
 
 
+def float_statistics(spec: DatasetSpec, rows: int = 8192) -> dict[str, dict[str, float]]:
+    """Mean and standard deviation of every float model feature on the first ``rows`` records of
+    the *train* split (real events only for feature lists: padding is excluded).
+
+    The models standardise float inputs with these (features.SharedEmbeddings): a raw
+    ``hist_time_gap`` (log1p seconds, about 5–14 and always positive) otherwise dominates every
+    freshly initialised projection, and the first steps that pull all outputs down to the base
+    rate pull them down most for long histories — a ranking by history length, below chance
+    wherever longer histories click more.
+    """
+    import numpy as np
+
+    floats = [f for f in spec.model_features if f.dtype == "float32"]
+    if not floats:
+        return {}
+    batch = next(iter(make_dataset(spec, "train", rows)))
+    mask_name = next((f.name for f in spec.sequence_features if f.dtype == "string"), None)
+    stats = {}
+    for f in floats:
+        value = batch[f.name].numpy().astype(np.float64)
+        if f.is_sequence and mask_name is not None:
+            value = value[batch[mask_name].numpy() != b""]
+        value = value.reshape(-1)
+        mean = float(value.mean()) if value.size else 0.0
+        std = float(value.std()) if value.size else 1.0
+        stats[f.name] = {"mean": mean, "std": std if std > 1e-6 else 1.0}
+    return stats
+
+
+# Parsed, cached examples per (data dir, dataset, split): shared by every run of a process
+# (``adpush compare`` trains 15+ models on the same splits).
+_PARSED: dict = {}
+
+
 def make_dataset(spec: DatasetSpec, split: str, batch_size: int, *, shuffle: bool = False,
-                 seed: int = 0, repeat: bool = False):
+                 seed: int = 0, repeat: bool = False, cache: bool = False,
+                 parse_batch_size: int = 1024):
     """A ``tf.data.Dataset`` of parsed feature dicts for one split (train/valid/test).
 
     Files are read in sorted order; with ``shuffle`` the records are shuffled with ``seed`` so a
-    run is reproducible.
+    run is reproducible. Records are parsed ``parse_batch_size`` at a time (parsing has a large
+    per-call cost) and re-batched to ``batch_size``; with ``cache`` the parsed examples are kept
+    in memory (and shared by later calls in the process), so later epochs and runs skip
+    decompression and parsing.
     """
     import tensorflow as tf
 
@@ -192,10 +232,17 @@ def make_dataset(spec: DatasetSpec, split: str, batch_size: int, *, shuffle: boo
     if not files:
         raise FileNotFoundError(f"no files match {spec.data_dir / spec.files[split]}")
     compression = "" if spec.compression in ("", "NONE", None) else spec.compression
-    ds = tf.data.TFRecordDataset(files, compression_type=compression)
+    key = (str(spec.data_dir), spec.name, split)
+    ds = _PARSED.get(key) if cache else None
+    if ds is None:
+        ds = tf.data.TFRecordDataset(files, compression_type=compression)
+        ds = ds.batch(max(batch_size, parse_batch_size)).map(lambda s: parse_batch(s, spec),
+                                                              num_parallel_calls=1)
+        ds = ds.unbatch()
+        if cache:
+            ds = _PARSED[key] = ds.cache()
     if shuffle:
         ds = ds.shuffle(50_000, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    ds = ds.batch(batch_size).map(lambda s: parse_batch(s, spec), num_parallel_calls=1)
-    return ds.prefetch(2)
+    return ds.batch(batch_size).prefetch(2)

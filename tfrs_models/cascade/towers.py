@@ -1,6 +1,8 @@
 """Small building blocks of the task towers."""
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
 
 
@@ -24,11 +26,25 @@ class MLP(tf.keras.layers.Layer):
 
 
 class ProbabilityHead(tf.keras.layers.Layer):
-    """Dense(1) → sigmoid.  [B, D] → [B, 1]."""
+    """Dense(1) → sigmoid.  [B, D] → [B, 1].
 
-    def __init__(self, **kwargs):
+    ``prior`` (the task's positive rate on train) sets the initial bias to its logit, so the
+    untrained head already predicts the base rate. At 0.5 (bias 0) against click rates of
+    0.02–0.13 and conversion rates of 0.002–0.03, the first hundreds of steps only pull every
+    output down, and how fast each example is pulled down — not what it is — sets the ranking
+    (AUC ≈ 0.45 on the demo world after its 12-step budget).
+    """
+
+    def __init__(self, prior: float | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.dense = tf.keras.layers.Dense(1, activation="sigmoid", name="logit")
+        self.prior = prior
+        bias = "zeros"
+        if prior is not None and 0.0 < prior < 1.0:
+            bias = tf.keras.initializers.Constant(math.log(prior / (1.0 - prior)))
+        self.dense = tf.keras.layers.Dense(1, activation="sigmoid", bias_initializer=bias, name="logit")
 
     def call(self, x):
         return self.dense(x)
+
+    def get_config(self):
+        return {**super().get_config(), "prior": self.prior}

@@ -1,6 +1,7 @@
 """Train, predict and score one cascade model (no CLI parsing here).
 
-``train_model`` fits on the train split with early stopping on the *validation* conversion AUC;
+``train_model`` fits on the train split with early stopping on the *validation* loss (the sum of
+the two tasks' BCE and the calibrator — steadier than the conversion AUC, whose positives are few);
 ``predict_split`` returns numpy predictions with labels and the join keys; ``score`` turns them
 into the figures of 000 Tables II–V / 002 Table 7 using ``tfrs_models.metrics``.
 """
@@ -17,9 +18,11 @@ from tfrs_models.cascade.input import CLICK_LABEL, CONVERSION_LABEL, DatasetSpec
 
 
 def layout_of(spec: DatasetSpec) -> dict:
+    """The model's input layout, with the float features' train statistics."""
     from tfrs_models.cascade.features import InputLayout
+    from tfrs_models.cascade.input import float_statistics
 
-    return dataclasses.asdict(InputLayout.from_spec(spec))
+    return dataclasses.asdict(InputLayout.from_spec(spec, float_statistics(spec)))
 
 
 def train_model(spec: DatasetSpec, model_config: ModelConfig, train_config: TrainConfig,
@@ -33,12 +36,12 @@ def train_model(spec: DatasetSpec, model_config: ModelConfig, train_config: Trai
     model = build_model(layout_of(spec), model_config)
     model.compile(optimizer=tf.keras.optimizers.Adam(train_config.learning_rate))
     train = make_dataset(spec, "train", train_config.batch_size, shuffle=True, seed=train_config.seed,
-                         repeat=train_config.steps_per_epoch is not None)
+                         repeat=train_config.steps_per_epoch is not None, cache=True)
     callbacks, valid = [], None
     if "valid" in spec.files and list(spec.data_dir.glob(spec.files["valid"])):
-        valid = make_dataset(spec, "valid", train_config.batch_size)
+        valid = make_dataset(spec, "valid", max(train_config.batch_size, 1024), cache=True)
         callbacks.append(tf.keras.callbacks.EarlyStopping(
-            monitor="val_conversion_auc", mode="max", patience=patience, restore_best_weights=True))
+            monitor="val_loss", mode="min", patience=patience, restore_best_weights=True))
     history = model.fit(train, epochs=train_config.epochs, steps_per_epoch=train_config.steps_per_epoch,
                         validation_data=valid, callbacks=callbacks, verbose=verbose)
     return model, {k: [float(x) for x in v] for k, v in history.history.items()}
@@ -51,7 +54,7 @@ def predict_split(predict_fn, spec: DatasetSpec, split: str, batch_size: int = 1
     """
     collected: dict[str, list] = {}
     keep = set(spec.labels) | set(spec.key)
-    for batch in make_dataset(spec, split, batch_size):
+    for batch in make_dataset(spec, split, batch_size, cache=True):
         outputs = predict_fn(batch)
         for name, value in outputs.items():
             collected.setdefault(name, []).append(np.reshape(value.numpy(), [-1]))

@@ -165,3 +165,113 @@ def write_flat_dataset(out: Path, *, rows: int = 96, seed: int = 0) -> Path:
                                           "key": ["row_id"], "features": features}}}
     (out / "spec.json").write_text(json.dumps(spec, indent=1))
     return out
+
+
+def write_context_dataset(out: Path, *, rows: int = 3000, max_length: int = 20, seed: int = 0,
+                          n_items: int = 60, n_categories: int = 6) -> Path:
+    """A small ``sequence`` dataset with the world's story (abtest/world/behaviour.py) in
+    miniature, to check that the models *learn*, not only run:
+
+    * the candidate's category is, with probability 0.6, one of the last 5 events' (local context);
+    * click ~ sigmoid(−2.2 + 1.3 · #cart/fav among the last 5 events in the candidate's category
+      + 0.8 · [item is a "good" item]), so longer, busier histories click more;
+    * conversion = click and a Bernoulli(0.5 if the item is good, else 0.1);
+    * ``hist_time_gap`` is log1p(seconds), about 4–13 like the Beam output: a large positive
+      float that has to be standardised.
+
+    Splits are i.i.d. (train ``rows``, valid and test ``rows // 3``), so a model that learns
+    anything scores well above 0.5 on test.
+    """
+    import tensorflow as tf
+
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    vocabs = {
+        "user_id": _vocab(out / "vocab/user_id.txt", [str(u) for u in range(50)]),
+        "item_id": _vocab(out / "vocab/item_id.txt", [str(i) for i in range(n_items)]),
+        "category": _vocab(out / "vocab/category.txt", [str(c) for c in range(n_categories)]),
+        "behavior": _vocab(out / "vocab/behavior.txt", BEHAVIOURS),
+        "age_bucket": _vocab(out / "vocab/age_bucket.txt", [str(a) for a in range(7)]),
+        "gender": _vocab(out / "vocab/gender.txt", ["0", "1", "2"]),
+    }
+
+    def bytes_feature(value):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(value).encode()]))
+
+    def int_feature(value):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+
+    def example(user: int, ts: int):
+        length = int(rng.integers(1, max_length + 1))
+        cats = rng.integers(0, n_categories, size=length)
+        items = cats + n_categories * rng.integers(0, n_items // n_categories, size=length)
+        beh = rng.choice(4, size=length, p=[0.6, 0.2, 0.15, 0.05])
+        cand_cat = int(rng.choice(cats[-5:])) if rng.random() < 0.6 else int(rng.integers(0, n_categories))
+        cand = cand_cat + n_categories * int(rng.integers(0, n_items // n_categories))
+        good = cand < n_items // 3
+        recent = int(np.sum((cats[-5:] == cand_cat) & ((beh[-5:] == 1) | (beh[-5:] == 2))))
+        click = rng.random() < 1 / (1 + np.exp(-(-2.2 + 1.3 * recent + 0.8 * good)))
+        conv = bool(click and rng.random() < (0.5 if good else 0.1))
+        gaps = np.log1p(np.sort(rng.integers(60, 500_000, size=length))[::-1].astype(np.float32))
+        ctx = tf.train.Features(feature={
+            "user_id": bytes_feature(user), "age_bucket": bytes_feature(user % 7),
+            "gender": bytes_feature(user % 3), "item_id": bytes_feature(cand),
+            "category": bytes_feature(cand_cat), "click": int_feature(click),
+            "conversion": int_feature(conv), "ts": int_feature(ts), "day": int_feature(ts // 86400)})
+
+        def flist(values):
+            return tf.train.FeatureList(feature=[bytes_feature(v) for v in values])
+
+        lists = tf.train.FeatureLists(feature_list={
+            "hist_item_id": flist(items), "hist_category": flist(cats),
+            "hist_behavior": flist([BEHAVIOURS[b] for b in beh]),
+            "hist_time_gap": tf.train.FeatureList(feature=[
+                tf.train.Feature(float_list=tf.train.FloatList(value=[float(g)])) for g in gaps])})
+        return tf.train.SequenceExample(context=ctx, feature_lists=lists).SerializeToString(), click, conv
+
+    files, counts, rates = {}, {}, {}
+    for split_index, (split, n) in enumerate((("train", rows), ("valid", rows // 3), ("test", rows // 3))):
+        path = out / "sequence" / f"{split}-00000-of-00001.tfrecord.gz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clicks = convs = 0
+        with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+            for i in range(n):
+                record, click, conv = example(int(rng.integers(0, 50)), 1_600_000_000 + split_index * 10**6 + i)
+                writer.write(record)
+                clicks, convs = clicks + click, convs + conv
+        files[split] = f"sequence/{split}-*-of-*.tfrecord.gz"
+        counts[split] = n
+        rates[split] = {"click": clicks / n, "conversion": convs / n}
+    spec = json.loads((_sequence_spec_template(max_length)))
+    spec["vocabularies"] = vocabs
+    ds = spec["datasets"]["sequence"]
+    ds.update(files=files, row_counts=counts, label_rates=rates)
+    (out / "spec.json").write_text(json.dumps(spec, indent=1))
+    return out
+
+
+def _sequence_spec_template(max_length: int) -> str:
+    def feat(dtype, role="feature", **kw):
+        return {"dtype": dtype, "kind": "scalar", "role": role, **kw}
+
+    hist = {"kind": "varlen", "max_length": max_length, "group": "history", "role": "feature", "part": "sequence"}
+    features = {
+        "user_id": feat("string", vocab="user_id", group="user", part="context"),
+        "age_bucket": feat("string", vocab="age_bucket", group="user_profile", part="context"),
+        "gender": feat("string", vocab="gender", group="user_profile", part="context"),
+        "item_id": feat("string", vocab="item_id", group="item", part="context"),
+        "category": feat("string", vocab="category", group="item", part="context"),
+        "click": feat("int64", role="label", part="context"),
+        "conversion": feat("int64", role="label", part="context"),
+        "ts": feat("int64", role="key", part="context"),
+        "day": feat("int64", role="meta", part="context"),
+        "hist_item_id": {"dtype": "string", "vocab": "item_id", **hist},
+        "hist_category": {"dtype": "string", "vocab": "category", **hist},
+        "hist_behavior": {"dtype": "string", "vocab": "behavior", **hist},
+        "hist_time_gap": {"dtype": "float32", **hist},
+    }
+    return json.dumps({"format_version": 1, "source": "world", "vocabularies": {},
+                       "datasets": {"sequence": {
+                           "proto": "tf.train.SequenceExample", "compression": "GZIP",
+                           "labels": ["click", "conversion"], "key": ["user_id", "ts"],
+                           "features": features}}})

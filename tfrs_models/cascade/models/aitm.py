@@ -25,8 +25,8 @@ class AITMModel(CascadeModel):
         self.conversion_tower = MLP(config.tower_units, config.dropout, name="conversion_tower")
         self.information = tf.keras.layers.Dense(units, activation="relu", name="information")
         self.transfer = InformationTransferAttention(units, name="ait")
-        self.click_head = ProbabilityHead(name="p_click")
-        self.conversion_head = ProbabilityHead(name="p_conversion")
+        self.click_head = ProbabilityHead(self.prior("click"), name="p_click")
+        self.conversion_head = ProbabilityHead(self.prior("conversion"), name="p_conversion")
 
     def heads(self, inputs, training=None):
         click_repr = self.click_tower(self.flat_inputs(inputs, "click"), training=training)

@@ -42,6 +42,15 @@ class CascadeModel(tfrs.models.Model):
         self.cvr_auc = tf.keras.metrics.AUC(name="cvr_auc_clicked")
         self.calibrator_metric = tf.keras.metrics.Mean(name="calibrator")
 
+    def prior(self, task: str) -> float | None:
+        """Train positive rate of ``click`` / ``conversion`` (None if the layout lacks it);
+        ``cvr`` is conversion / click, the rate of a head trained as P(conversion | click)."""
+        rates = self.layout.get("label_rates") or {}
+        if task == "cvr":
+            click, conversion = rates.get(CLICK_LABEL), rates.get(CONVERSION_LABEL)
+            return conversion / click if click and conversion is not None else None
+        return rates.get(task)
+
     def shared_inputs(self, features, training=None):
         inputs = dict(self.embeddings(features))
         inputs["interest"] = self.encoder(inputs, training=training) if self.encoder is not None else None

@@ -81,13 +81,13 @@ class CNNAttentionModel(CascadeModel):
         self.click_tower = ConvClickTower(c.conv_filters, c.conv_kernel_sizes, c.conv_strides,
                                           c.conv_paddings, c.dropout, name="click_tower")
         self.click_dense = tf.keras.layers.Dense(c.tower_units[-1], activation="relu", name="click_dense")
-        self.click_head = ProbabilityHead(name="p_click")
+        self.click_head = ProbabilityHead(self.prior("click"), name="p_click")
         self.conversion_tower = MLP(c.tower_units, c.dropout, name="conversion_tower")
         self.information = tf.keras.layers.Dense(c.tower_units[-1], name="information")
         self.transfer = InformationTransferAttention(c.attention_units, name="attention")
         self.conversion_dense = tf.keras.layers.Dense(c.tower_units[-1], activation="relu",
                                                       name="conversion_dense")
-        self.conversion_head = ProbabilityHead(name="p_conversion")
+        self.conversion_head = ProbabilityHead(self.prior("conversion"), name="p_conversion")
         self.uses_field_sequence = not any(f["part"] == "sequence" for f in layout["features"])
 
     def heads(self, inputs, training=None):

@@ -17,8 +17,8 @@ class ESMMModel(CascadeModel):
         super().__init__(layout, config, **kwargs)
         self.ctr_tower = MLP(config.tower_units, config.dropout, name="ctr_tower")
         self.cvr_tower = MLP(config.tower_units, config.dropout, name="cvr_tower")
-        self.ctr_head = ProbabilityHead(name="p_click")
-        self.cvr_head = ProbabilityHead(name="p_cvr")
+        self.ctr_head = ProbabilityHead(self.prior("click"), name="p_click")
+        self.cvr_head = ProbabilityHead(self.prior("cvr"), name="p_cvr")
 
     def heads(self, inputs, training=None):
         p_ctr = self.ctr_head(self.ctr_tower(self.flat_inputs(inputs, "click"), training=training))

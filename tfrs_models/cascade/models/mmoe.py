@@ -19,7 +19,7 @@ class MMoEModel(CascadeModel):
                       for task in ("click", "conversion")}
         self.towers = {task: MLP(config.tower_units[1:], config.dropout, name=f"{task}_tower")
                        for task in ("click", "conversion")}
-        self.probability_heads = {task: ProbabilityHead(name=f"p_{task}") for task in ("click", "conversion")}
+        self.probability_heads = {task: ProbabilityHead(self.prior(task), name=f"p_{task}") for task in ("click", "conversion")}
 
     def heads(self, inputs, training=None):
         x = self.flat_inputs(inputs)

@@ -12,8 +12,8 @@ class SharedBottomModel(CascadeModel):
         self.bottom = MLP(config.tower_units[:1], config.dropout, name="bottom")
         self.click_tower = MLP(config.tower_units[1:], config.dropout, name="click_tower")
         self.conversion_tower = MLP(config.tower_units[1:], config.dropout, name="conversion_tower")
-        self.click_head = ProbabilityHead(name="p_click")
-        self.conversion_head = ProbabilityHead(name="p_conversion")
+        self.click_head = ProbabilityHead(self.prior("click"), name="p_click")
+        self.conversion_head = ProbabilityHead(self.prior("conversion"), name="p_conversion")
 
     def heads(self, inputs, training=None):
         shared = self.bottom(self.flat_inputs(inputs), training=training)   # [B, units[0]]

@@ -1,0 +1,99 @@
+"""The cascade models must *learn*: float inputs are standardised with train statistics, and a
+model trained briefly on a small fixture with the world's story ranks well above chance.
+
+Before these checks, every model scored AUC ≈ 0.45 on the demo world and conversion AUC ≈ 0.2
+on Taobao: a raw ``hist_time_gap`` (log1p seconds, 4–14) dominated the freshly initialised
+projections, so the first steps — which pull every output down to the base rate — pulled long
+histories down most, and long histories are the ones that click (see float_statistics).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def context_data(tmp_path_factory):
+    from cascade_fixture_data import write_context_dataset
+
+    return write_context_dataset(tmp_path_factory.mktemp("context") / "out", rows=2400, seed=1)
+
+
+def _train_rows(spec, n=100_000):
+    from tfrs_models.cascade.input import make_dataset
+
+    return {k: v.numpy() for k, v in next(iter(make_dataset(spec, "train", n))).items()}
+
+
+def test_float_statistics_cover_real_events_of_train_only(cascade_spec):
+    from tfrs_models.cascade.input import float_statistics
+
+    rows = _train_rows(cascade_spec)
+    real = rows["hist_time_gap"][rows["hist_behavior"] != b""]
+    stats = float_statistics(cascade_spec)
+    assert set(stats) == {"hist_time_gap"}
+    assert stats["hist_time_gap"]["mean"] == pytest.approx(real.mean(), rel=1e-5)
+    assert stats["hist_time_gap"]["std"] == pytest.approx(real.std(), rel=1e-4)
+    # Padding (0.0) is left out: including it would pull the mean well below every real gap.
+    assert stats["hist_time_gap"]["mean"] > rows["hist_time_gap"].mean()
+
+
+def test_shared_embeddings_standardise_float_features(cascade_spec, cascade_batch):
+    from tfrs_models.cascade.features import InputLayout, SharedEmbeddings
+
+    stats = {"hist_time_gap": {"mean": 7.0, "std": 2.0}}
+    layout = dataclasses.asdict(InputLayout.from_spec(cascade_spec, stats))
+    out = SharedEmbeddings(layout, embedding_dim=4)(cascade_batch)
+    # hist_time_gap is the last feature list in spec order: the last channel of the sequence.
+    gap = cascade_batch["hist_time_gap"].numpy()
+    np.testing.assert_allclose(out["sequence"].numpy()[..., -1], (gap - 7.0) / 2.0, rtol=1e-6)
+    # Without statistics (an old layout) the value passes unchanged.
+    raw = SharedEmbeddings(dataclasses.asdict(InputLayout.from_spec(cascade_spec)), 4)(cascade_batch)
+    np.testing.assert_allclose(raw["sequence"].numpy()[..., -1], gap, rtol=1e-6)
+
+
+def test_layout_of_carries_train_statistics(cascade_spec):
+    from tfrs_models.cascade.train import layout_of
+
+    layout = layout_of(cascade_spec)
+    assert layout["float_stats"]["hist_time_gap"]["std"] > 0.1
+
+
+def _fit_and_score(spec, model, encoder, steps, seed=0):
+    from tfrs_models._tf import import_tensorflow
+
+    tf = import_tensorflow()
+    from tfrs_models.cascade.config import ModelConfig
+    from tfrs_models.cascade.encoders.registry import EncoderConfig
+    from tfrs_models.cascade.input import make_dataset
+    from tfrs_models.cascade.models.registry import build_model
+    from tfrs_models.cascade.train import layout_of, predict_split, score
+
+    tf.keras.utils.set_random_seed(seed)
+    m = build_model(layout_of(spec), ModelConfig(name=model, encoder=EncoderConfig(name=encoder)))
+    m.compile(optimizer=tf.keras.optimizers.Adam(3e-3))
+    m.fit(make_dataset(spec, "train", 64, shuffle=True, seed=seed, repeat=True, cache=True),
+          steps_per_epoch=steps, epochs=1, verbose=0)
+    return score(predict_split(lambda b: m(b, training=False), spec, "test"))
+
+
+def test_esmm_learns_the_planted_context_signal(context_data):
+    """The fixture's true probabilities reach click AUC ≈ 0.74 on test; chance is 0.5."""
+    from tfrs_models.cascade.input import load_spec
+
+    scores = _fit_and_score(load_spec(context_data), "esmm", "mean", steps=150)
+    assert scores["click"]["auc"] > 0.58
+    assert scores["conversion"]["auc"] > 0.65
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model,encoder", [("cnn_attention", "tcn"), ("aitm", "target_attention"),
+                                           ("mmoe", "msia"), ("shared_bottom", "multi_time_scale")])
+def test_every_model_learns_the_planted_context_signal(context_data, model, encoder):
+    from tfrs_models.cascade.input import load_spec
+
+    scores = _fit_and_score(load_spec(context_data), model, encoder, steps=150)
+    assert scores["click"]["auc"] > 0.58
+    assert scores["conversion"]["auc"] > 0.65
