@@ -97,3 +97,23 @@ def test_every_model_learns_the_planted_context_signal(context_data, model, enco
     scores = _fit_and_score(load_spec(context_data), model, encoder, steps=150)
     assert scores["click"]["auc"] > 0.58
     assert scores["conversion"]["auc"] > 0.65
+
+
+@pytest.mark.parametrize("model", ["esmm", "aitm"])
+def test_untrained_heads_start_at_the_train_base_rate(context_data, model):
+    """Bias = logit(train rate): an untrained model already predicts the base rate (≈ 0.22 click,
+    ≈ 0.06 conversion here), instead of 0.5 for both."""
+    from tfrs_models.cascade.config import ModelConfig
+    from tfrs_models.cascade.encoders.registry import EncoderConfig
+    from tfrs_models.cascade.input import load_spec, make_dataset
+    from tfrs_models.cascade.models.registry import build_model
+    from tfrs_models.cascade.train import layout_of
+
+    spec = load_spec(context_data)
+    rates = spec.label_rates["train"]
+    layout = layout_of(spec)
+    assert layout["label_rates"] == pytest.approx(rates)
+    batch = next(iter(make_dataset(spec, "train", 256)))
+    out = build_model(layout, ModelConfig(name=model, encoder=EncoderConfig(name="mean")))(batch)
+    assert np.mean(out["p_click"].numpy()) == pytest.approx(rates["click"], abs=0.06)
+    assert np.mean(out["p_conversion"].numpy()) == pytest.approx(rates["conversion"], abs=0.04)
