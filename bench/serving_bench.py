@@ -13,6 +13,9 @@ requests/s are a lower bound. Prints a Markdown table.
     python bench/serving_bench.py --seed 0
     python bench/serving_bench.py --model half_plus_two --rest_inference_threads 0 4 --concurrency 1 8 16 32
     python bench/serving_bench.py --seed 0 --enable_batching false true     # TF Serving's --enable_batching
+    git archive 3b18537 serving adpush | tar -x -C /tmp/before                # before/after in one run:
+    python bench/serving_bench.py --seed 0 --rounds 3 --concurrency 1 16 --enable_batching false true \
+        --baseline_tree /tmp/before
 
 Every variant runs in the same invocation, so compare ratios within one run: the machine is shared.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import json
 import os
@@ -167,6 +171,62 @@ async def _grpc_load(port: int, inputs, concurrency: int, seconds: float) -> tup
     return done / elapsed, errors
 
 
+def _med(values: list[float]) -> float:
+    return float(np.median(values)) if values else float("nan")
+
+
+def _measure(proc, body: bytes, inputs, args) -> dict:
+    """One round on one server: sequential REST and gRPC latency, then requests/s per concurrency."""
+    load = os.getloadavg()[0]
+    rest = bench_rest_sequential(proc.rest_api_port, body, args.requests)
+    grpc_lat = bench_grpc_sequential(proc.port, inputs, args.requests)
+    out = {"loadavg": load, "rest_p50": _pct(rest, 50), "rest_p99": _pct(rest, 99),
+           "grpc_p50": _pct(grpc_lat, 50), "grpc_p99": _pct(grpc_lat, 99), "throughput": []}
+    for c in args.concurrency:
+        rest_rps, rest_err = asyncio.run(_rest_load(proc.rest_api_port, body, c, args.seconds))
+        grpc_rps, grpc_err = asyncio.run(_grpc_load(proc.port, inputs, c, args.seconds))
+        out["throughput"].append({"rest_rps": rest_rps, "grpc_rps": grpc_rps, "errors": rest_err + grpc_err})
+    return out
+
+
+class _TreeServer:
+    """``python -m serving.server`` from another source tree (the baseline of a before/after)."""
+
+    def __init__(self, tree: str, model_base_path: str):
+        self.tree, self.model_base_path = str(Path(tree).resolve()), model_base_path
+
+    def __enter__(self):
+        import subprocess
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="serving-bench-baseline-")
+        port_file = Path(self._tmp.name) / "ports.json"
+        env = dict(os.environ, PYTHONPATH=self.tree)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "serving.server", f"--port_file={port_file}", "--port=0", "--rest_api_port=-1",
+             "--model_name=m", f"--model_base_path={self.model_base_path}", "--file_system_poll_wait_seconds=0"],
+            cwd=self.tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 180
+        while not port_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError(f"baseline server from {self.tree} did not start")
+            time.sleep(0.2)
+        info = json.loads(port_file.read_text())
+        self.port, self.rest_api_port = info["port"], info["rest_api_port"]
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except Exception:  # noqa: BLE001
+                self.proc.kill()
+        self._tmp.cleanup()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -181,56 +241,83 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batching_parameters", default="max_batch_size { value: 64 }\n"
                         "batch_timeout_micros { value: 0 }\nnum_batch_threads { value: 2 }\n",
                         help="text-proto BatchingParameters for the batching variant")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="alternate this many rounds over the variants (all servers stay up)")
+    parser.add_argument("--baseline_tree", default=None,
+                        help="also serve from another source tree (e.g. `git archive REV serving adpush | "
+                             "tar -x -C DIR`) as the first variant, for before/after in one run")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
 
     np.random.seed(args.seed)
     from serving.server import ServerProcess
 
-    results = {"model": args.model, "seed": args.seed, "cpus": os.cpu_count(),
+    results = {"model": args.model, "seed": args.seed, "cpus": os.cpu_count(), "rounds": args.rounds,
                "loadavg_start": os.getloadavg(), "variants": []}
-    with tempfile.TemporaryDirectory(prefix="serving-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="serving-bench-") as tmp, contextlib.ExitStack() as stack:
         base = Path(tmp)
         call, tensors, inputs, body = build_model(args.model, base, args.seed)
         in_proc = bench_in_process(call, tensors, args.requests)
         results["in_process_ms"] = {"p50": _pct(in_proc, 50), "p99": _pct(in_proc, 99)}
         params_file = base / "batching.config"
         params_file.write_text(args.batching_parameters)
-        variants = [(t, b) for b in args.enable_batching for t in args.rest_inference_threads]
-        for threads, batching in variants:
-            flags = {"enable_batching": batching}
-            if batching == "true":
-                flags["batching_parameters_file"] = str(params_file)
-            with ServerProcess(model_name="m", model_base_path=str(base / "m"), file_system_poll_wait_seconds=0,
-                               rest_inference_threads=threads, **flags) as proc:
-                load = os.getloadavg()[0]
-                rest = bench_rest_sequential(proc.rest_api_port, body, args.requests)
-                grpc_lat = bench_grpc_sequential(proc.port, inputs, args.requests)
-                variant = {"rest_inference_threads": threads, "enable_batching": batching, "loadavg": load,
-                           "rest_ms": {"p50": _pct(rest, 50), "p99": _pct(rest, 99)},
-                           "grpc_ms": {"p50": _pct(grpc_lat, 50), "p99": _pct(grpc_lat, 99)},
-                           "throughput": []}
-                for c in args.concurrency:
-                    rest_rps, rest_err = asyncio.run(_rest_load(proc.rest_api_port, body, c, args.seconds))
-                    grpc_rps, grpc_err = asyncio.run(_grpc_load(proc.port, inputs, c, args.seconds))
-                    variant["throughput"].append({"concurrency": c, "rest_rps": rest_rps, "grpc_rps": grpc_rps,
-                                                  "errors": rest_err + grpc_err})
-                results["variants"].append(variant)
+        # Every variant's server is up for the whole run and the rounds alternate between them,
+        # so a burst from other jobs on the machine hits all of them alike.
+        servers = []
+        if args.baseline_tree:
+            servers.append(({"server": f"baseline {args.baseline_tree}", "rest_inference_threads": 0,
+                             "enable_batching": "false"},
+                            stack.enter_context(_TreeServer(args.baseline_tree, str(base / "m")))))
+        for batching in args.enable_batching:
+            for threads in args.rest_inference_threads:
+                flags = {"enable_batching": batching}
+                if batching == "true":
+                    flags["batching_parameters_file"] = str(params_file)
+                proc = stack.enter_context(ServerProcess(model_name="m", model_base_path=str(base / "m"),
+                                                         file_system_poll_wait_seconds=0,
+                                                         rest_inference_threads=threads, **flags))
+                servers.append(({"server": "this tree", "rest_inference_threads": threads,
+                                 "enable_batching": batching}, proc))
+        rounds = {id(proc): [] for _, proc in servers}
+        for _ in range(args.rounds):
+            for _, proc in servers:
+                rounds[id(proc)].append(_measure(proc, body, inputs, args))
+        for info, proc in servers:
+            rs = rounds[id(proc)]
+            variant = dict(info, loadavg=[r["loadavg"] for r in rs],
+                           rest_ms={"p50": _med([r["rest_p50"] for r in rs]), "p99": _med([r["rest_p99"] for r in rs]),
+                                    "p50_rounds": [r["rest_p50"] for r in rs]},
+                           grpc_ms={"p50": _med([r["grpc_p50"] for r in rs]), "p99": _med([r["grpc_p99"] for r in rs])},
+                           throughput=[])
+            for i, c in enumerate(args.concurrency):
+                rows = [r["throughput"][i] for r in rs]
+                variant["throughput"].append({
+                    "concurrency": c, "rest_rps": _med([x["rest_rps"] for x in rows]),
+                    "grpc_rps": _med([x["grpc_rps"] for x in rows]),
+                    "rest_rps_rounds": [x["rest_rps"] for x in rows], "errors": sum(x["errors"] for x in rows)})
+            results["variants"].append(variant)
     results["loadavg_end"] = os.getloadavg()
 
-    print(f"# serving bench: model={args.model} seed={args.seed} cpus={results['cpus']} "
+    print(f"# serving bench: model={args.model} seed={args.seed} cpus={results['cpus']} rounds={args.rounds} "
           f"loadavg start={results['loadavg_start'][0]:.2f} end={results['loadavg_end'][0]:.2f}")
     in_p50 = results["in_process_ms"]["p50"]
     print(f"in-process signature call: p50 {in_p50:.3f} ms, p99 {results['in_process_ms']['p99']:.3f} ms")
+    print("(medians over the rounds; REST p50 and REST req/s also per round)")
+    first = results["variants"][0]
     for v in results["variants"]:
-        print(f"\n## server --rest_inference_threads={v['rest_inference_threads']} "
-              f"--enable_batching={v['enable_batching']} (loadavg {v['loadavg']:.2f})")
-        print(f"one-instance predict latency: REST p50 {v['rest_ms']['p50']:.3f} ms / p99 {v['rest_ms']['p99']:.3f} ms;"
+        print(f"\n## {v['server']}: --rest_inference_threads={v['rest_inference_threads']} "
+              f"--enable_batching={v['enable_batching']} (loadavg per round "
+              f"{' / '.join(f'{x:.2f}' for x in v['loadavg'])})")
+        print(f"one-instance predict latency: REST p50 {v['rest_ms']['p50']:.3f} ms "
+              f"({' / '.join(f'{x:.3f}' for x in v['rest_ms']['p50_rounds'])}) / p99 {v['rest_ms']['p99']:.3f} ms;"
               f" gRPC p50 {v['grpc_ms']['p50']:.3f} ms / p99 {v['grpc_ms']['p99']:.3f} ms;"
-              f" REST p50 / in-process p50 = {v['rest_ms']['p50'] / in_p50:.1f}")
-        print("\n| concurrency | REST req/s | gRPC req/s | errors |\n|---:|---:|---:|---:|")
+              f" REST p50 / in-process p50 = {v['rest_ms']['p50'] / in_p50:.1f}"
+              + (f"; REST p50 / first variant's = {v['rest_ms']['p50'] / first['rest_ms']['p50']:.2f}"
+                 if v is not first else ""))
+        print("\n| concurrency | REST req/s | REST req/s per round | gRPC req/s | errors |\n|---:|---:|---|---:|---:|")
         for row in v["throughput"]:
-            print(f"| {row['concurrency']} | {row['rest_rps']:.0f} | {row['grpc_rps']:.0f} | {row['errors']} |")
+            print(f"| {row['concurrency']} | {row['rest_rps']:.0f} | "
+                  f"{' / '.join(f'{x:.0f}' for x in row['rest_rps_rounds'])} | {row['grpc_rps']:.0f} | {row['errors']} |")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
