@@ -214,9 +214,12 @@ class BatchScheduler:
         batch, rows = [], 0
         while queue.tasks and rows + queue.tasks[0].size <= p.max_batch_size:
             task = queue.tasks.pop(0)
-            batch.append(task)
-            rows += task.size
-        queue.rows -= rows
+            queue.rows -= task.size
+            # A caller that gave up (REST deadline) cancelled its future: drop it. Once running,
+            # a future can no longer be cancelled, so set_result below cannot fail.
+            if task.future.set_running_or_notify_cancel():
+                batch.append(task)
+                rows += task.size
         self.stats["batches"] += 1
         self.stats["requests"] += len(batch)
         self.stats["largest_batch"] = max(self.stats["largest_batch"], rows)
@@ -242,6 +245,8 @@ class BatchScheduler:
                         return
                     self._cond.wait(self._wait_seconds())
             queue, batch = found
+            if not batch:
+                continue
             try:
                 self._run(queue.servable, queue.signature, batch)
             except BaseException as err:  # noqa: BLE001 - never leave a caller waiting

@@ -294,3 +294,18 @@ def test_rest_batched_multi_row_requests_and_columnar(batching_server):
     with ThreadPoolExecutor(12) as pool:
         for status, got, want in pool.map(call, range(36)):
             assert status == 200 and got == want
+
+
+def test_a_cancelled_request_is_dropped_without_failing_its_batch():
+    servable = FakeServable(delay=0.2)
+    scheduler = BatchScheduler(BatchingParameters(max_batch_size=8, num_batch_threads=1))
+    try:
+        first = _submit_all(scheduler, servable, [1])            # occupies the only thread
+        time.sleep(0.05)
+        queued = _submit_all(scheduler, servable, [2, 3, 4])
+        assert queued[1].cancel()                                # e.g. the REST deadline passed
+        assert first[0].result(10)["y"].tolist() == [[3.0]]
+        assert [f.result(10)["y"].tolist() for f in (queued[0], queued[2])] == [[[5.0]], [[9.0]]]
+    finally:
+        scheduler.stop()
+    assert servable.calls == [1, 2]
