@@ -19,7 +19,7 @@ from typing import Any, Mapping
 from abtest.report import COLUMNS as AB_COLUMNS
 from abtest.report import table_rows as ab_table_rows
 
-SF_METRICS = ("auc", "gauc", "logloss")
+CEILINGS = ("ceiling_popularity", "ceiling_query", "ceiling_profile")
 CASCADE_ROWS = (("click", "auc", "click AUC (all impressions)"),
                 ("conversion", "auc", "conversion AUC (all impressions)"),
                 ("cvr_auc_clicked", None, "CVR AUC (clicked impressions)"),
@@ -40,14 +40,20 @@ def _sf_section(results: Mapping) -> dict | None:
     run_dir = Path(results["train_sf"]["run_dir"])
     metrics = _read_json(run_dir / "metrics.json")
     overall = metrics.get("overall", {})
-    rows = [["all test users", *[_num(overall.get(who, {}).get(m)) for m in SF_METRICS
-                                 for who in ("model", "oracle")]]]
+    # AUC of the model, of each restricted oracle (what a model could learn at best, issue 4)
+    # and of the oracle; GAUC and logloss of model and oracle.
+    scorers = ["model", *[c for c in CEILINGS if c in overall], "oracle"]
+    columns = [("auc", who) for who in scorers] + [(m, who) for m in ("gauc", "logloss")
+                                                     for who in ("model", "oracle")]
+
+    def cells(node: Mapping) -> list[str]:
+        return [_num(node.get(who, {}).get(metric)) for metric, who in columns]
+
+    rows = [["all test users", *cells(overall)]]
     for name, segment in metrics.get("segments", {}).items():
-        rows.append([f"{name} ({segment.get('n_users', 0):,} users)",
-                     *[_num(segment.get(who, {}).get(m)) for m in SF_METRICS
-                       for who in ("model", "oracle")]])
+        rows.append([f"{name} ({segment.get('n_users', 0):,} users)", *cells(segment)])
     header = ["segment (SF clicks, ad clicks per user)",
-              *[f"{m} {who}" for m in SF_METRICS for who in ("model", "oracle")]]
+              *[f"{metric} {who.replace('ceiling_', 'ceiling ')}" for metric, who in columns]]
     images = {name: run_dir / name for name in ("roc.png", "training_curves.png")
               if (run_dir / name).is_file()}
     title = f"Selling-point model (001): {metrics.get('model', '?')}, {metrics.get('strategy', '?')}"

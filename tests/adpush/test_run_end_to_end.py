@@ -89,8 +89,13 @@ def test_metrics_and_report_agree(tiny_run):
     titles = [s["title"] for s in report["sections"]]
     assert titles[0] == "Stages" and titles[1].startswith("Selling-point model (001): amtdl")
     assert titles[2].startswith("CTR→CVR model (000): cnn_attention")
-    sf_rows = report["sections"][1]["rows"]
-    assert sf_rows[0][:3] == ["all test users", f"{model_auc:.4f}", f"{oracle_auc:.4f}"]
+    sf = report["sections"][1]
+    overall = dict(zip(sf["header"], sf["rows"][0]))
+    assert overall["segment (SF clicks, ad clicks per user)"] == "all test users"
+    assert overall["auc model"] == f"{model_auc:.4f}" and overall["auc oracle"] == f"{oracle_auc:.4f}"
+    # the restricted oracles (what a model can learn at best) sit between popularity and oracle
+    ceilings = [float(overall[f"auc ceiling {c}"]) for c in ("popularity", "query", "profile")]
+    assert ceilings[0] < ceilings[2] < oracle_auc
     ab = report["sections"][3]
     assert [row[1].split(" ")[0] for row in ab["rows"]] == ["No.1", "No.2", "No.3", "No.4", "No.5"]
     ab_json = json.loads((run / "abtest" / "report.json").read_text())
