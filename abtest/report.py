@@ -179,6 +179,29 @@ def render_markdown(title: str, comparisons: Sequence[Mapping], plot_files: Sequ
     return "\n".join(lines) + "\n"
 
 
+PAGE_CSS = """body { font-family: sans-serif; margin: 2em; }
+table { border-collapse: collapse; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
+th { background: #f0f0f0; }
+figure { display: inline-block; margin: 1em; }
+"""
+
+
+def figure_html(name: str, png: bytes) -> str:
+    """A captioned figure with the PNG embedded as base64 (the page stays self-contained)."""
+    esc = html.escape
+    return (f'<figure><img alt="{esc(name)}" src="data:image/png;base64,'
+            f'{base64.b64encode(png).decode("ascii")}"><figcaption>{esc(name)}</figcaption></figure>\n')
+
+
+def html_page(title: str, body: str, extra_css: str = "") -> str:
+    """A self-contained HTML page: title, the shared report style (+ ``extra_css``), ``body``."""
+    esc = html.escape
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>\n'
+            f"<style>\n{PAGE_CSS}{extra_css}</style></head>\n<body>\n<h1>{esc(title)}</h1>\n"
+            f"{body}</body></html>\n")
+
+
 def render_html(title: str, comparisons: Sequence[Mapping], images: Mapping[str, bytes]) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(col)}</th>" for col in COLUMNS)
@@ -186,26 +209,10 @@ def render_html(title: str, comparisons: Sequence[Mapping], images: Mapping[str,
         "<tr" + (' class="sig"' if c.get("significant") else "") + ">" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>\n"
         for c, row in zip(comparisons, table_rows(comparisons)))
     notes = "".join(f"<li>{esc(note)}</li>" for note in _notes(comparisons))
-    figures = "".join(
-        f'<figure><img alt="{esc(name)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
-        f"<figcaption>{esc(name)}</figcaption></figure>\n" for name, png in images.items())
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; font-size: 0.9em; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }}
-th {{ background: #f0f0f0; }}
-tr.sig td {{ background: #eef8ee; }}
-figure {{ display: inline-block; margin: 1em; }}
-</style></head>
-<body>
-<h1>{esc(title)}</h1>
-<table><thead><tr>{head}</tr></thead><tbody>
-{body}</tbody></table>
-<ul>{notes}</ul>
-{figures}</body></html>
-"""
+    figures = "".join(figure_html(name, png) for name, png in images.items())
+    return html_page(title, f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>\n"
+                            f"<ul>{notes}</ul>\n{figures}",
+                     extra_css="tr.sig td { background: #eef8ee; }\n")
 
 
 def write_report(comparisons: Sequence[Comparison | Mapping], per_day: Sequence[Comparison | Mapping] | None = None,

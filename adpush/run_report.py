@@ -9,7 +9,6 @@ results)``) and never disagrees with them.
 """
 from __future__ import annotations
 
-import base64
 import html
 import json
 import os
@@ -17,8 +16,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from abtest.report import COLUMNS as AB_COLUMNS
+from abtest.report import figure_html, html_page
 from abtest.report import table_rows as ab_table_rows
 
+EXTRA_CSS = """td:first-child { text-align: left; }
+figure img { max-width: 640px; }
+.source { color: #777; font-size: 0.8em; }
+"""
 CEILINGS = ("ceiling_popularity", "ceiling_query", "ceiling_profile")
 CASCADE_ROWS = (("click", "auc", "click AUC (all impressions)"),
                 ("conversion", "auc", "conversion AUC (all impressions)"),
@@ -119,29 +123,11 @@ def _html(title: str, sections: list[dict]) -> str:
         head = "".join(f"<th>{esc(h)}</th>" for h in s["header"])
         body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>\n"
                        for row in s["rows"])
-        figures = "".join(
-            f'<figure><img alt="{esc(name)}" src="data:image/png;base64,'
-            f'{base64.b64encode(path.read_bytes()).decode("ascii")}"><figcaption>{esc(name)}'
-            f"</figcaption></figure>\n" for name, path in s["images"].items())
+        figures = "".join(figure_html(name, path.read_bytes()) for name, path in s["images"].items())
         parts.append(f"<section><h2>{esc(s['title'])}</h2>\n<table><thead><tr>{head}</tr></thead>"
                      f"<tbody>\n{body}</tbody></table>\n{figures}"
                      f"<p class=\"source\">Source: {esc(s['source'])}</p></section>\n")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; font-size: 0.9em; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }}
-td:first-child {{ text-align: left; }}
-th {{ background: #f0f0f0; }}
-figure {{ display: inline-block; margin: 1em; }}
-figure img {{ max-width: 640px; }}
-.source {{ color: #777; font-size: 0.8em; }}
-</style></head>
-<body>
-<h1>{esc(title)}</h1>
-{''.join(parts)}</body></html>
-"""
+    return html_page(title, "".join(parts), extra_css=EXTRA_CSS)
 
 
 def write_run_report(run_dir: str | Path, results: Mapping[str, Mapping]) -> dict[str, Path]:

@@ -87,3 +87,10 @@ def test_regularisation_options_change_only_what_they_should(sp_spec):
     np.testing.assert_array_equal(drop.predict_sf(batch).numpy(), drop.predict_sf(batch).numpy())
     assert not np.array_equal(drop.predict_sf(batch, training=True).numpy(),
                               drop.predict_sf(batch).numpy())
+
+
+def test_unknown_excluded_feature_is_a_user_error(sp_spec):
+    from adpush.errors import UserError
+
+    with pytest.raises(UserError, match=r"exclude_features: user_idd not among the model features .*user_id"):
+        build_model(sp_spec, ModelConfig(model="bm", exclude_features=("user_idd",)))

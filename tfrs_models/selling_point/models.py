@@ -16,6 +16,7 @@ import dataclasses
 
 import tensorflow_recommenders as tfrs
 
+from adpush.errors import UserError
 from tfrs_models._tf import import_tensorflow
 from tfrs_models.input import DataSpec, FeatureSpec
 from tfrs_models.layers.mean_bag_pooling import MeanBagPooling
@@ -52,6 +53,12 @@ class SellingPointModel(tfrs.models.Model):
         # Features per task and side, read from spec.json — never listed by hand.
         self.task_features: dict[str, dict[str, list[FeatureSpec]]] = {}
         tasks = (SF, AD) if config.multi_task else (SF,)
+        known = {n for task in tasks for n, f in spec.dataset(task).features.items()
+                 if f.role == "feature"}
+        unknown = sorted(set(config.exclude_features) - known)
+        if unknown:  # a typo would otherwise train with the feature silently kept
+            raise UserError(f"exclude_features: {', '.join(unknown)} not among the model features "
+                            f"of {spec.root}/spec.json ({', '.join(sorted(known))})")
         for task in tasks:
             ds = spec.dataset(task)
 

@@ -97,30 +97,9 @@ def write_sequence_dataset(out: Path, *, rows: int = 256, max_length: int = 12, 
         counts[split] = n
         rates[split] = {"click": clicks / n, "conversion": convs / n}
 
-    def feat(dtype, role="feature", **kw):
-        return {"dtype": dtype, "kind": "scalar", "role": role, **kw}
-
-    hist = {"kind": "varlen", "max_length": max_length, "group": "history", "role": "feature", "part": "sequence"}
-    features = {
-        "user_id": feat("string", vocab="user_id", group="user", part="context"),
-        "age_bucket": feat("string", vocab="age_bucket", group="user_profile", part="context"),
-        "gender": feat("string", vocab="gender", group="user_profile", part="context"),
-        "item_id": feat("string", vocab="item_id", group="item", part="context"),
-        "category": feat("string", vocab="category", group="item", part="context"),
-        "click": feat("int64", role="label", part="context"),
-        "conversion": feat("int64", role="label", part="context"),
-        "ts": feat("int64", role="key", part="context"),
-        "day": feat("int64", role="meta", part="context"),
-        "hist_item_id": {"dtype": "string", "vocab": "item_id", **hist},
-        "hist_category": {"dtype": "string", "vocab": "category", **hist},
-        "hist_behavior": {"dtype": "string", "vocab": "behavior", **hist},
-        "hist_time_gap": {"dtype": "float32", **hist},
-    }
-    spec = {"format_version": 1, "source": "world", "vocabularies": vocabs,
-            "datasets": {"sequence": {
-                "proto": "tf.train.SequenceExample", "compression": "GZIP", "files": files,
-                "row_counts": counts, "label_rates": rates, "labels": ["click", "conversion"],
-                "key": ["user_id", "ts"], "features": features}}}
+    spec = json.loads(_sequence_spec_template(max_length))
+    spec["vocabularies"] = vocabs
+    spec["datasets"]["sequence"].update(files=files, row_counts=counts, label_rates=rates)
     # user_id is both a model feature and a join key in the contract.
     (out / "spec.json").write_text(json.dumps(spec, indent=1))
     return out
@@ -242,7 +221,7 @@ def write_context_dataset(out: Path, *, rows: int = 3000, max_length: int = 20, 
         files[split] = f"sequence/{split}-*-of-*.tfrecord.gz"
         counts[split] = n
         rates[split] = {"click": clicks / n, "conversion": convs / n}
-    spec = json.loads((_sequence_spec_template(max_length)))
+    spec = json.loads(_sequence_spec_template(max_length))
     spec["vocabularies"] = vocabs
     ds = spec["datasets"]["sequence"]
     ds.update(files=files, row_counts=counts, label_rates=rates)
