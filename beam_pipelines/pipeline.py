@@ -19,7 +19,6 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from adpush.errors import UserError
 from beam_pipelines import features as feature_specs
 from beam_pipelines.build_cascade_flat import BuildCascadeFlat
-from beam_pipelines.build_sf_examples import BuildSfExamples
 from beam_pipelines.build_vocabulary import BuildVocabulary
 from beam_pipelines.config import SOURCES, BuildConfig
 from beam_pipelines.dead_letter import DEAD_TAG
@@ -28,9 +27,10 @@ from beam_pipelines.parse_lines import READ_TAG, ParseLines
 from beam_pipelines.read_line_batches import ReadLineBatches
 from beam_pipelines.sources import aliccp, world
 from beam_pipelines.sources.behaviour import WORLD_HEADER
-from beam_pipelines.split_by_day import SplitByDay, SplitByHash, make_window
+from beam_pipelines.split_by_day import SplitByHash, make_window
 from beam_pipelines.write_dead_letters import WriteDeadLetters
 from beam_pipelines.write_deterministic_tfrecords import WriteDeterministicTFRecords
+from beam_pipelines.write_impression_shards import WriteImpressionShards
 from beam_pipelines.write_sequence_shards import WriteSequenceShards
 from beam_pipelines.write_spec import WriteSpecAndStats
 
@@ -126,15 +126,16 @@ class _WorldWindow(beam.CombineFn):
         return make_window(start, start, start + (max(last, 0) + 1) * 86400)
 
 
+def _sf_start_days(element):
+    """``(user, [SF impression lines])`` -> ``(first day's Unix day, day index)`` per line."""
+    _, lines = element
+    rows = [world.parse_sf_impression(text)[1] for text in lines]
+    return [(ts // 86400 - day, day) for day, ts, *_ in rows]
+
+
 def _flatten_pairs(element):
     key, rows = element
     return [(key, row) for row in rows]
-
-
-def _train_values(element):
-    split, value = element
-    if split == "train":
-        yield value
 
 
 def _construct_world(p, files, config, out):
@@ -149,29 +150,29 @@ def _construct_world(p, files, config, out):
 
     profiles = parse("users", world.parse_user, world.USERS_HEADER) | "ProfilePairs" >> beam.FlatMap(_flatten_pairs)
     ads = parse("ads", world.parse_ad, world.ADS_HEADER) | "AdPairs" >> beam.FlatMap(_flatten_pairs)
-    sf = parse("sf_impressions", world.parse_sf_impression, world.SF_HEADER, attach_position=True)
-    ad = parse("ad_impressions", world.parse_ad_impression, world.AD_IMPRESSIONS_HEADER, attach_position=True)
+    profiles_si, ads_si = beam.pvalue.AsDict(profiles), beam.pvalue.AsDict(ads)
+    # Impressions are checked against users and ads where they are read (dead letters keep
+    # file and line) and are grouped by user as their text lines (see check_sf_impression).
+    sf = parse("sf_impressions", world.check_sf_impression, world.SF_HEADER, side_inputs=(profiles_si,))
+    ad = parse("ad_impressions", world.check_ad_impression, world.AD_IMPRESSIONS_HEADER,
+               side_inputs=(profiles_si, ads_si))
     manifest_window = world_manifest_window(files["manifest"])
     if manifest_window is not None:
         window = beam.pvalue.AsSingleton(p | "WorldWindow" >> beam.Create([manifest_window]))
     else:  # no manifest: the days the SF impressions cover
         window = beam.pvalue.AsSingleton(
             sf
-            | "StartDays" >> beam.FlatMap(lambda kv: [(r[0][1] // 86400 - r[0][0], r[0][0]) for r in kv[1]])
+            | "StartDays" >> beam.FlatMap(_sf_start_days)
             | "WorldWindow" >> beam.CombineGlobally(_WorldWindow())
         )
-    profiles_si = beam.pvalue.AsDict(profiles)
-    built = ({"sf": sf, "ad": ad} | "GroupImpressionsByUser" >> beam.CoGroupByKey()
-             | "BuildSfExamples" >> BuildSfExamples(profiles_si, beam.pvalue.AsDict(ads), config))
-    dead.append(built[DEAD_TAG])
+    impressions = {"sf": sf, "ad": ad} | "WriteImpressionShards" >> WriteImpressionShards(
+        out, window, config, profiles_si, ads_si)
     behaviour = (p | "Read_behaviour" >> ReadLineBatches(files["behaviour"], config.line_batch_size)
                  | "ParseBehaviourEvents" >> ParseBehaviourEvents(window, WORLD_HEADER))
     read.append(behaviour[READ_TAG])
     dead.append(behaviour[DEAD_TAG])
     sequences = behaviour.rows | "WriteSequenceShards" >> WriteSequenceShards(out, window, config, profiles_si)
-    records = built.records | "SplitByDay" >> SplitByDay(window, config)
-    tokens = ((built.tokens | "SplitTokensByDay" >> SplitByDay(window, config)
-               | "TrainTokens" >> beam.FlatMap(_train_values)), sequences.tokens) | "AllTokens" >> beam.Flatten()
+    tokens = (impressions.tokens, sequences.tokens) | "AllTokens" >> beam.Flatten()
     datasets = {
         "sf": feature_specs.dataset_spec("sf", feature_specs.sf_features(config), ["clicked"], ["impression_id"]),
         "ad_click": feature_specs.dataset_spec("ad_click", feature_specs.ad_click_features(config),
@@ -180,7 +181,7 @@ def _construct_world(p, files, config, out):
             "sequence", feature_specs.sequence_features(config, with_profile=True),
             ["click", "conversion"], ["user_id", "ts"], proto="tf.train.SequenceExample"),
     }
-    return datasets, ["sf", "ad_click"], [records, sequences.summaries], tokens, dead, read, window
+    return datasets, [], [impressions.summaries, sequences.summaries], tokens, dead, read, window
 
 
 def _construct_taobao(p, files, config, out):

@@ -55,3 +55,28 @@ def parse_ad_impression(text: str):
     row = (parse_id(day), parse_id(ts), parse_id(imp), _tokens(query), parse_id(ad),
            parse_id(position), _label(clicked))
     return parse_id(user), row
+
+
+def check_sf_impression(text: str, profiles):
+    """``(user_id, text)`` of a valid SF impression line of a known user (else BadRow).
+
+    The line is checked here, where its file and line number are known, and travels to the
+    per-user grouping as its text: the local runner holds a grouping's values as Python
+    objects, and a line is about 5x smaller than its parsed row with its position.
+    BuildSfExamples parses it again.
+    """
+    user, _ = parse_sf_impression(text)
+    if user not in profiles:
+        raise BadRow("unknown_user_id")
+    return user, text
+
+
+def check_ad_impression(text: str, profiles, ads):
+    """``(user_id, text)`` of a valid ad impression line of a known user and ad (else BadRow);
+    see check_sf_impression."""
+    user, row = parse_ad_impression(text)
+    if user not in profiles:
+        raise BadRow("unknown_user_id")
+    if row[4] not in ads:
+        raise BadRow("unknown_ad_id")
+    return user, text
