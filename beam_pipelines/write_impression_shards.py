@@ -2,17 +2,20 @@
 datasets, built inside their shards.
 
 The same shape as WriteSequenceShards: lines are grouped straight into their user's shard
-(``crc32(user_id) % num_shards``), and one DoFn call per shard builds its users in id order and
-streams each record to its (dataset, split) file. The only shuffle moves the impression lines
-(~70 bytes each); the serialized examples (~420 bytes, with the SF history) never cross one.
+(``crc32(user_id) % num_shards``), and one DoFn call per shard builds its users and writes its
+(dataset, split) files. The only shuffle moves the impression lines (~70 bytes each); the
+serialized examples (~420 bytes, with the SF history) never cross one. A shard's examples are
+held until they are sorted (~1 GB for a quarter of the default world's ad impressions): scale
+``--num_shards`` with the data, as for sequences.
 
 That is what lets the default world (8.3M lines) build on the local runner: FnApiRunner holds
 a grouping's values as Python objects until they are consumed, so the old path (group rows by
 user, build, group the examples again by shard) peaked at 5.4 GB for a quarter of the world
 and was OOM-killed at 21 GB on the whole of it.
 
-Order inside a file: users ascending, then each user's impressions by (day, ts,
-impression_id). Same input and options -> byte-identical files.
+Order inside a file: impression id, i.e. time, as a reader that shuffles in blocks of
+consecutive records (tfrs_models.input.make_dataset) wants, rather than user by user. Same
+input and options -> byte-identical files.
 
 Input: ``sf`` and ``ad`` PCollections of ``(user_id, [lines])``. Outputs: main
 ``(dataset, split, rows, label_sums)`` per file; ``tokens`` ``(vocab, {token: count})`` of the
@@ -31,7 +34,7 @@ from beam_pipelines.bundle_counts import TOKENS_TAG
 from beam_pipelines.config import SPLITS
 from beam_pipelines.dead_letter import METRICS_NAMESPACE
 from beam_pipelines.split_by_day import day_splits
-from beam_pipelines.tfrecord import GzipTFRecordWriter
+from beam_pipelines.tfrecord import write_gzip_tfrecords
 from beam_pipelines.write_deterministic_tfrecords import shard_file
 from beam_pipelines.write_sequence_shards import user_shard
 
@@ -61,18 +64,14 @@ class _BuildShardFn(beam.DoFn):
         splits = day_splits(window[3], self._config)
         last = len(splits) - 1
         n_shards = self._config.num_shards
-        writers = {(d, s): GzipTFRecordWriter(FileSystems.join(self._out_dir, shard_file(d, s, shard, n_shards)))
-                   for d in DATASETS for s in SPLITS}
-        clicks = {key: 0 for key in writers}
+        files = {(d, s): [] for d in DATASETS for s in SPLITS}
         for user_id in sorted(users):
             sf_lines, ad_lines = users.pop(user_id)
             records, counts = build_user_examples(user_id, sf_lines, ad_lines, profiles[user_id], ads,
                                                   self._config)
             self._users.inc()
-            for dataset, day, _, payload, clicked in records:
-                key = dataset, splits[min(max(day, 0), last)]
-                writers[key].write(payload)
-                clicks[key] += clicked
+            for dataset, day, impression_id, payload, clicked in records:
+                files[dataset, splits[min(max(day, 0), last)]].append((impression_id, payload, clicked))
             for day, vocabs in counts.items():
                 if splits[min(max(day, 0), last)] != "train":
                     continue
@@ -80,10 +79,13 @@ class _BuildShardFn(beam.DoFn):
                     acc = self._tokens.setdefault(vocab, {})
                     for token, k in tokens.items():
                         acc[token] = acc.get(token, 0) + k
-        for (dataset, split), writer in writers.items():
-            writer.close()
-            beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"{dataset}_{split}_written").inc(writer.count)
-            yield dataset, split, writer.count, (clicks[dataset, split],)
+        for (dataset, split), records in files.items():
+            records.sort(key=lambda r: r[0])
+            path = FileSystems.join(self._out_dir, shard_file(dataset, split, shard, n_shards))
+            n = write_gzip_tfrecords(path, (payload for _, payload, _ in records))
+            beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"{dataset}_{split}_written").inc(n)
+            yield dataset, split, n, (sum(clicked for _, _, clicked in records),)
+            records.clear()
 
     def finish_bundle(self):
         tokens, self._tokens = self._tokens, {}
