@@ -169,11 +169,20 @@ def _tf():
 def make_dataset(spec: DataSpec, dataset: str, split: str, batch_size: int, *,
                  shuffle: bool = False, seed: int = 0, repeat: bool = False,
                  drop_remainder: bool = False, names=None, num_parallel_reads: int = 4,
-                 shuffle_buffer: int = 10_000):
+                 shuffle_buffer: int = 10_000, shuffle_block: int = 16):
     """A ``tf.data.Dataset`` of parsed batches: ``{feature name: tensor}``.
 
     Files are read in parallel (deterministic interleave), shuffled with ``seed``, batched, then
     parsed with one ``tf.io.parse_example`` per batch, and prefetched.
+
+    With ``shuffle``, the file order is shuffled, and records are shuffled in blocks of
+    ``shuffle_block`` consecutive records of one file, over a window of ``shuffle_buffer``
+    records: a batch of 256 then draws 16 blocks from random places of that window. Shuffling
+    blocks instead of single records cuts the per-record tf.data work of interleave + shuffle
+    from 2.1–3.5 to 0.8–1.0 ms per batch of 256 (4 gzip files of ad_click records), CPU that
+    the training step gets back on 2 cores (bench/train_bench.py). AMTDL alternating, one epoch
+    on a quarter of the default world: validation AUC 0.6580 per record, 0.6591 in blocks. build-data writes impression datasets in impression-id (time)
+    order, so the records of a block are mostly different users.
 
     Args:
         names: restrict to these features (labels/keys included only if named); None = all.
@@ -182,15 +191,21 @@ def make_dataset(spec: DataSpec, dataset: str, split: str, batch_size: int, *,
     ds_spec = spec.dataset(dataset)
     files = split_files(spec, dataset, split)
     compression = ds_spec.compression or None
+    block = max(1, shuffle_block) if shuffle else 1
     ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.interleave(
-        lambda f: tf.data.TFRecordDataset(f, compression_type=compression),
-        cycle_length=max(1, min(num_parallel_reads, len(files))),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def read(f):
+        records = tf.data.TFRecordDataset(f, compression_type=compression)
+        return records.batch(block) if block > 1 else records
+
+    ds = ds.interleave(read, cycle_length=max(1, min(num_parallel_reads, len(files))),
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if shuffle:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(max(1, shuffle_buffer // block), seed=seed, reshuffle_each_iteration=True)
+    if block > 1:
+        ds = ds.unbatch()
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)

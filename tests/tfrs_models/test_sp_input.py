@@ -1,0 +1,45 @@
+"""make_dataset's training order: a seeded permutation of every record, shuffled in blocks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tfrs_models.input import make_dataset
+
+
+def _ids(spec, batch_size, **kwargs):
+    batches = [b["impression_id"].numpy() for b in make_dataset(
+        spec, "ad_click", "train", batch_size, names={"impression_id"}, **kwargs)]
+    return batches
+
+
+def test_unshuffled_reads_every_record_in_file_order(sp_spec):
+    ids = np.concatenate(_ids(sp_spec, 100))
+    assert len(ids) == sp_spec.dataset("ad_click").row_counts["train"]
+    assert len(set(ids.tolist())) == len(ids)
+
+
+@pytest.mark.parametrize("block", [1, 16])
+def test_shuffled_epoch_is_a_seeded_permutation(sp_spec, block):
+    plain = np.concatenate(_ids(sp_spec, 100))
+    once = _ids(sp_spec, 100, shuffle=True, seed=3, shuffle_block=block)
+    again = np.concatenate(_ids(sp_spec, 100, shuffle=True, seed=3, shuffle_block=block))
+    other = np.concatenate(_ids(sp_spec, 100, shuffle=True, seed=4, shuffle_block=block))
+    flat = np.concatenate(once)
+    assert sorted(flat.tolist()) == sorted(plain.tolist())  # every record exactly once
+    assert [len(b) for b in once[:-1]] == [100] * (len(once) - 1)  # block 16 does not divide 100
+    np.testing.assert_array_equal(flat, again)
+    assert not np.array_equal(flat, other) and not np.array_equal(flat, plain)
+
+
+def test_block_shuffle_batches_mix_distant_parts_of_the_data(sp_spec):
+    """A batch of 64 in blocks of 8 holds whole runs of 8 consecutive file records from all over
+    the shuffle window, not 64 neighbours and not 64 single records."""
+    plain = np.concatenate(_ids(sp_spec, 100, num_parallel_reads=1))  # file after file
+    position = {int(i): k for k, i in enumerate(plain)}
+    first = _ids(sp_spec, 64, shuffle=True, seed=0, shuffle_block=8, shuffle_buffer=2000,
+                 num_parallel_reads=1)[0]
+    places = np.array([position[int(i)] for i in first])
+    runs = np.split(places, np.flatnonzero(np.diff(places) != 1) + 1)
+    assert all(len(r) % 8 == 0 for r in runs) and len(runs) >= 6  # whole blocks, scattered
+    assert places.max() - places.min() > 500
