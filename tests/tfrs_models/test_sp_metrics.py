@@ -87,3 +87,33 @@ def test_vectorised_gauc_and_ranking_match_a_per_user_loop_with_ties():
         p, r, c = _naive_ranking(users, items, labels, scores, k)
         assert (out["precision"][k], out["recall"][k], out["coverage"][k]) == pytest.approx(
             (p, r, c), abs=1e-12)
+
+
+def test_paired_auc_bootstrap():
+    from tfrs_models.metrics import PairedAucBootstrap, auc
+
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(300), 10)
+    latent = rng.normal(size=300)[users]
+    labels = (rng.random(users.size) < 1 / (1 + np.exp(-(latent - 1)))).astype(int)
+    good = latent + rng.normal(scale=0.5, size=users.size)
+    noisy = latent + rng.normal(scale=2.0, size=users.size)
+    ties = np.round(good, 1)  # many ties
+    # unit weights give the rank AUC, ties included
+    for scores in (good, noisy, ties):
+        assert PairedAucBootstrap.weighted_auc(labels, scores, np.ones(users.size)) == pytest.approx(
+            auc(labels, scores), abs=1e-12)
+    # weight 2 on a row = the row twice
+    w = np.ones(users.size)
+    w[:50] = 2
+    doubled = np.concatenate([np.arange(users.size), np.arange(50)])
+    assert PairedAucBootstrap.weighted_auc(labels, good, w) == pytest.approx(
+        auc(labels[doubled], good[doubled]), abs=1e-12)
+    boot = PairedAucBootstrap(labels, users, reps=300, seed=1)
+    assert boot.user_weights.sum(axis=1).tolist() == [300] * 300
+    same = boot.difference(good, good)
+    assert (same["delta"], same["low"], same["high"], same["p"]) == (0.0, 0.0, 0.0, 1.0)
+    better = boot.difference(good, noisy)
+    assert better["delta"] == pytest.approx(auc(labels, good) - auc(labels, noisy))
+    assert 0 < better["low"] < better["delta"] < better["high"] and better["p"] < 0.01
+    assert better["high"] - better["low"] > 0.01  # 300 users: a real interval, not a point
