@@ -52,20 +52,24 @@ def main(argv=None) -> int:
     blocks.update({name: segments == name for name in sorted(set(segments.tolist()))})
     boots = {name: metrics.PairedAucBootstrap(labels[mask], users[mask], args.reps, args.seed)
              for name, mask in blocks.items()}
+    ref_reps = {name: boots[name].replicates(ref["prob"][mask]) for name, mask in blocks.items()}
 
     results = {}
     for run in args.runs:
         _, pred = test_scores(run)
         if not np.array_equal(pred["impression_id"], ref["impression_id"]):
             raise SystemExit(f"{run}: its test rows differ from {args.reference}'s")
-        results[Path(run).name] = {name: boots[name].difference(pred["prob"][mask], ref["prob"][mask])
-                                   for name, mask in blocks.items()}
+        results[Path(run).name] = {
+            name: boots[name].difference(pred["prob"][mask], ref["prob"][mask],
+                                         reference_replicates=ref_reps[name])
+            for name, mask in blocks.items()}
         print(f"{Path(run).name}: done", flush=True)
 
     ref_name = Path(args.reference).name
     lines = [f"| run − {ref_name} | " + " | ".join(blocks) + " |", "|---|" + "---|" * len(blocks)]
     for run, by_block in results.items():
-        cells = [f"{d['delta']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] p={d['p']:.3f}"
+        cells = [f"{d['delta']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] "
+                 + (f"p<{1 / args.reps:.3g}" if d["p"] == 0 else f"p={d['p']:.3f}")
                  for d in by_block.values()]
         lines.append(f"| {run} | " + " | ".join(cells) + " |")
     print("\n".join(lines))

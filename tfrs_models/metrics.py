@@ -49,11 +49,14 @@ class PairedAucBootstrap:
     @staticmethod
     def weighted_auc(labels, scores, weights) -> float:
         labels = np.asarray(labels).astype(bool)
-        weights = np.asarray(weights, dtype=np.float64)
         values, tie = np.unique(np.asarray(scores, dtype=np.float64), return_inverse=True)
-        tie = tie.ravel()
-        pos = np.bincount(tie, weights * labels, minlength=values.size)
-        neg = np.bincount(tie, weights * ~labels, minlength=values.size)
+        return PairedAucBootstrap._tied_auc(labels, tie.ravel(), values.size,
+                                            np.asarray(weights, dtype=np.float64))
+
+    @staticmethod
+    def _tied_auc(labels, tie, n_values: int, weights) -> float:
+        pos = np.bincount(tie, weights * labels, minlength=n_values)
+        neg = np.bincount(tie, weights * ~labels, minlength=n_values)
         total_pos, total_neg = pos.sum(), neg.sum()
         if total_pos == 0 or total_neg == 0:
             return float("nan")
@@ -61,15 +64,20 @@ class PairedAucBootstrap:
         return float((pos * (below + 0.5 * neg)).sum() / (total_pos * total_neg))
 
     def replicates(self, scores) -> np.ndarray:
-        """The scorer's AUC under every replicate's weights."""
-        return np.array([self.weighted_auc(self.labels, scores, w[self.groups])
+        """The scorer's AUC under every replicate's weights (scores are ranked once)."""
+        values, tie = np.unique(np.asarray(scores, dtype=np.float64), return_inverse=True)
+        tie = tie.ravel()
+        return np.array([self._tied_auc(self.labels, tie, values.size, w[self.groups].astype(np.float64))
                          for w in self.user_weights])
 
-    def difference(self, scores, reference, level: float = 0.95) -> dict:
+    def difference(self, scores, reference, level: float = 0.95, reference_replicates=None) -> dict:
         """AUC(scores) - AUC(reference): point estimate, percentile interval and the two-sided
-        bootstrap p-value (twice the share of replicates on the other side of zero)."""
+        bootstrap p-value (twice the share of replicates on the other side of zero).
+        ``reference_replicates`` (``replicates(reference)``) saves recomputing them."""
         delta = auc(self.labels, scores) - auc(self.labels, reference)
-        reps = self.replicates(scores) - self.replicates(reference)
+        if reference_replicates is None:
+            reference_replicates = self.replicates(reference)
+        reps = self.replicates(scores) - reference_replicates
         tail = (1 - level) / 2
         low, high = np.quantile(reps, [tail, 1 - tail])
         p = 2 * min((reps <= 0).mean(), (reps >= 0).mean())
