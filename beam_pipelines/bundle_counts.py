@@ -25,3 +25,27 @@ class BundleTokenCounts:
         counts, self.counts = self.counts, {}
         for (day, vocab), tokens in sorted(counts.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
             yield pvalue.TaggedOutput(TOKENS_TAG, GlobalWindows.windowed_value((day, (vocab, tokens))))
+
+
+class TrainTokenCounts:
+    """Token counts of the train split only, summed over a bundle (for DoFns that know each
+    day's split themselves: the *Shards writers); emitted once per vocab at its end."""
+
+    def __init__(self):
+        self.counts: dict = {}
+
+    def add(self, by_day: dict, split_of_day):
+        """``by_day``: {day: {vocab: {token: n}}}; ``split_of_day(day) -> split name``."""
+        for day, vocabs in by_day.items():
+            if split_of_day(day) != "train":
+                continue
+            for vocab, tokens in vocabs.items():
+                acc = self.counts.setdefault(vocab, {})
+                for token, n in tokens.items():
+                    acc[token] = acc.get(token, 0) + n
+
+    def flush(self):
+        """Yield ``TaggedOutput(tokens, (vocab, {token: n}))`` windowed values."""
+        counts, self.counts = self.counts, {}
+        for vocab in sorted(counts):
+            yield pvalue.TaggedOutput(TOKENS_TAG, GlobalWindows.windowed_value((vocab, counts[vocab])))

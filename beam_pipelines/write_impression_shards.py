@@ -26,11 +26,9 @@ from __future__ import annotations
 import typing
 
 import apache_beam as beam
-from apache_beam import pvalue
-from apache_beam.transforms.window import GlobalWindows
 
 from beam_pipelines.build_sf_examples import build_user_examples
-from beam_pipelines.bundle_counts import TOKENS_TAG
+from beam_pipelines.bundle_counts import TOKENS_TAG, TrainTokenCounts
 from beam_pipelines.config import SPLITS
 from beam_pipelines.dead_letter import METRICS_NAMESPACE
 from beam_pipelines.split_by_day import day_splits
@@ -49,7 +47,7 @@ class _BuildShardFn(beam.DoFn):
         self._users = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "impression_users")
 
     def start_bundle(self):
-        self._tokens: dict = {}
+        self._tokens = TrainTokenCounts()
 
     def process(self, element, window, profiles, ads):
         from apache_beam.io.filesystems import FileSystems
@@ -62,7 +60,10 @@ class _BuildShardFn(beam.DoFn):
                 user_id, kind, lines = batch
                 users.setdefault(user_id, ([], []))[kind].extend(lines)
         splits = day_splits(window[3], self._config)
-        last = len(splits) - 1
+
+        def split_of(day: int) -> str:
+            return splits[min(max(day, 0), len(splits) - 1)]
+
         n_shards = self._config.num_shards
         files = {(d, s): [] for d in DATASETS for s in SPLITS}
         for user_id in sorted(users):
@@ -71,14 +72,8 @@ class _BuildShardFn(beam.DoFn):
                                                   self._config)
             self._users.inc()
             for dataset, day, impression_id, payload, clicked in records:
-                files[dataset, splits[min(max(day, 0), last)]].append((impression_id, payload, clicked))
-            for day, vocabs in counts.items():
-                if splits[min(max(day, 0), last)] != "train":
-                    continue
-                for vocab, tokens in vocabs.items():
-                    acc = self._tokens.setdefault(vocab, {})
-                    for token, k in tokens.items():
-                        acc[token] = acc.get(token, 0) + k
+                files[dataset, split_of(day)].append((impression_id, payload, clicked))
+            self._tokens.add(counts, split_of)
         for (dataset, split), records in files.items():
             records.sort(key=lambda r: r[0])
             path = FileSystems.join(self._out_dir, shard_file(dataset, split, shard, n_shards))
@@ -88,9 +83,7 @@ class _BuildShardFn(beam.DoFn):
             records.clear()
 
     def finish_bundle(self):
-        tokens, self._tokens = self._tokens, {}
-        for vocab in sorted(tokens):
-            yield pvalue.TaggedOutput(TOKENS_TAG, GlobalWindows.windowed_value((vocab, tokens[vocab])))
+        yield from self._tokens.flush()
 
 
 def _keyed(kind: int, n: int):

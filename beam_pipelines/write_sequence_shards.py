@@ -17,11 +17,9 @@ import typing
 import zlib
 
 import apache_beam as beam
-from apache_beam import pvalue
-from apache_beam.transforms.window import GlobalWindows
 
 from beam_pipelines.build_sequence_examples import profile_of
-from beam_pipelines.bundle_counts import TOKENS_TAG
+from beam_pipelines.bundle_counts import TOKENS_TAG, TrainTokenCounts
 from beam_pipelines.config import SPLITS
 from beam_pipelines.dead_letter import METRICS_NAMESPACE
 from beam_pipelines.sequence_examples import build_user_sequences
@@ -42,7 +40,7 @@ class _BuildShardFn(beam.DoFn):
         self._users = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "sequence_users")
 
     def start_bundle(self):
-        self._tokens: dict = {}
+        self._tokens = TrainTokenCounts()
 
     def process(self, element, window, profiles=None):
         from apache_beam.io.filesystems import FileSystems
@@ -68,22 +66,14 @@ class _BuildShardFn(beam.DoFn):
                 writers[split].write(payload)
                 sums[split][0] += click
                 sums[split][1] += conversion
-            for day, vocabs in counts.items():
-                if splits[day] != "train":
-                    continue
-                for vocab, tokens in vocabs.items():
-                    acc = self._tokens.setdefault(vocab, {})
-                    for token, k in tokens.items():
-                        acc[token] = acc.get(token, 0) + k
+            self._tokens.add(counts, splits.__getitem__)
         for split in SPLITS:
             writers[split].close()
             beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"sequence_{split}_written").inc(writers[split].count)
             yield "sequence", split, writers[split].count, tuple(sums[split])
 
     def finish_bundle(self):
-        tokens, self._tokens = self._tokens, {}
-        for vocab in sorted(tokens):
-            yield pvalue.TaggedOutput(TOKENS_TAG, GlobalWindows.windowed_value((vocab, tokens[vocab])))
+        yield from self._tokens.flush()
 
 
 class WriteSequenceShards(beam.PTransform):

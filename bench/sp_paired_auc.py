@@ -31,7 +31,7 @@ def main(argv=None) -> int:
 
     import tfrs_models  # noqa: F401, PLC0415 - selects Keras 2
     from tfrs_models import metrics  # noqa: PLC0415
-    from tfrs_models.input import read_columns  # noqa: PLC0415
+    from tfrs_models.selling_point.evaluation import table3_segments_of  # noqa: PLC0415
     from tfrs_models.selling_point.predict import predict_split  # noqa: PLC0415
     from tfrs_models.training.strategies import load_trained_model  # noqa: PLC0415
 
@@ -43,11 +43,7 @@ def main(argv=None) -> int:
 
     spec, ref = test_scores(args.reference)
     labels, users = ref["clicked"], ref["user_id"]
-    train = read_columns(spec, "sf", "train", ["user_id", "clicked"])
-    main_clicks = metrics.clicks_per_user(train["user_id"], train["clicked"])
-    ad = read_columns(spec, "ad_click", "train", ["user_id", "clicked"])
-    aux_clicks = metrics.clicks_per_user(ad["user_id"], ad["clicked"])
-    segments = metrics.table3_segments(users, main_clicks, aux_clicks)
+    segments = table3_segments_of(spec, users)
     blocks = {"overall": np.ones(labels.size, bool)}
     blocks.update({name: segments == name for name in sorted(set(segments.tolist()))})
     boots = {name: metrics.PairedAucBootstrap(labels[mask], users[mask], args.reps, args.seed)

@@ -31,7 +31,7 @@ def _steps_per_second(trainer, tasks, iterators, steps: int, warmup: int) -> flo
     return steps / (time.perf_counter() - start)
 
 
-def bench(data_dir, seed: int, steps: int, batch_size: int, rounds: int = 3) -> dict:
+def bench(data_dir, seed: int, steps: int, batch_size: int, rounds: int = 5) -> dict:
     sys.path.insert(0, str(REPO))
     from tfrs_models._tf import import_tensorflow
     from tfrs_models.input import load_spec, make_dataset

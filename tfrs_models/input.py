@@ -181,8 +181,9 @@ def make_dataset(spec: DataSpec, dataset: str, split: str, batch_size: int, *,
     blocks instead of single records cuts the per-record tf.data work of interleave + shuffle
     from 2.1–3.5 to 0.8–1.0 ms per batch of 256 (4 gzip files of ad_click records), CPU that
     the training step gets back on 2 cores (bench/train_bench.py). AMTDL alternating, one epoch
-    on a quarter of the default world: validation AUC 0.6580 per record, 0.6591 in blocks. build-data writes impression datasets in impression-id (time)
-    order, so the records of a block are mostly different users.
+    on a quarter of the default world: validation AUC 0.6580 per record, 0.6591 in blocks.
+    build-data writes impression datasets in impression-id (time) order, so the records of a
+    block are mostly different users.
 
     Args:
         names: restrict to these features (labels/keys included only if named); None = all.

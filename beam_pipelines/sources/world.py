@@ -63,7 +63,7 @@ def check_sf_impression(text: str, profiles):
     The line is checked here, where its file and line number are known, and travels to the
     per-user grouping as its text: the local runner holds a grouping's values as Python
     objects, and a line is about 5x smaller than its parsed row with its position.
-    BuildSfExamples parses it again.
+    build_sf_examples.build_user_examples parses it again.
     """
     user, _ = parse_sf_impression(text)
     if user not in profiles:
@@ -74,9 +74,9 @@ def check_sf_impression(text: str, profiles):
 def check_ad_impression(text: str, profiles, ads):
     """``(user_id, text)`` of a valid ad impression line of a known user and ad (else BadRow);
     see check_sf_impression."""
-    user, row = parse_ad_impression(text)
+    user, (_, _, _, _, ad_id, _, _) = parse_ad_impression(text)
     if user not in profiles:
         raise BadRow("unknown_user_id")
-    if row[4] not in ads:
+    if ad_id not in ads:
         raise BadRow("unknown_ad_id")
     return user, text

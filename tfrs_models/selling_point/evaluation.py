@@ -86,6 +86,18 @@ def _plots(run_dir: Path, labels, scorers: dict, history: list) -> list[str]:
     return ["roc.png", "training_curves.png"]
 
 
+def table3_segments_of(spec, users, main_cut: int = 6, aux_cut: int = 21) -> np.ndarray:
+    """001 Table 3 segment of each of ``users`` (e.g. the test rows' users), from their SF and
+    ad clicks in the train split of ``spec``'s data."""
+    train_sf = read_columns(spec, SF, "train", ["user_id", "clicked"])
+    main_clicks = metrics.clicks_per_user(train_sf["user_id"], train_sf["clicked"])
+    aux_clicks = {}
+    if AD in spec.datasets:
+        train_ad = read_columns(spec, AD, "train", ["user_id", "clicked"])
+        aux_clicks = metrics.clicks_per_user(train_ad["user_id"], train_ad["clicked"])
+    return metrics.table3_segments(users, main_clicks, aux_clicks, main_cut, aux_cut)
+
+
 def evaluate_run(run_dir, data_dir=None, oracle_dir=None, main_cut: int = 6,
                  aux_cut: int = 21) -> dict:
     """Evaluate a finished run on the SF test split; writes ``RUN/metrics.json`` and plots.
@@ -124,13 +136,7 @@ def evaluate_run(run_dir, data_dir=None, oracle_dir=None, main_cut: int = 6,
                 scorers[f"ceiling_{name}"] = world_scores[name]
     result["overall"] = {name: metrics.all_metrics(labels, s, users, items)
                          for name, s in scorers.items()}
-    train_sf = read_columns(spec, SF, "train", ["user_id", "clicked"])
-    main_clicks = metrics.clicks_per_user(train_sf["user_id"], train_sf["clicked"])
-    aux_clicks = {}
-    if AD in spec.datasets:
-        train_ad = read_columns(spec, AD, "train", ["user_id", "clicked"])
-        aux_clicks = metrics.clicks_per_user(train_ad["user_id"], train_ad["clicked"])
-    segments = metrics.table3_segments(users, main_clicks, aux_clicks, main_cut, aux_cut)
+    segments = table3_segments_of(spec, users, main_cut, aux_cut)
     result["segments"] = {}
     for segment in sorted(set(segments)):
         idx = segments == segment
