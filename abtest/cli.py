@@ -232,6 +232,8 @@ def _add_aggregate(commands) -> None:
         "aggregate", help="Beam job: impression logs -> per-bucket sufficient statistics (overall, per day)",
         description="Read CSV logs user,bucket,day,impressions,clicks and write bucket,n,sum_c,sum_m,sum_c2,"
                     "sum_m2,sum_cm to --out, plus OUT.daily.csv, OUT.cumulative.csv and OUT.rejected.jsonl. "
+                    "With --pre-input (user,day,impressions,clicks before the experiment) every output also "
+                    "holds the CUPED pre-period sums. "
                     "Runs on FnApiRunner unless --runner is given. Passed to Beam: --runner, "
                     "--direct_running_mode, --direct_num_workers, --project, --region, --temp_location, "
                     "--staging_location, --setup_file, --requirements_file, --job_name, --num_workers, "
@@ -239,6 +241,9 @@ def _add_aggregate(commands) -> None:
                     "Beam option after '--'.")
     p.add_argument("--input", required=True, help="CSV file or glob (local or gs://)")
     p.add_argument("--out", required=True, help="overall sufficient-statistics CSV")
+    p.add_argument("--pre-input", dest="pre_input",
+                   help="pre-experiment logs of the same users, CSV user,day,impressions,clicks (file or "
+                        "glob): adds the nine CUPED sums sum_c_pre,...,sum_m_c_pre to every output")
     for name in BEAM_OPTIONS:
         p.add_argument(f"--{name}", dest=f"beam_{name}", metavar=name.upper(), help=argparse.SUPPRESS)
     p.add_argument("beam_args", nargs=argparse.REMAINDER, help="more Beam pipeline options after '--'")
@@ -253,7 +258,8 @@ def _run_aggregate(args) -> int:
     beam_args = [f"--{name}={getattr(args, 'beam_' + name)}" for name in BEAM_OPTIONS
                  if getattr(args, "beam_" + name) is not None]
     beam_args += [a for a in args.beam_args if a != "--"]
-    result = job.run(["--input", args.input, "--out", args.out] + beam_args)
+    pre = ["--pre-input", args.pre_input] if args.pre_input else []
+    result = job.run(["--input", args.input, "--out", args.out] + pre + beam_args)
     paths = job.output_paths(args.out)
     try:
         counters = {r.key.metric.name: r.committed for r in result.metrics().query(MetricsFilter())["counters"]}
@@ -263,6 +269,12 @@ def _run_aggregate(args) -> int:
     if counters:
         print(f"read {counters.get('rows_read', 0)} row(s), {counters.get('users', 0)} user(s); "
               f"{rejected} row(s) rejected (see {paths['rejected']})")
+        if args.pre_input:
+            pre_rejected = sum(v for k, v in counters.items() if k.startswith("pre_rows_rejected_"))
+            print(f"pre-period: read {counters.get('pre_rows_read', 0)} row(s); "
+                  f"{counters.get('pre_users', 0)} experiment user(s) have pre-period traffic, "
+                  f"{counters.get('pre_users_not_in_experiment', 0)} pre-period user(s) never entered the "
+                  f"experiment (dropped); {pre_rejected} row(s) rejected")
         if counters.get("users_in_several_buckets"):
             print(f"warning: {counters['users_in_several_buckets']} user(s) appear in more than one bucket "
                   f"(listed in {paths['rejected']}); check the assignment")
