@@ -125,17 +125,27 @@ def stage_train_cascade(ctx: RunContext) -> dict:
 
 
 def stage_export(ctx: RunContext) -> dict:
-    from serving.export import export_run
+    """Publish both models through the export gate ([serve] gate_sf / gate_cascade; "" = off)."""
+    from serving.export import ExportError
     from serving.families import prepare_run
+    from serving.gate import gated_export, parse_gate
 
     serve = ctx.config["serve"]
     base = ctx.path("models")
     exported = {}
-    for name, run in ((serve["model_name_sf"], "sf"), (serve["model_name_cascade"], "cascade")):
+    for name, run, gate in ((serve["model_name_sf"], "sf", serve["gate_sf"]),
+                            (serve["model_name_cascade"], "cascade", serve["gate_cascade"])):
         run_dir = ctx.path("train", run)
         prepare_run(run_dir)
-        exported[name] = str(export_run(run_dir, base, name))
-        print(f"  exported {run_dir} -> {exported[name]}")
+        try:
+            thresholds = parse_gate(gate) if gate else None
+            path, summary = gated_export(run_dir, base, name, thresholds)
+        except ExportError as err:
+            raise UserError(str(err)) from err
+        exported[name] = str(path)
+        if thresholds is None:
+            summary = f"export gate off ([serve] gate_{run} = \"\")"
+        print(f"  exported {run_dir} -> {path}; {summary}")
     return {"model_base_path": str(base), "versions": exported}
 
 
