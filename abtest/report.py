@@ -57,9 +57,14 @@ _p = format_p
 
 
 def _lift_ci(lift, low, high) -> str:
+    """``+3.99 % [+0.59, +7.39]``: the CI in the lift's unit, without repeating it."""
     if lift is None:
         return "n/a"
-    return f"{_pct(lift)} [{_pct(low)}, {_pct(high)}]"
+
+    def bound(value) -> str:
+        return "n/a" if value is None else f"{100 * value:+.2f}"
+
+    return f"{_pct(lift)} [{bound(low)}, {bound(high)}]"
 
 
 def has_cuped(comparisons: Sequence[Mapping]) -> bool:
@@ -194,8 +199,18 @@ def _colour(significant, lift) -> str:
 
 
 def forest_plot(comparisons: Sequence[Mapping]) -> bytes:
+    """``forest_figure`` as PNG bytes."""
+    return _png(forest_figure(comparisons))
+
+
+def cumulative_lift_plot(per_day: Sequence[Mapping]) -> bytes:
+    """``cumulative_figure`` as PNG bytes."""
+    return _png(cumulative_figure(per_day))
+
+
+def forest_figure(comparisons: Sequence[Mapping]):
     """Relative lift with CI per comparison (and the CUPED-adjusted one, and the confidence
-    sequence, when present), PNG bytes. The legend sits below the axes, never over an interval."""
+    sequence, when present). The legend sits below the axes, never over an interval."""
     from matplotlib.lines import Line2D
 
     plt = _pyplot()
@@ -238,12 +253,12 @@ def forest_plot(comparisons: Sequence[Mapping]) -> bytes:
     ax.set_xlabel("relative CTR lift (%)")
     ax.set_title("Relative lift with confidence intervals")
     fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
-def cumulative_lift_plot(per_day: Sequence[Mapping]) -> bytes:
-    """Cumulative relative lift (and CI band) by day, one line per comparison, PNG bytes. The
-    legend sits to the right of the axes, never over a band."""
+def cumulative_figure(per_day: Sequence[Mapping]):
+    """Cumulative relative lift (and CI band) by day, one line per comparison. The legend sits
+    to the right of the axes, never over a band."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9.5, 4))
     series: dict[tuple, list[Mapping]] = {}
@@ -267,7 +282,7 @@ def cumulative_lift_plot(per_day: Sequence[Mapping]) -> bytes:
     if series:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
 # --- documents ---------------------------------------------------------------------------------
@@ -284,8 +299,8 @@ def render_markdown(title: str, comparisons: Sequence[Mapping], plot_files: Sequ
 
 PAGE_CSS = """body { font-family: sans-serif; margin: 2em; }
 .table-scroll { overflow-x: auto; }
-table { border-collapse: collapse; font-size: 0.85em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.5em; text-align: right; }
+table { border-collapse: collapse; font-size: 0.8em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.4em; text-align: right; }
 td.num { white-space: nowrap; font-variant-numeric: tabular-nums; }
 th { background: #f0f0f0; }
 td.up { background: #e3f4e3; }
