@@ -117,7 +117,7 @@ def _numeric_column(path: Path, header: list[str], rows: list[list[str]], name: 
         checks = [(~np.isfinite(values), "is not a finite number"), (values < 0, "is negative")]
         if integer:
             checks.append((values != np.round(values), "is not an integer"))
-            checks.append((values > _EXACT_INTEGER, "is too large to be counted exactly (above 2^53)"))
+            checks.append((values >= _EXACT_INTEGER, "is too large to be counted exactly (2^53 or more)"))
         for mask, reason in checks:
             if mask.any():
                 i = int(np.argmax(mask))
