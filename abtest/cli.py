@@ -104,16 +104,11 @@ def _run_analyze(args) -> int:
         paths = write_report(report["comparisons"], report["per_day"], out_dir=args.report_dir,
                              title=args.title, extra=extra)
         print(f"wrote {paths['markdown']} and {paths['html']}")
+    from abtest.report import console_line
+
+    width = max(len(str(c[k])) for c in report["comparisons"] for k in ("control", "treatment"))
     for c in report["comparisons"]:
-        lift = c["relative_lift"]
-        line = (f"  {c['control']} -> {c['treatment']}: lift {_pct(lift)} "
-                f"[{_pct(c['ci_low'])}, {_pct(c['ci_high'])}], p = {_num(c['p_value'])} "
-                f"(naive {_num(c['p_value_naive'])}), SRM p = {_num(c['srm_p'])}")
-        if c.get("relative_lift_cuped") is not None:
-            line += (f"; CUPED {_pct(c['relative_lift_cuped'])} [{_pct(c['ci_low_cuped'])}, "
-                     f"{_pct(c['ci_high_cuped'])}], p = {_num(c['p_value_cuped'])}, variance "
-                     f"reduction {100 * c['variance_reduction_cuped']:.1f}%")
-        print(line)
+        print(f"  {console_line(c, width)}  (naive p={_num(c['p_value_naive'])}, SRM p={_num(c['srm_p'])})")
     return 0
 
 
@@ -280,10 +275,6 @@ def _run_aggregate(args) -> int:
                   f"(listed in {paths['rejected']}); check the assignment")
     print("wrote " + ", ".join(paths[k] for k in ("overall", "daily", "cumulative")))
     return 0
-
-
-def _pct(value) -> str:
-    return "n/a" if value is None else f"{100 * value:+.2f}%"
 
 
 def _num(value) -> str:

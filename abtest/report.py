@@ -86,6 +86,20 @@ def direction_class(significant, lift) -> str:
     return "up" if lift > 0 else "down"
 
 
+def console_line(c: Mapping, name_width: int = 22) -> str:
+    """One comparison on one console line: lift [95 % CI], p, and the CUPED figures when present
+    (``adpush run``'s summary, ``abtest run`` and ``abtest analyze`` print these)."""
+    def pct(x) -> str:
+        return "n/a" if x is None else f"{100 * x:+6.2f}%"
+
+    line = (f"{c['control']:<{name_width}} -> {c['treatment']:<{name_width}} {pct(c['relative_lift'])} "
+            f"[{pct(c['ci_low'])}, {pct(c['ci_high'])}]  p={format_p(c['p_value'])}")
+    if c.get("relative_lift_cuped") is not None:
+        line += (f"  CUPED {pct(c['relative_lift_cuped'])} [{pct(c['ci_low_cuped'])}, {pct(c['ci_high_cuped'])}]"
+                 f"  p={format_p(c['p_value_cuped'])}, variance -{100 * c['variance_reduction_cuped']:.0f}%")
+    return line
+
+
 def _count(value) -> str:
     return "n/a" if value is None else f"{value:,.0f}"
 

@@ -291,18 +291,10 @@ def print_summary(ctx: RunContext, results: dict) -> None:
     if "abtest" in results:
         r = results["abtest"]
         print(f"  A/B report: {r['report']}")
-        from abtest.report import format_p
+        from abtest.report import console_line
 
         for row in r["lifts"]:
-            line = (f"    {row['control']:<22} -> {row['treatment']:<22} "
-                    f"{100 * row['relative_lift']:+6.2f}% [{100 * row['ci_low']:+6.2f}%, "
-                    f"{100 * row['ci_high']:+6.2f}%]  p={format_p(row['p_value'])}")
-            if row.get("relative_lift_cuped") is not None:
-                line += (f"  CUPED {100 * row['relative_lift_cuped']:+6.2f}% "
-                         f"[{100 * row['ci_low_cuped']:+6.2f}%, {100 * row['ci_high_cuped']:+6.2f}%] "
-                         f"p={format_p(row['p_value_cuped'])}, variance "
-                         f"-{100 * row['variance_reduction_cuped']:.0f}%")
-            print(line)
+            print("    " + console_line(row))
     if "build" in results:
         counts = results["build"]["row_counts"]
         text = ", ".join(f"{name} {sum(c.values()):,}" for name, c in counts.items())

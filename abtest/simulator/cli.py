@@ -63,19 +63,9 @@ def _run(args: argparse.Namespace) -> int:
     scorer = make_scorer(args.scorer, world, args.logs)
     outcome = run_scenario(world, scenario, scorer, args.seed, args.out,
                            progress=not args.no_progress)
-    from abtest.report import format_p
+    from abtest.report import console_line, format_p
 
-    cuped = any(c.relative_lift_cuped is not None for c in outcome["comparisons"])
-    header = f"{'experiment':<28} {'lift':>8} {'95% CI':>20} {'p':>9} {'p (naive)':>9}"
-    print(header + (f" {'CUPED lift':>10} {'95% CI':>20} {'p':>9} {'var. red.':>9}" if cuped else ""))
     for c in outcome["comparisons"]:
-        line = (f"{c.treatment:<28} {100 * c.relative_lift:>+7.2f}% "
-                f"[{100 * c.ci_low:+6.2f}%, {100 * c.ci_high:+6.2f}%] {format_p(c.p_value):>9} "
-                f"{format_p(c.p_value_naive):>9}")
-        if c.relative_lift_cuped is not None:
-            line += (f" {100 * c.relative_lift_cuped:>+9.2f}% [{100 * c.ci_low_cuped:+6.2f}%, "
-                     f"{100 * c.ci_high_cuped:+6.2f}%] {format_p(c.p_value_cuped):>9} "
-                     f"{100 * c.variance_reduction_cuped:>8.1f}%")
-        print(line)
+        print(f"{console_line(c.to_dict())}  (naive p={format_p(c.p_value_naive)})")
     print(f"report: {outcome['paths']['html']} (+ report.md, report.json)")
     return 0
