@@ -25,8 +25,8 @@ from typing import Mapping, Sequence
 from abtest.stats.comparison import Comparison
 
 COLUMNS = ("base bucket", "test bucket", "users (base / test)", "displays", "clicks (base / test)",
-           "CTR base", "CTR test", "relative lift [CI]", "p (delta)", "p (naive)", "p (Holm)", "p (BH)",
-           "SRM p", "MDE (80 %)", "design effect", "significant at α", "practical")
+           "CTR base", "CTR test", "relative lift [CI]", "p (delta)", "p (naive)", "p (Holm / BH)",
+           "SRM p", "MDE (80 %)", "design effect", "significant (α / practical)")
 #: Shown after "p (delta)" when the comparisons have CUPED figures.
 CUPED_COLUMNS = ("CUPED lift [CI]", "p (CUPED)", "variance reduction")
 #: p-values below this print as "< 1e-16": the normal tail is not meaningful that far out (and
@@ -129,10 +129,10 @@ def table_rows(comparisons: Sequence[Mapping]) -> list[list[str]]:
                     _p(c.get("p_value_cuped")),
                     "n/a" if reduction is None else f"{100 * reduction:.1f} %"]
         row += [
-            _p(c["p_value_naive"]), _p(c.get("p_value_holm")), _p(c.get("p_value_bh")),
+            _p(c["p_value_naive"]), f"{_p(c.get('p_value_holm'))} / {_p(c.get('p_value_bh'))}",
             srm, _pct(c["mde"], sign=False),
             "n/a" if c.get("design_effect") is None else f"{c['design_effect']:.2f}",
-            _yes_no(c.get("significant", False)), _yes_no(c.get("significant_practical", False)),
+            f"{_yes_no(c.get('significant', False))} / {_yes_no(c.get('significant_practical', False))}",
         ]
         rows.append(row)
     return rows
@@ -145,7 +145,7 @@ def cell_classes(comparisons: Sequence[Mapping]) -> list[list[str]]:
     for c in comparisons:
         plain = direction_class(c.get("significant"), c.get("relative_lift"))
         adjusted = direction_class(c.get("significant_cuped"), c.get("relative_lift_cuped"))
-        shade = {"relative lift [CI]": plain, "p (delta)": plain, "significant at α": plain,
+        shade = {"relative lift [CI]": plain, "p (delta)": plain, "significant (α / practical)": plain,
                  "CUPED lift [CI]": adjusted, "p (CUPED)": adjusted}
         out.append([" ".join(filter(None, ("num" if i > 1 else "", shade.get(col, ""))))
                     for i, col in enumerate(columns)])
@@ -168,7 +168,8 @@ def _notes(comparisons: Sequence[Mapping]) -> list[str]:
         "SRM: χ² of user counts against the configured split, flagged at p < 0.001. "
         "MDE: relative lift detectable with 80 % power at this sample. Design effect: delta-method "
         "variance over the per-impression binomial variance (how much the naive test understates it).",
-        "p (Holm) / p (BH): adjusted across the comparisons of this report.",
+        "p (Holm / BH): the p (delta) adjusted across the comparisons of this report by Holm "
+        "(family-wise error) and by Benjamini–Hochberg (false discovery rate).",
     ]
     if has_cuped(comparisons):
         notes.append("CUPED: the lift adjusted by each user's pre-period clicks and impressions "
@@ -311,9 +312,9 @@ def render_markdown(title: str, comparisons: Sequence[Mapping], plot_files: Sequ
     return "\n".join(lines) + "\n"
 
 
-PAGE_CSS = """body { font-family: sans-serif; margin: 2em; }
+PAGE_CSS = """body { font-family: sans-serif; margin: 1.5em; }
 .table-scroll { overflow-x: auto; }
-table { border-collapse: collapse; font-size: 0.8em; }
+table { border-collapse: collapse; font-size: 0.76em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.4em; text-align: right; }
 td.num { white-space: nowrap; font-variant-numeric: tabular-nums; }
 th { background: #f0f0f0; }

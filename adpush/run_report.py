@@ -19,7 +19,7 @@ from abtest.report import figure_html, html_page, report_columns, table_html
 from abtest.report import table_rows as ab_table_rows
 
 EXTRA_CSS = """td:first-child { text-align: left; }
-figure img { max-width: 640px; }
+figure img { max-width: 860px; }
 .source { color: #777; font-size: 0.8em; }
 """
 CEILINGS = ("ceiling_popularity", "ceiling_query", "ceiling_profile")
