@@ -127,7 +127,6 @@ def stage_train_cascade(ctx: RunContext) -> dict:
 def stage_export(ctx: RunContext) -> dict:
     """Publish both models through the export gate ([serve] gate_sf / gate_cascade; "" = off)."""
     from serving.export import ExportError
-    from serving.families import prepare_run
     from serving.gate import gated_export, parse_gate
 
     serve = ctx.config["serve"]
@@ -136,10 +135,9 @@ def stage_export(ctx: RunContext) -> dict:
     for name, run, gate in ((serve["model_name_sf"], "sf", serve["gate_sf"]),
                             (serve["model_name_cascade"], "cascade", serve["gate_cascade"])):
         run_dir = ctx.path("train", run)
-        prepare_run(run_dir)
         try:
             thresholds = parse_gate(gate) if gate else None
-            path, summary = gated_export(run_dir, base, name, thresholds)
+            path, summary = gated_export(run_dir, base, name, thresholds, prepare=True)
         except ExportError as err:
             raise UserError(str(err)) from err
         exported[name] = str(path)

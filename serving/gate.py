@@ -152,12 +152,16 @@ def metrics_document(metrics: Mapping[str, float], source: str) -> bytes:
 
 def gated_export(run_dir: str | Path, base_path: str | Path, model_name: str,
                  thresholds: Sequence[Threshold] | None = None, *, version: int | None = None,
-                 tolerance: float = 0.0) -> tuple[Path, str]:
+                 tolerance: float = 0.0, prepare: bool | None = None) -> tuple[Path, str]:
     """Export RUN to BASE/NAME/<version>/ (``export.export_run``), gated when ``thresholds`` are
     given; the version carries its validation metrics in ``assets.extra/validation_metrics.json``.
 
     The gate runs before anything is prepared or written: on failure ``GateError`` lists every
     failing metric with the candidate's value, the served version's and the threshold.
+
+    Args:
+        prepare: write the run's serving SavedModel first (``families.prepare_run``): True always,
+            None only when the run has no ``export_info.json`` yet.
 
     Returns:
         (the published version's path, one line saying what the gate decided).
@@ -181,7 +185,8 @@ def gated_export(run_dir: str | Path, base_path: str | Path, model_name: str,
         summary = "gate passed (validation split): " + "; ".join(result.lines)
     else:
         summary = "no gate"
-    if not (run_dir / EXPORT_INFO).is_file() and (run_dir / "config.json").is_file():
-        prepare_run(run_dir)  # a training run that has not written its serving SavedModel yet
+    if prepare or (prepare is None and not (run_dir / EXPORT_INFO).is_file()
+                   and (run_dir / "config.json").is_file()):
+        prepare_run(run_dir)  # (re)write the run's serving SavedModel, after the gate
     extra = {METRICS_FILE: metrics_document(candidate, str(run_dir))} if candidate else None
     return export_run(run_dir, base_path, model_name, version=version, extra_files=extra), summary
