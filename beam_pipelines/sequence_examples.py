@@ -1,14 +1,17 @@
 """Per-user construction of the sequence dataset (one SequenceExample per ``pv`` impression).
 
 Task definition of 000 on Taobao UserBehavior: an impression is a ``pv`` of an item; ``click``
-= the user carts or favourites that item at or after the impression (within the window);
-``conversion`` = click and the user buys the item at or after the impression (conversion
-implies click: entire space, 000/003). History = the user's events strictly before the
-impression's ``ts``, the last ``max_history``, most recent last.
+= the user carts or favourites that item at or after the impression and before their next
+``pv`` of the same item; ``conversion`` = click and a buy of the item in the same interval
+(conversion implies click: entire space, 000/003). Each action is credited to the latest view
+of its item (last touch), so a cart after the third view of an item labels the third view,
+not all three — which is also exactly the step whose probability the world's oracle gives.
+History = the user's events strictly before the impression's ``ts``, the last
+``max_history``, most recent last.
 
-All of a user's impressions are built in one pass: events are sorted once, the labels come from
-each item's last cart/fav and last buy time, a history is a slice found by bisection, and each
-history step is encoded once per user (wire.py).
+All of a user's impressions are built in two passes: events are sorted once, the labels come
+from one backward pass (per item: a cart/fav or buy seen since its next view), a history is a
+slice found by bisection, and each history step is encoded once per user (wire.py).
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import bisect
 import numpy as np
 
 from beam_pipelines import wire
-from beam_pipelines.sources.behaviour import BEHAVIOURS, BUY, CART, FAV, PV
+from beam_pipelines.sources.behaviour import BEHAVIOURS, BUY, PV
 
 _BEHAVIOUR_FEATURES = [wire.bytes_feature([b.encode()]) for b in BEHAVIOURS]
 _BEHAVIOUR_STEPS = [wire.feature_list_step(f) for f in _BEHAVIOUR_FEATURES]
@@ -41,18 +44,26 @@ def build_user_sequences(user_id: int, events, day_origin: int, max_history: int
     events = sorted(events)
     ts_arr = np.fromiter((e[0] for e in events), dtype=np.int64, count=len(events))
     ts_list = ts_arr.tolist()
-    last_click: dict[int, int] = {}
-    last_buy: dict[int, int] = {}
+    # Backward pass: a view's labels are the actions on its item before the item's next view.
+    labels: dict[int, tuple[int, int]] = {}
+    clicked_since: dict[int, bool] = {}
+    bought_since: dict[int, bool] = {}
+    for index in range(len(events) - 1, -1, -1):
+        _, item, _, code = events[index]
+        if code == PV:
+            click = int(clicked_since.get(item, False))
+            labels[index] = (click, int(click and bought_since.get(item, False)))
+            clicked_since[item] = bought_since[item] = False
+        elif code == BUY:
+            bought_since[item] = True
+        else:
+            clicked_since[item] = True
     item_features: dict[int, bytes] = {}
     category_features: dict[int, bytes] = {}
     item_steps, category_steps, behaviour_steps = [], [], []
     user_token = str(user_id)
     token_counts: dict = {}
     for ts, item, category, code in events:
-        if code == CART or code == FAV:
-            last_click[item] = ts
-        elif code == BUY:
-            last_buy[item] = ts
         feature = item_features.get(item)
         if feature is None:
             feature = item_features[item] = wire.bytes_feature([str(item).encode()])
@@ -92,8 +103,7 @@ def build_user_sequences(user_id: int, events, day_origin: int, max_history: int
             continue
         end = bisect.bisect_left(ts_list, ts)
         start = max(0, end - max_history)
-        click = int(last_click.get(item, -1) >= ts)
-        conversion = int(click and last_buy.get(item, -1) >= ts)
+        click, conversion = labels[index]
         day = (ts - day_origin) // 86400
         day_entry = day_entries.get(day)
         if day_entry is None:
