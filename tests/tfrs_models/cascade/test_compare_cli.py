@@ -44,10 +44,11 @@ def test_markdown_has_mean_std_and_oracle_rows():
     oracle = {k: {"mean": 0.9, "std": 0.0, "values": [0.9]} for k in metrics}
     md = to_markdown({"data_dir": "d", "dataset": "sequence", "seeds": [0, 1],
                       "train": {"epochs": 1, "batch_size": 8, "learning_rate": 0.1},
-                      "rows": [{"model": "aitm", "encoder": "tcn", "metrics": metrics},
+                      "rows": [{"model": "aitm", "encoder": "tcn", "learning_rate": 0.003,
+                                "metrics": metrics},
                                {"model": "oracle", "encoder": "-", "metrics": oracle}]})
-    assert "| aitm | tcn | 0.7000 ± 0.0100 |" in md
-    assert "| oracle | - | 0.9000 |" in md
+    assert "| aitm | tcn | 0.003 | 0.7000 ± 0.0100 |" in md
+    assert "| oracle | - | - | 0.9000 |" in md
     assert md.count("## ") == 3
 
 

@@ -45,12 +45,14 @@ def test_shared_embeddings_standardise_float_features(cascade_spec, cascade_batc
 
     stats = {"hist_time_gap": {"mean": 7.0, "std": 2.0}}
     layout = dataclasses.asdict(InputLayout.from_spec(cascade_spec, stats))
-    out = SharedEmbeddings(layout, embedding_dim=4)(cascade_batch)
-    # hist_time_gap is the last feature list in spec order: the last channel of the sequence.
+    out = SharedEmbeddings(layout, embedding_dim=4, history_matches=False)(cascade_batch)
+    # hist_time_gap is the last feature list in spec order: the last channel of the sequence
+    # (before the match channels, off here).
     gap = cascade_batch["hist_time_gap"].numpy()
     np.testing.assert_allclose(out["sequence"].numpy()[..., -1], (gap - 7.0) / 2.0, rtol=1e-6)
     # Without statistics (an old layout) the value passes unchanged.
-    raw = SharedEmbeddings(dataclasses.asdict(InputLayout.from_spec(cascade_spec)), 4)(cascade_batch)
+    raw = SharedEmbeddings(dataclasses.asdict(InputLayout.from_spec(cascade_spec)), 4,
+                           history_matches=False)(cascade_batch)
     np.testing.assert_allclose(raw["sequence"].numpy()[..., -1], gap, rtol=1e-6)
 
 
