@@ -73,9 +73,9 @@ class WorldConfig:
     sp_clutter: float = 0.12                # appeal units lost per extra SP, quadratic in |S|-1
     highlight_lift: float = 0.055           # logit lift when SPs are shown highlighted
     # --- behaviour sequences (Taobao-like, 000/002/003) -------------------------------------
-    behaviour_users: int = 20_000            # users with behaviour sequences (capped at n_users)
-    behaviour_events_mean: float = 25.0     # steps per user (log-normal)
-    behaviour_events_max: int = 200
+    behaviour_users: int = 10_000            # users with behaviour sequences (capped at n_users)
+    behaviour_events_mean: float = 100.0    # expected steps per user in the window (log-normal)
+    behaviour_events_max: int = 1_000
     behaviour_item_zipf: float = 1.0        # item popularity within a category ~ 1 / rank^s
     context_length: int = 5                 # the "last few actions" that drive the next one
     stay_in_context: float = 0.6            # next item from a recent category vs long-term taste
