@@ -1,9 +1,10 @@
 """Per-user construction of the sequence dataset (one SequenceExample per ``pv`` impression).
 
 Task definition of 000 on Taobao UserBehavior: an impression is a ``pv`` of an item; ``click``
-= the user carts or favourites that item at or after the impression and before their next
-``pv`` of the same item; ``conversion`` = click and a buy of the item in the same interval
-(conversion implies click: entire space, 000/003). Each action is credited to the latest view
+= the user carts, favourites or buys that item at or after the impression and before their
+next ``pv`` of the same item (a "buy now" without a cart is a click-through too);
+``conversion`` = a buy of the item in the same interval (so conversion implies click: entire
+space, 000/003). Each action is credited to the latest view
 of its item (last touch), so a cart after the third view of an item labels the third view,
 not all three — which is also exactly the step whose probability the world's oracle gives.
 History = the user's events strictly before the impression's ``ts``, the last
@@ -29,12 +30,13 @@ _CONVERSION_ENTRIES = [wire.map_entry("conversion", wire.int64_feature([v])) for
 
 
 def build_user_sequences(user_id: int, events, day_origin: int, max_history: int,
-                         profile: dict[str, str] | None = None):
+                         profile: dict[str, str] | None = None, day_seconds: int = 86400):
     """Build every impression of one user.
 
     Args:
       events: iterable of ``(ts, item_id, category, behaviour_code)``.
       profile: {profile field: value} added to the context (world source), or None.
+      day_seconds: length of a "day" (split period; BuildConfig.split_seconds).
 
     Returns:
       (records, token_counts): records are ``(day, ts, index, click, conversion, payload)``
@@ -51,13 +53,11 @@ def build_user_sequences(user_id: int, events, day_origin: int, max_history: int
     for index in range(len(events) - 1, -1, -1):
         _, item, _, code = events[index]
         if code == PV:
-            click = int(clicked_since.get(item, False))
-            labels[index] = (click, int(click and bought_since.get(item, False)))
+            labels[index] = (int(clicked_since.get(item, False)), int(bought_since.get(item, False)))
             clicked_since[item] = bought_since[item] = False
-        elif code == BUY:
-            bought_since[item] = True
-        else:
+        else:  # cart, fav or buy: a buy without a cart ("buy now") is also a click-through
             clicked_since[item] = True
+            bought_since[item] = bought_since.get(item, False) or code == BUY
     item_features: dict[int, bytes] = {}
     category_features: dict[int, bytes] = {}
     item_steps, category_steps, behaviour_steps = [], [], []
@@ -73,7 +73,7 @@ def build_user_sequences(user_id: int, events, day_origin: int, max_history: int
             feature = category_features[category] = wire.bytes_feature([str(category).encode()])
         category_steps.append(wire.feature_list_step(feature))
         behaviour_steps.append(_BEHAVIOUR_STEPS[code])
-        day = (ts - day_origin) // 86400
+        day = (ts - day_origin) // day_seconds
         counts = token_counts.get(day)
         if counts is None:
             counts = token_counts[day] = {"user_id": {}, "item_id": {}, "category": {}, "behavior": {}}
@@ -104,7 +104,7 @@ def build_user_sequences(user_id: int, events, day_origin: int, max_history: int
         end = bisect.bisect_left(ts_list, ts)
         start = max(0, end - max_history)
         click, conversion = labels[index]
-        day = (ts - day_origin) // 86400
+        day = (ts - day_origin) // day_seconds
         day_entry = day_entries.get(day)
         if day_entry is None:
             day_entry = day_entries[day] = wire.map_entry("day", wire.int64_feature([day]))

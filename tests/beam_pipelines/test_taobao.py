@@ -54,8 +54,8 @@ def test_records_parse_with_spec_and_history_is_strictly_earlier(taobao_run):
     spec = json.loads((out / "spec.json").read_text())
     events = [e for e in _events(raw) if START <= e[4] < END]
     pvs = [e for e in events if e[3] == "pv"]
-    # Last touch, independent of the pipeline's code: a pv is clicked if a cart/fav of its item
-    # comes at or after it and before the user's next pv of that item.
+    # Last touch, independent of the pipeline's code: a pv is clicked if a cart/fav/buy of its
+    # item comes at or after it and before the user's next pv of that item.
     by_key = {}
     for u, i, _, b, t in sorted(events, key=lambda e: (e[0], e[4], e[1], ("pv", "cart", "fav", "buy").index(e[3]))):
         by_key.setdefault((u, i), []).append((t, b))
@@ -63,7 +63,7 @@ def test_records_parse_with_spec_and_history_is_strictly_earlier(taobao_run):
     for actions in by_key.values():
         views = [k for k, (_, b) in enumerate(actions) if b == "pv"]
         for k, nxt in zip(views, views[1:] + [len(actions)]):
-            expected_clicks += any(b in ("cart", "fav") for _, b in actions[k + 1:nxt])
+            expected_clicks += any(b in ("cart", "fav", "buy") for _, b in actions[k + 1:nxt])
     rows = [r for s in ("train", "valid", "test") for r in read_split(out, "sequence", s)]
     assert len(rows) == len(pvs) == sum(spec["datasets"]["sequence"]["row_counts"].values())
     assert sum(int(r["click"]) for r in rows) == expected_clicks
