@@ -31,7 +31,10 @@ setup(
         "protobuf>=6.31.1,<8",
     ],
     extras_require={
+        # bench/peers.py: the gradient-boosting peers the models are held against.
+        "bench": ["lightgbm>=4.6"],
         "dev": [
+            "lightgbm>=4.6",  # = .[bench]: CI runs the peer tests
             "pytest>=8",
             "pytest-timeout>=2.3",
             "pytest-xdist>=3.5",

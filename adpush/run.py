@@ -119,9 +119,11 @@ def stage_train_cascade(ctx: RunContext) -> dict:
     run_dir = ctx.path("train", "cascade")
     _adpush(ctx, "train", "cascade", "--model", train["cascade_model"], "--encoder",
             train["cascade_encoder"], "--data", str(ctx.path("data")), "--run-dir", str(run_dir),
-            "--seed", str(ctx.seed), "--epochs", str(train["epochs"]))
-    metrics = json.loads((run_dir / "metrics.json").read_text()).get("test", {})
-    return {"run_dir": str(run_dir), "metrics": metrics}
+            "--seed", str(ctx.seed), "--epochs", str(train["epochs"]),
+            "--oracle", str(ctx.path("logs")))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {"run_dir": str(run_dir), "metrics": metrics.get("test", {}),
+            "oracle": metrics.get("oracle", {})}
 
 
 def stage_export(ctx: RunContext) -> dict:
@@ -280,9 +282,11 @@ def print_summary(ctx: RunContext, results: dict) -> None:
         print(f"  selling-point model: test AUC {_fmt(r['auc'])} vs oracle {_fmt(r['oracle_auc'])}"
               f" ({r['run_dir']}/metrics.json, roc.png, training_curves.png)")
     if "train_cascade" in results:
-        m = results["train_cascade"]["metrics"]
-        print(f"  CTR->CVR model: click AUC {_fmt(_pick(m, 'click', 'auc'))}, conversion AUC "
-              f"{_fmt(_pick(m, 'conversion', 'auc'))} ({results['train_cascade']['run_dir']})")
+        m, o = results["train_cascade"]["metrics"], results["train_cascade"].get("oracle", {})
+        print(f"  CTR->CVR model: click AUC {_fmt(_pick(m, 'click', 'auc'))} vs oracle "
+              f"{_fmt(_pick(o, 'click', 'auc'))}, conversion AUC {_fmt(_pick(m, 'conversion', 'auc'))}"
+              f" vs oracle {_fmt(_pick(o, 'conversion', 'auc'))} "
+              f"({results['train_cascade']['run_dir']}/metrics.json)")
     if "export" in results:
         print(f"  models: {results['export']['model_base_path']} "
               f"(adpush serve --model_config_file ... or tensorflow/serving)")

@@ -68,18 +68,25 @@ def _cascade_section(results: Mapping) -> dict | None:
     if "train_cascade" not in results:
         return None
     run_dir = Path(results["train_cascade"]["run_dir"])
-    test = _read_json(run_dir / "metrics.json").get("test", {})
+    metrics = _read_json(run_dir / "metrics.json")
     config = _read_json(run_dir / "config.json").get("model", {})
+    # The model on the rows the oracle file covers (all test rows on world data), then the
+    # restricted ceilings and the oracle on the same rows.
+    scorers = [("model", metrics.get("test_on_oracle_rows") or metrics.get("test", {}))]
+    scorers += [(f"ceiling {name}", value) for name, value in metrics.get("ceilings", {}).items()]
+    if "oracle" in metrics:
+        scorers.append(("oracle", metrics["oracle"]))
     rows = []
     for task, metric, label in CASCADE_ROWS:
-        value = test.get(task) if metric is None else test.get(task, {}).get(metric)
-        rows.append([label, _num(value)])
+        rows.append([label, *[_num(node.get(task) if metric is None else node.get(task, {}).get(metric))
+                              for _, node in scorers]])
     encoder = config.get("encoder", {})
     encoder_name = encoder.get("name", "?") if isinstance(encoder, dict) else encoder
-    return {"title": f"CTR→CVR model (000): {config.get('name', '?')} with the {encoder_name} "
-                     "sequence encoder",
-            "header": ["test figure", "value"], "rows": rows, "images": {},
-            "source": str(run_dir / "metrics.json")}
+    joined = metrics.get("oracle_rows", {})
+    title = (f"CTR→CVR model (000): {config.get('name', '?')} with the {encoder_name} sequence "
+             "encoder" + (f", {joined['joined']:,} test rows" if joined else ""))
+    return {"title": title, "header": ["test figure", *[name for name, _ in scorers]],
+            "rows": rows, "images": {}, "source": str(run_dir / "metrics.json")}
 
 
 def _ab_section(results: Mapping) -> dict | None:

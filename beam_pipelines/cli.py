@@ -41,6 +41,10 @@ def register(subparsers) -> None:
     parser.add_argument("--window_start", type=int, default=None,
                         help="taobao window start, Unix seconds (default 2017-11-25 00:00 +08:00)")
     parser.add_argument("--window_days", type=int, default=None, help="taobao window length in days (default 9)")
+    parser.add_argument("--window_seconds", type=int, default=None,
+                        help="taobao window length in seconds (overrides --window_days)")
+    parser.add_argument("--split_seconds", type=int, default=None,
+                        help="taobao split period in seconds (default a day: 86400)")
     parser.add_argument("--seed", type=int, default=0, help="salt of the hash split (aliccp)")
     parser.set_defaults(func=_run, beam_args=[])
     # Unknown options are Beam's: keep them instead of letting the top-level parser reject them.
@@ -60,7 +64,8 @@ def _run(args) -> int:
     from beam_pipelines.config import BuildConfig
     from beam_pipelines.pipeline import build_data
 
-    overrides = {k: getattr(args, k) for k in ("window_start", "window_days") if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k) for k in ("window_start", "window_days", "window_seconds", "split_seconds")
+                 if getattr(args, k) is not None}
     config = BuildConfig(min_count=args.min_count, split_fractions=tuple(args.split_fractions),
                          test_days=args.test_days, valid_days=args.valid_days,
                          num_shards=args.num_shards, max_history=args.max_history, seed=args.seed)

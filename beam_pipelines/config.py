@@ -27,6 +27,10 @@ class BuildConfig:
       max_sf_history: cap of ``history_sf_keywords``.
       window_start / window_days: the Taobao observation window (Unix seconds, days);
         rows outside are dead-lettered. The world's window is read from its own logs.
+      window_seconds: the Taobao window in seconds (overrides window_days), for samples that
+        cover hours (the 110k-row time-sorted extract spans 2 h 10 min of one day).
+      split_seconds: length of one split period for Taobao (default a day); the split
+        fractions assign whole periods, so a 2-hour sample can still be split 50/10/40.
       seed: salt of the hash split of Ali-CCP rows (it has no days).
     """
 
@@ -41,6 +45,8 @@ class BuildConfig:
     max_title_tokens: int = 16
     window_start: int = TAOBAO_WINDOW_START
     window_days: int = TAOBAO_WINDOW_DAYS
+    window_seconds: int | None = None
+    split_seconds: int = 86400
     seed: int = 0
     line_batch_size: int = 20000
 
@@ -59,3 +65,7 @@ class BuildConfig:
             raise UserError(f"num_shards must be >= 1, got {self.num_shards}")
         if self.window_days < 1:
             raise UserError(f"window_days must be >= 1, got {self.window_days}")
+        if self.window_seconds is not None and self.window_seconds < 1:
+            raise UserError(f"window_seconds must be >= 1, got {self.window_seconds}")
+        if not 1 <= self.split_seconds <= 86400:
+            raise UserError(f"split_seconds must be in [1, 86400], got {self.split_seconds}")

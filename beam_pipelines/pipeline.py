@@ -139,6 +139,9 @@ def _flatten_pairs(element):
 
 
 def _construct_world(p, files, config, out):
+    if config.split_seconds != 86400 or config.window_seconds is not None:
+        raise UserError("--split_seconds/--window_seconds apply to --source taobao; the world's "
+                        "window and days come from its manifest")
     read, dead = [], []
 
     def parse(name, parser, header, **kwargs):
@@ -187,7 +190,8 @@ def _construct_world(p, files, config, out):
 def _construct_taobao(p, files, config, out):
     start = config.window_start
     window = beam.pvalue.AsSingleton(p | "Window" >> beam.Create(
-        [make_window(start, start, start + config.window_days * 86400)]))
+        [make_window(start, start, start + (config.window_seconds or config.window_days * 86400),
+                     config.split_seconds)]))
     parsed = (p | "Read_behaviour" >> ReadLineBatches(files["behaviour"], config.line_batch_size)
               | "ParseBehaviourEvents" >> ParseBehaviourEvents(window))
     sequences = parsed.rows | "WriteSequenceShards" >> WriteSequenceShards(out, window, config)

@@ -1,14 +1,18 @@
 """Per-user construction of the sequence dataset (one SequenceExample per ``pv`` impression).
 
 Task definition of 000 on Taobao UserBehavior: an impression is a ``pv`` of an item; ``click``
-= the user carts or favourites that item at or after the impression (within the window);
-``conversion`` = click and the user buys the item at or after the impression (conversion
-implies click: entire space, 000/003). History = the user's events strictly before the
-impression's ``ts``, the last ``max_history``, most recent last.
+= the user carts, favourites or buys that item at or after the impression and before their
+next ``pv`` of the same item (a "buy now" without a cart is a click-through too);
+``conversion`` = a buy of the item in the same interval (so conversion implies click: entire
+space, 000/003). Each action is credited to the latest view
+of its item (last touch), so a cart after the third view of an item labels the third view,
+not all three — which is also exactly the step whose probability the world's oracle gives.
+History = the user's events strictly before the impression's ``ts``, the last
+``max_history``, most recent last.
 
-All of a user's impressions are built in one pass: events are sorted once, the labels come from
-each item's last cart/fav and last buy time, a history is a slice found by bisection, and each
-history step is encoded once per user (wire.py).
+All of a user's impressions are built in two passes: events are sorted once, the labels come
+from one backward pass (per item: a cart/fav or buy seen since its next view), a history is a
+slice found by bisection, and each history step is encoded once per user (wire.py).
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import bisect
 import numpy as np
 
 from beam_pipelines import wire
-from beam_pipelines.sources.behaviour import BEHAVIOURS, BUY, CART, FAV, PV
+from beam_pipelines.sources.behaviour import BEHAVIOURS, BUY, PV
 
 _BEHAVIOUR_FEATURES = [wire.bytes_feature([b.encode()]) for b in BEHAVIOURS]
 _BEHAVIOUR_STEPS = [wire.feature_list_step(f) for f in _BEHAVIOUR_FEATURES]
@@ -26,12 +30,13 @@ _CONVERSION_ENTRIES = [wire.map_entry("conversion", wire.int64_feature([v])) for
 
 
 def build_user_sequences(user_id: int, events, day_origin: int, max_history: int,
-                         profile: dict[str, str] | None = None):
+                         profile: dict[str, str] | None = None, day_seconds: int = 86400):
     """Build every impression of one user.
 
     Args:
       events: iterable of ``(ts, item_id, category, behaviour_code)``.
       profile: {profile field: value} added to the context (world source), or None.
+      day_seconds: length of a "day" (split period; BuildConfig.split_seconds).
 
     Returns:
       (records, token_counts): records are ``(day, ts, index, click, conversion, payload)``
@@ -41,18 +46,24 @@ def build_user_sequences(user_id: int, events, day_origin: int, max_history: int
     events = sorted(events)
     ts_arr = np.fromiter((e[0] for e in events), dtype=np.int64, count=len(events))
     ts_list = ts_arr.tolist()
-    last_click: dict[int, int] = {}
-    last_buy: dict[int, int] = {}
+    # Backward pass: a view's labels are the actions on its item before the item's next view.
+    labels: dict[int, tuple[int, int]] = {}
+    clicked_since: dict[int, bool] = {}
+    bought_since: dict[int, bool] = {}
+    for index in range(len(events) - 1, -1, -1):
+        _, item, _, code = events[index]
+        if code == PV:
+            labels[index] = (int(clicked_since.get(item, False)), int(bought_since.get(item, False)))
+            clicked_since[item] = bought_since[item] = False
+        else:  # cart, fav or buy: a buy without a cart ("buy now") is also a click-through
+            clicked_since[item] = True
+            bought_since[item] = bought_since.get(item, False) or code == BUY
     item_features: dict[int, bytes] = {}
     category_features: dict[int, bytes] = {}
     item_steps, category_steps, behaviour_steps = [], [], []
     user_token = str(user_id)
     token_counts: dict = {}
     for ts, item, category, code in events:
-        if code == CART or code == FAV:
-            last_click[item] = ts
-        elif code == BUY:
-            last_buy[item] = ts
         feature = item_features.get(item)
         if feature is None:
             feature = item_features[item] = wire.bytes_feature([str(item).encode()])
@@ -62,7 +73,7 @@ def build_user_sequences(user_id: int, events, day_origin: int, max_history: int
             feature = category_features[category] = wire.bytes_feature([str(category).encode()])
         category_steps.append(wire.feature_list_step(feature))
         behaviour_steps.append(_BEHAVIOUR_STEPS[code])
-        day = (ts - day_origin) // 86400
+        day = (ts - day_origin) // day_seconds
         counts = token_counts.get(day)
         if counts is None:
             counts = token_counts[day] = {"user_id": {}, "item_id": {}, "category": {}, "behavior": {}}
@@ -92,9 +103,8 @@ def build_user_sequences(user_id: int, events, day_origin: int, max_history: int
             continue
         end = bisect.bisect_left(ts_list, ts)
         start = max(0, end - max_history)
-        click = int(last_click.get(item, -1) >= ts)
-        conversion = int(click and last_buy.get(item, -1) >= ts)
-        day = (ts - day_origin) // 86400
+        click, conversion = labels[index]
+        day = (ts - day_origin) // day_seconds
         day_entry = day_entries.get(day)
         if day_entry is None:
             day_entry = day_entries[day] = wire.map_entry("day", wire.int64_feature([day]))

@@ -40,12 +40,14 @@ def day_splits(num_days: int, config: BuildConfig) -> list[str]:
     return names
 
 
-def make_window(day_origin: int, start: int, end: int) -> tuple[int, int, int, int]:
+def make_window(day_origin: int, start: int, end: int,
+                split_seconds: int = 86400) -> tuple[int, int, int, int]:
     """``(day_origin, start_ts, end_ts, num_days)``: valid rows have ``start <= ts < end``;
     ``day = (ts - day_origin) // 86400``. Taobao: the origin is the window start (China
     midnight); world (contracts §1): ``day = ts // 86400 - window_start // 86400``, so the origin
-    is the UTC midnight before the start and a non-aligned window touches one more day."""
-    return (day_origin, start, end, (end - 1 - day_origin) // 86400 + 1)
+    is the UTC midnight before the start and a non-aligned window touches one more day.
+    ``split_seconds`` < 86400 makes the "days" shorter periods (a sample that covers hours)."""
+    return (day_origin, start, end, (end - 1 - day_origin) // split_seconds + 1)
 
 
 @functools.lru_cache(maxsize=64)

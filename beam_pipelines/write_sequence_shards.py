@@ -59,7 +59,8 @@ class _BuildShardFn(beam.DoFn):
         for user_id in sorted(users):
             profile = profile_of(user_id, profiles) if self._with_profile else None
             records, counts = build_user_sequences(user_id, users[user_id], window[0],
-                                                   self._config.max_history, profile)
+                                                   self._config.max_history, profile,
+                                                   self._config.split_seconds)
             self._users.inc()
             for day, _, _, click, conversion, payload in records:
                 split = splits[day]

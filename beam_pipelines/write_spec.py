@@ -49,6 +49,7 @@ def compose(source, config, datasets, shard_summaries, vocab_sizes, dead_counts,
         names = day_splits(window[3], config)
         splits = {"by": "day", "day_origin": window[0], "window_start": window[1],
                   "window_end": window[2], "num_days": window[3],
+                  "split_seconds": config.split_seconds,
                   "days": {s: [d for d, n in enumerate(names) if n == s] for s in SPLITS}}
     else:
         splits = {"by": "hash", "seed": config.seed,

@@ -14,8 +14,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
-    """The real public data samples next to the repository (../shared/data)."""
-    for candidate in (REPO_ROOT.parent / "shared" / "data", REPO_ROOT / ".." / "shared" / "data"):
+    """The real public data samples next to the repository (../shared/data), or where
+    ``ADPUSH_SHARED_DATA`` points (a git worktree that is not next to shared/)."""
+    candidates = [REPO_ROOT.parent / "shared" / "data", REPO_ROOT / ".." / "shared" / "data"]
+    if os.environ.get("ADPUSH_SHARED_DATA"):
+        candidates.insert(0, Path(os.environ["ADPUSH_SHARED_DATA"]))
+    for candidate in candidates:
         if candidate.is_dir():
             return candidate.resolve()
     pytest.skip("../shared/data is not next to this checkout")

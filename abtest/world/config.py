@@ -73,13 +73,15 @@ class WorldConfig:
     sp_clutter: float = 0.12                # appeal units lost per extra SP, quadratic in |S|-1
     highlight_lift: float = 0.055           # logit lift when SPs are shown highlighted
     # --- behaviour sequences (Taobao-like, 000/002/003) -------------------------------------
-    behaviour_users: int = 20_000            # users with behaviour sequences (capped at n_users)
-    behaviour_events_mean: float = 25.0     # steps per user (log-normal)
-    behaviour_events_max: int = 200
+    behaviour_users: int = 10_000            # users with behaviour sequences (capped at n_users)
+    behaviour_events_mean: float = 100.0    # expected steps per user in the window (log-normal)
+    behaviour_events_max: int = 1_000
+    behaviour_item_zipf: float = 1.0        # item popularity within a category ~ 1 / rank^s
     context_length: int = 5                 # the "last few actions" that drive the next one
     stay_in_context: float = 0.6            # next item from a recent category vs long-term taste
     click_bias: float = -3.0
     context_click_boost: float = 0.8        # per recent click-like action in the same category
+    context_half_life_hours: float = 12.0   # a recent action's boost halves with each half-life
     buy_bias: float = -3.2
     buy_period_days: tuple[int, int] = (3, 7)
     buy_period_boost: float = 2.0           # purchases cluster on a user's periodic buying days
@@ -102,7 +104,10 @@ class WorldConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise UserError(f"world parameter {name} must be a positive integer, got {value!r}")
         non_negative = ("sessions_per_day", "activity_sigma", "pref_scale", "popularity_scale",
-                        "behaviour_events_mean", "category_concentration")
+                        "behaviour_events_mean", "category_concentration", "behaviour_item_zipf")
+        if not self.context_half_life_hours > 0:
+            raise UserError("world parameter context_half_life_hours must be > 0, "
+                            f"got {self.context_half_life_hours!r}")
         for name in non_negative:
             if not getattr(self, name) >= 0:
                 raise UserError(f"world parameter {name} must be >= 0, got {getattr(self, name)!r}")

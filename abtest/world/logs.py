@@ -18,7 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from abtest.world.behaviour import BEHAVIOURS, simulate_behaviour
+from abtest.world.behaviour import (BEHAVIOUR_ORACLE_COLUMNS, BEHAVIOURS, behaviour_ceilings,
+                                    simulate_behaviour)
 from abtest.world.config import WorldConfig
 from abtest.world.world import PAD, World
 
@@ -245,11 +246,13 @@ def _write_all(out: Path, config: WorldConfig, seed: int, tqdm, progress: bool) 
     behaviour.write({"user_id": log.user, "item_id": log.item, "category": log.category,
                      "behavior": _dictionary(log.behavior, np.array(BEHAVIOURS)), "ts": log.ts})
     behaviour.close()
-    behaviour_oracle = _CsvTable(out / "oracle/behaviour.csv",
-                                 ("user_id", "ts", "p_click", "p_conversion"))
+    ceilings = behaviour_ceilings(world, log, np.random.default_rng(np.random.SeedSequence([seed, 3])))
+    behaviour_oracle = _CsvTable(out / "oracle/behaviour.csv", BEHAVIOUR_ORACLE_COLUMNS)
     behaviour_oracle.write({"user_id": log.oracle_user, "ts": log.oracle_ts,
                             "p_click": _probability(log.oracle_p_click),
-                            "p_conversion": _probability(log.oracle_p_conversion)})
+                            "p_conversion": _probability(log.oracle_p_conversion),
+                            **{name: _probability(getattr(ceilings, name))
+                               for name in BEHAVIOUR_ORACLE_COLUMNS[4:]}})
     behaviour_oracle.close()
     stages.update(1)
     stages.close()

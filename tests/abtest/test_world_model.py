@@ -314,3 +314,34 @@ def test_cli_writes_logs_and_says_what_comes_next(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["parameters"]["world"]["n_users"] == 300
     assert manifest["parameters"]["seed"] == 4
+
+
+def test_behaviour_events_per_user_follow_the_config_and_fill_every_day(default_world):
+    """Sessions arrive over the whole window: events per user are set by behaviour_events_mean
+    (not cut by the window), and no day is starved (the splits are by day)."""
+    world = World.build(default_world.config.replace(n_users=2_000, n_ads=2_000, behaviour_users=800,
+                                                      behaviour_events_mean=80.0), seed=5)
+    log = simulate_behaviour(world, np.random.default_rng(4))
+    views_per_user = log.oracle_ts.size / np.unique(log.oracle_user).size
+    assert 60 < views_per_user < 95, views_per_user
+    per_day = np.bincount((log.oracle_ts - world.config.window_start) // 86_400)
+    assert per_day.size == world.config.days and per_day.min() > 0.8 * per_day.mean()
+
+
+def test_behaviour_ceilings_order_item_context_oracle(default_world):
+    """Labels drawn from the true probabilities: knowing more ranks better, and the ceilings
+    are probabilities of the same rows (one per view)."""
+    from abtest.world.behaviour import behaviour_ceilings
+    from tfrs_models.metrics import auc
+
+    world = World.build(default_world.config.replace(n_users=2_000, n_ads=2_000, behaviour_users=800,
+                                                      behaviour_events_mean=80.0), seed=5)
+    log = simulate_behaviour(world, np.random.default_rng(4))
+    ceilings = behaviour_ceilings(world, log, np.random.default_rng(3))
+    rng = np.random.default_rng(0)
+    click = rng.random(log.oracle_ts.size) < log.oracle_p_click
+    aucs = [auc(click, p) for p in (ceilings.p_click_item, ceilings.p_click_context, log.oracle_p_click)]
+    assert 0.55 < aucs[0] < aucs[1] < aucs[2], aucs
+    # integrating the user's taste out keeps the mean: the ceilings are calibrated on average
+    assert ceilings.p_click_context.mean() == pytest.approx(log.oracle_p_click.mean(), rel=0.1)
+    assert np.all(ceilings.p_conversion_context <= ceilings.p_click_context + 1e-12)

@@ -72,6 +72,8 @@ def test_every_stage_ran_and_the_summary_names_the_outputs(tiny_run):
         marker = json.loads((run / ".stages" / f"{stage}.json").read_text())
         assert marker["result"]["seconds"] >= 0
     assert f"run report: {run / 'report.html'}" in stdout
+    assert re.search(r"CTR->CVR model: click AUC 0\.\d{4} vs oracle 0\.\d{4}, conversion AUC "
+                     r"0\.\d{4} vs oracle 0\.\d{4}", stdout)
     # The summary's lift lines: one per experiment of 001 Table 2.
     assert len(re.findall(r"^    No\.\d .*p=", stdout, flags=re.M)) == 5
     published = sorted(p.name for p in (run / "models").iterdir())
@@ -89,6 +91,16 @@ def test_metrics_and_report_agree(tiny_run):
     titles = [s["title"] for s in report["sections"]]
     assert titles[0] == "Stages" and titles[1].startswith("Selling-point model (001): amtdl")
     assert titles[2].startswith("CTR→CVR model (000): cnn_attention")
+    # the CTR→CVR figures sit beside the ceilings and the oracle, all on the same test rows
+    cascade = json.loads((run / "train" / "cascade" / "metrics.json").read_text())
+    assert cascade["oracle_rows"]["joined"] == cascade["oracle_rows"]["test"] > 0
+    assert cascade["test_on_oracle_rows"] == cascade["test"]
+    assert cascade["oracle"]["click"]["auc"] > cascade["ceilings"]["item"]["click"]["auc"]
+    section = report["sections"][2]
+    assert section["header"] == ["test figure", "model", "ceiling item", "ceiling context", "oracle"]
+    assert section["rows"][0][1:] == [f"{cascade[k]['click']['auc']:.4f}" for k in ("test",)] + [
+        f"{cascade['ceilings'][c]['click']['auc']:.4f}" for c in ("item", "context")] + [
+        f"{cascade['oracle']['click']['auc']:.4f}"]
     sf = report["sections"][1]
     overall = dict(zip(sf["header"], sf["rows"][0]))
     assert overall["segment (SF clicks, ad clicks per user)"] == "all test users"

@@ -54,11 +54,16 @@ def test_records_parse_with_spec_and_history_is_strictly_earlier(taobao_run):
     spec = json.loads((out / "spec.json").read_text())
     events = [e for e in _events(raw) if START <= e[4] < END]
     pvs = [e for e in events if e[3] == "pv"]
-    later = {}  # (user, item) -> last cart/fav ts ; independent of the pipeline's code
-    for u, i, _, b, t in events:
-        if b in ("cart", "fav"):
-            later[u, i] = max(later.get((u, i), 0), t)
-    expected_clicks = sum(1 for u, i, _, _, t in pvs if later.get((u, i), -1) >= t)
+    # Last touch, independent of the pipeline's code: a pv is clicked if a cart/fav/buy of its
+    # item comes at or after it and before the user's next pv of that item.
+    by_key = {}
+    for u, i, _, b, t in sorted(events, key=lambda e: (e[0], e[4], e[1], ("pv", "cart", "fav", "buy").index(e[3]))):
+        by_key.setdefault((u, i), []).append((t, b))
+    expected_clicks = 0
+    for actions in by_key.values():
+        views = [k for k, (_, b) in enumerate(actions) if b == "pv"]
+        for k, nxt in zip(views, views[1:] + [len(actions)]):
+            expected_clicks += any(b in ("cart", "fav", "buy") for _, b in actions[k + 1:nxt])
     rows = [r for s in ("train", "valid", "test") for r in read_split(out, "sequence", s)]
     assert len(rows) == len(pvs) == sum(spec["datasets"]["sequence"]["row_counts"].values())
     assert sum(int(r["click"]) for r in rows) == expected_clicks

@@ -26,12 +26,13 @@ def test_example_matches_protobuf():
 
 def test_user_sequences_match_protobuf_and_labels():
     # user 3: pv item 10 at t=100, pv 11 at 100 (same second), cart 10 at 150, buy 10 at 160,
-    # pv 10 again at 170 (cart/buy are before it -> not clicked), buy 11 at 200 (no cart).
+    # pv 10 again at 170 (cart/buy are before it -> not clicked), buy 11 at 200 (no cart: a
+    # "buy now" is a click-through and a conversion of the pv of 11).
     start = 0
     events = [(100, 10, 1, PV), (100, 11, 2, PV), (150, 10, 1, CART), (160, 10, 1, BUY),
               (170, 10, 1, PV), (200, 11, 2, BUY)]
     records, counts = build_user_sequences(3, events, start, max_history=2)
-    assert [(r[1], r[3], r[4]) for r in records] == [(100, 1, 1), (100, 0, 0), (170, 0, 0)]
+    assert [(r[1], r[3], r[4]) for r in records] == [(100, 1, 1), (100, 1, 1), (170, 0, 0)]
     # the third impression sees the last 2 events strictly before t=170
     expected = reference_sequence_example(
         {"user_id": b"3", "item_id": b"10", "category": b"1", "click": 0, "conversion": 0,

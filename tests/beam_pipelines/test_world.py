@@ -83,7 +83,8 @@ def test_world_fixture_end_to_end(tmp_path):
     assert list(by_ts[T0 + DAY + 10]["hist_behavior"]) == [b"pv", b"cart"]
     np.testing.assert_allclose(by_ts[T0 + DAY + 10]["hist_time_gap"],
                                np.log1p([DAY + 10 - 100, DAY + 10 - 300]), rtol=1e-6)
-    assert (by_ts[T0 + 3 * DAY + 5]["click"], by_ts[T0 + 3 * DAY + 5]["conversion"]) == (0, 0)  # buy, no cart
+    # a buy without a cart ("buy now") is a click-through and a conversion (last touch)
+    assert (by_ts[T0 + 3 * DAY + 5]["click"], by_ts[T0 + 3 * DAY + 5]["conversion"]) == (1, 1)
     assert by_ts[T0 + 3 * DAY + 5]["gender"] == b"1"
 
     reasons = sorted((d["file"].rsplit("/", 1)[1], d["line_number"], d["reason"]) for d in dead_letters(out))

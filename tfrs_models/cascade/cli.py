@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tfrs_models.cascade.config import MODELS
+from tfrs_models.cascade.config import MODELS, ModelConfig, TrainConfig
 from tfrs_models.cascade.encoders.registry import ENCODERS
 
 
@@ -23,11 +23,39 @@ def _ints(text: str) -> tuple[int, ...]:
 def _add_budget_arguments(p) -> None:
     p.add_argument("--data", required=True, help="build-data output directory (spec.json)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--steps-per-epoch", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--embedding-dim", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate)
+    p.add_argument("--patience", type=int, default=1, help="early stopping on the validation objective")
+    p.add_argument("--oracle", default=None,
+                   help="simulate-logs output: oracle/behaviour.csv figures on the same test rows")
+
+
+def _add_model_arguments(p) -> None:
+    d = ModelConfig()
+    p.add_argument("--embedding-dim", type=int, default=d.embedding_dim)
+    p.add_argument("--embedding-l2", type=float, default=d.embedding_l2,
+                   help="mini-batch aware L2 on the looked-up embedding rows")
+    p.add_argument("--exclude-features", default="", help="comma list of spec features left out")
+    p.add_argument("--no-history-matches", action="store_true",
+                   help="no candidate-match channels per history event")
+    p.add_argument("--no-history-summary", action="store_true",
+                   help="no target-aware history counts and recencies")
+    p.add_argument("--field-interactions", action="store_true",
+                   help="pairwise inner products of the context field embeddings as inputs")
+    p.add_argument("--calibrator-weight", type=float, default=None,
+                   help="α of 000 Eq. 7 (default 0.6 for cnn_attention/aitm, 0 otherwise)")
+    p.add_argument("--tower-units", default=",".join(map(str, d.tower_units)))
+    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--conv-filters", default=",".join(map(str, d.conv_filters)))
+    p.add_argument("--conv-kernel-sizes", default=",".join(map(str, d.conv_kernel_sizes)))
+    p.add_argument("--conv-strides", default=",".join(map(str, d.conv_strides)))
+    p.add_argument("--conv-paddings", default=",".join(map(str, d.conv_paddings)))
+    p.add_argument("--encoder-units", type=int, default=d.encoder.units)
+    p.add_argument("--context-length", type=int, default=d.encoder.context_length,
+                   help="TCN context length cl (filter 2·cl+1)")
+    p.add_argument("--personalised", action="store_true", help="PEG filters in tcn/msia/multi_time_scale")
 
 
 def add_train_arguments(p) -> None:
@@ -36,18 +64,7 @@ def add_train_arguments(p) -> None:
     p.add_argument("--model", choices=MODELS, default="cnn_attention")
     p.add_argument("--encoder", choices=ENCODERS, default="tcn")
     p.add_argument("--run-dir", required=True, help="where the SavedModel, config and metrics go")
-    p.add_argument("--calibrator-weight", type=float, default=None,
-                   help="α of 000 Eq. 7 (default 0.6 for cnn_attention/aitm, 0 otherwise)")
-    p.add_argument("--tower-units", default="64,32")
-    p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--conv-filters", default="32,16")
-    p.add_argument("--conv-kernel-sizes", default="3,3")
-    p.add_argument("--conv-strides", default="1,2")
-    p.add_argument("--conv-paddings", default="1,1")
-    p.add_argument("--encoder-units", type=int, default=16)
-    p.add_argument("--context-length", type=int, default=2, help="TCN context length cl (filter 2·cl+1)")
-    p.add_argument("--personalised", action="store_true", help="PEG filters in tcn/msia/multi_time_scale")
-    p.add_argument("--patience", type=int, default=1, help="early stopping on the validation loss")
+    _add_model_arguments(p)
 
 
 def register_train(kind_subparsers) -> None:
@@ -58,27 +75,36 @@ def register_train(kind_subparsers) -> None:
     p.set_defaults(func=run_train)
 
 
-def _configs(args):
-    from tfrs_models.cascade.config import ModelConfig, TrainConfig
+def _model_config(args, name: str = "cnn_attention", encoder: str = "tcn"):
     from tfrs_models.cascade.encoders.registry import EncoderConfig
 
-    encoder = EncoderConfig(name=args.encoder, units=args.encoder_units,
-                            context_length=args.context_length, personalised=args.personalised)
-    model = ModelConfig(name=args.model, embedding_dim=args.embedding_dim,
-                        tower_units=_ints(args.tower_units), dropout=args.dropout,
-                        calibrator_weight=args.calibrator_weight,
-                        conv_filters=_ints(args.conv_filters),
-                        conv_kernel_sizes=_ints(args.conv_kernel_sizes),
-                        conv_strides=_ints(args.conv_strides), conv_paddings=_ints(args.conv_paddings),
-                        encoder=encoder)
-    train = TrainConfig(batch_size=args.batch_size, epochs=args.epochs,
-                        learning_rate=args.learning_rate, steps_per_epoch=args.steps_per_epoch,
-                        seed=args.seed)
-    return model, train
+    encoder_config = EncoderConfig(name=encoder, units=args.encoder_units,
+                                   context_length=args.context_length, personalised=args.personalised)
+    return ModelConfig(name=name, embedding_dim=args.embedding_dim, embedding_l2=args.embedding_l2,
+                       exclude_features=tuple(f for f in args.exclude_features.split(",") if f),
+                       history_matches=not args.no_history_matches,
+                       history_summary=not args.no_history_summary,
+                       field_interactions=args.field_interactions,
+                       tower_units=_ints(args.tower_units), dropout=args.dropout,
+                       calibrator_weight=args.calibrator_weight,
+                       conv_filters=_ints(args.conv_filters),
+                       conv_kernel_sizes=_ints(args.conv_kernel_sizes),
+                       conv_strides=_ints(args.conv_strides), conv_paddings=_ints(args.conv_paddings),
+                       encoder=encoder_config)
+
+
+def _train_config(args):
+    return TrainConfig(batch_size=args.batch_size, epochs=args.epochs,
+                       learning_rate=args.learning_rate, steps_per_epoch=args.steps_per_epoch,
+                       seed=args.seed)
+
+
+def _configs(args):
+    return _model_config(args, args.model, args.encoder), _train_config(args)
 
 
 def run_train(args) -> int:
-    """Train, score the test split, export RUN/saved_model; returns 0."""
+    """Train, score the test split (beside the oracle's with --oracle), export RUN/saved_model."""
     from tfrs_models._tf import import_tensorflow
 
     tf = import_tensorflow()
@@ -89,11 +115,22 @@ def run_train(args) -> int:
     spec = load_spec(args.data)
     model_config, train_config = _configs(args)
     model, history = train_model(spec, model_config, train_config, patience=args.patience)
-    metrics = score(predict_split(lambda b: model(b, training=False), spec, "test", args.batch_size))
-    save_run(Path(args.run_dir), model, spec, model_config, train_config, history, metrics)
-    print(f"trained {args.model}/{args.encoder}: test click AUC {metrics['click']['auc']:.4f}, "
-          f"conversion AUC {metrics['conversion']['auc']:.4f}, CVR AUC (clicked) "
-          f"{metrics['cvr_auc_clicked']:.4f}; SavedModel in {args.run_dir}/saved_model")
+    pred = predict_split(lambda b: model(b, training=False), spec, "test", args.batch_size)
+    metrics = score(pred)
+    oracle = None
+    if args.oracle:
+        from tfrs_models.cascade.oracle import oracle_scores
+
+        oracle = oracle_scores(args.oracle, pred)
+    save_run(Path(args.run_dir), model, spec, model_config, train_config, history, metrics, oracle)
+    line = (f"trained {args.model}/{args.encoder}: test click AUC {metrics['click']['auc']:.4f}, "
+            f"conversion AUC {metrics['conversion']['auc']:.4f}, CVR AUC (clicked) "
+            f"{metrics['cvr_auc_clicked']:.4f}")
+    if oracle is not None:
+        line += (f"; oracle on the same {oracle['joined_rows']:,} rows: click AUC "
+                 f"{oracle['oracle']['click']['auc']:.4f}, conversion AUC "
+                 f"{oracle['oracle']['conversion']['auc']:.4f}")
+    print(line + f"; SavedModel in {args.run_dir}/saved_model")
     return 0
 
 
@@ -105,8 +142,8 @@ def evaluate(args) -> int:
     from tfrs_models._tf import import_tensorflow
 
     import_tensorflow()
-    from tfrs_models.cascade.compare import oracle_predictions
     from tfrs_models.cascade.input import load_spec
+    from tfrs_models.cascade.oracle import oracle_scores
     from tfrs_models.cascade.train import load_predict_fn, predict_split, score
 
     run = Path(args.run_dir)
@@ -115,7 +152,7 @@ def evaluate(args) -> int:
     pred = predict_split(load_predict_fn(run / "saved_model"), spec, "test")
     result = {"model": score(pred)}
     if getattr(args, "oracle", None):
-        result["oracle"] = score(oracle_predictions(args.oracle, pred))
+        result["on_oracle_rows"] = oracle_scores(args.oracle, pred)
     (run / "evaluation.json").write_text(json.dumps(result, indent=1, default=float))
     print(json.dumps(result, indent=1, default=float))
     return 0
@@ -128,12 +165,14 @@ def register(subparsers) -> None:
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--family", choices=["cascade"], default="cascade")
     _add_budget_arguments(p)
+    _add_model_arguments(p)
     p.add_argument("--seeds", type=int, default=3, help="number of seeds, starting at --seed")
     p.add_argument("--out", required=True, help="directory for compare.md and compare.json")
-    p.add_argument("--oracle", default=None, help="simulate-logs output (oracle/behaviour.csv)")
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--encoders", default="tcn", help="comma list; one row per model × encoder")
-    p.add_argument("--patience", type=int, default=1, help="early stopping on the validation loss")
+    p.add_argument("--learning-rates", default="",
+                   help="comma list: each model trains at every rate; the rate with the lowest "
+                        "mean validation objective is reported (default: --learning-rate)")
     p.set_defaults(func=compare_command)
 
 
@@ -143,16 +182,13 @@ def compare_command(args) -> int:
     tf = import_tensorflow()
     tf.config.experimental.enable_op_determinism()
     from tfrs_models.cascade.compare import CompareConfig, run_compare
-    from tfrs_models.cascade.config import TrainConfig
 
     config = CompareConfig(
         data_dir=args.data, out_dir=args.out, seeds=args.seeds, first_seed=args.seed,
         models=tuple(m for m in args.models.split(",") if m),
         encoders=tuple(e for e in args.encoders.split(",") if e), oracle_logs=args.oracle,
-        embedding_dim=args.embedding_dim, patience=args.patience,
-        train=TrainConfig(batch_size=args.batch_size, epochs=args.epochs,
-                          learning_rate=args.learning_rate, steps_per_epoch=args.steps_per_epoch,
-                          seed=args.seed))
+        model=_model_config(args), patience=args.patience, train=_train_config(args),
+        learning_rates=tuple(float(r) for r in args.learning_rates.split(",") if r))
     run_compare(config)
     print(f"wrote {args.out}/compare.md and {args.out}/compare.json")
     return 0

@@ -18,6 +18,11 @@ class ModelConfig:
 
     name: str = "cnn_attention"
     embedding_dim: int = 8
+    embedding_l2: float = 0.0     # mini-batch aware L2 on the looked-up embedding rows
+    exclude_features: tuple[str, ...] = ()   # spec features left out (ablations)
+    history_matches: bool = True  # candidate-match channels per event (features.SharedEmbeddings)
+    history_summary: bool = True  # target-aware history counts and recencies in ``dense``
+    field_interactions: bool = False  # pairwise inner products of the context field embeddings
     tower_units: tuple[int, ...] = (64, 32)
     dropout: float = 0.1
     calibrator_weight: float | None = None
@@ -35,8 +40,10 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    batch_size: int = 256
-    epochs: int = 2
-    learning_rate: float = 1e-3
+    """Defaults chosen on the demo world's validation split (README: the lr sweep)."""
+
+    batch_size: int = 512
+    epochs: int = 3
+    learning_rate: float = 2e-3
     steps_per_epoch: int | None = None
     seed: int = 0

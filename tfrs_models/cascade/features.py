@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import tensorflow as tf
 
 from tfrs_models.cascade.input import DatasetSpec
@@ -26,15 +27,25 @@ class InputLayout:
     label_rates: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def from_spec(cls, spec: DatasetSpec, float_stats: dict | None = None) -> "InputLayout":
+    def from_spec(cls, spec: DatasetSpec, float_stats: dict | None = None,
+                  exclude: tuple[str, ...] = ()) -> "InputLayout":
+        """``exclude``: model features left out (ablations); an unknown name is a UserError."""
+        from adpush.errors import UserError
+
+        known = {f.name for f in spec.model_features}
+        unknown = sorted(set(exclude) - known)
+        if unknown:
+            raise UserError(f"exclude_features: {', '.join(unknown)} not among the model features "
+                            f"({', '.join(sorted(known))})")
         features = [{"name": f.name, "dtype": f.dtype, "vocab": f.vocab, "group": f.group,
                      "part": f.part, "max_length": f.max_length, "kind": f.kind}
-                    for f in spec.model_features]
+                    for f in spec.model_features if f.name not in exclude]
         used = {f["vocab"] for f in features if f["vocab"]}
         vocabs = {n: {"path": str(v.path), "size": v.size, "num_oov_buckets": v.num_oov_buckets}
                   for n, v in spec.vocabularies.items() if n in used}
         rates = {k: float(v) for k, v in spec.label_rates.get("train", {}).items()}
-        return cls(features=features, vocabularies=vocabs, sequence_length=spec.sequence_length,
+        length = spec.sequence_length if any(f["part"] == "sequence" for f in features) else 0
+        return cls(features=features, vocabularies=vocabs, sequence_length=length,
                    float_stats=dict(float_stats or {}), label_rates=rates)
 
     @property
@@ -47,20 +58,46 @@ class SharedEmbeddings(tf.keras.layers.Layer):
 
     Call returns a dict:
       ``fields``    [B, F, D]  embeddings of the F categorical context features (spec order);
-      ``dense``     [B, F_d]   float context features, standardised (F_d may be 0);
+      ``dense``     [B, F_d]   float context features, standardised, then the history summary
+                               (F_d may be 0);
       ``candidate`` [B, D_c]   concat of the ``item``-group embeddings (the attention query);
       ``profile``   [B, D_p]   concat of the ``user_profile`` group (``user`` if there is none);
-      ``sequence``  [B, L, E]  per-event concat of the feature-list embeddings and standardised
-                               floats (padded events are zeroed by the encoders, not here);
+      ``sequence``  [B, L, E]  per-event concat of the feature-list embeddings, standardised
+                               floats and the match channels (padded events are zeroed by the
+                               encoders, not here);
       ``mask``      [B, L]     True for real events (``hist`` id != "").
     For a flat dataset (no feature lists) ``sequence`` is ``fields`` and ``mask`` is all True,
     as 000 runs its 1D convolution over the stacked field embeddings of Ali-CCP.
+
+    Target-aware history inputs (on by default; how the world's local context reaches a tower):
+
+    * match channels (``history_matches``): for each feature list that names the vocabulary of
+      a candidate feature (``hist_item_id``/``item_id``, ``hist_category``/``category``), a 0/1
+      channel per event "this event's id equals the candidate's" (raw strings, so two OOV ids
+      match only if they are the same id). An embedding concat cannot express equality for a
+      convolution or an MLP to read, and a softmax attention loses how many events matched.
+    * history summary (``history_summary``): for each small-vocabulary feature list (the
+      behaviour: pv/cart/fav/buy) × {any event, same item, same category} × {last
+      ``SUMMARY_RECENT`` events, whole history}: log1p(count), and the standardised time gap of
+      the most recent such event (``SUMMARY_NONE`` if there is none). Appended to ``dense``.
+
+    ``embedding_l2`` adds ``λ·Σ‖e‖²/B`` over the rows a training batch looks up (mini-batch
+    aware L2: a rare id shrinks no faster than its data pulls it away), as a layer loss.
     """
 
-    def __init__(self, layout: dict, embedding_dim: int = 8, **kwargs):
+    SUMMARY_RECENT = 5
+    SUMMARY_NONE = 3.0        # "no such event": three standard deviations beyond the mean gap
+    SUMMARY_MAX_VOCAB = 16    # feature lists with at most this many tokens get summary counts
+
+    def __init__(self, layout: dict, embedding_dim: int = 8, history_matches: bool = True,
+                 history_summary: bool = True, embedding_l2: float = 0.0,
+                 field_interactions: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.layout = layout if isinstance(layout, dict) else dataclasses.asdict(layout)
         self.embedding_dim = embedding_dim
+        self.history_matches, self.history_summary = history_matches, history_summary
+        self.field_interactions = field_interactions
+        self.embedding_l2 = embedding_l2
         self._lookups, self._tables = {}, {}
         for name, v in sorted(self.layout["vocabularies"].items()):
             self._lookups[name] = tf.keras.layers.StringLookup(
@@ -77,9 +114,32 @@ class SharedEmbeddings(tf.keras.layers.Layer):
         profile_group = "user_profile" if "user_profile" in groups else "user"
         self.profile_names = [f["name"] for f in self.context_categorical if f["group"] == profile_group]
         self.candidate_names = [f["name"] for f in self.context_categorical if f["group"] == "item"]
+        candidate_by_vocab = {f["vocab"]: f["name"] for f in self.context_categorical
+                              if f["group"] == "item"}
+        # (feature list, candidate feature) pairs naming one vocabulary, in spec order.
+        self.match_pairs = [(f["name"], candidate_by_vocab[f["vocab"]])
+                            for f in self.sequence_features if f["vocab"] in candidate_by_vocab]
+        matched = {seq for seq, _ in self.match_pairs}
+        self.kind_features = [f for f in self.sequence_features
+                              if f["vocab"] and f["name"] not in matched
+                              and self.layout["vocabularies"][f["vocab"]]["size"] <= self.SUMMARY_MAX_VOCAB]
+        self.gap_feature = next((f for f in self.sequence_features if not f["vocab"]), None)
         # Track the per-vocab layers as attributes so they are saved.
         self.lookup_layers = [self._lookups[n] for n in sorted(self._lookups)]
         self.embedding_layers = [self._tables[n] for n in sorted(self._tables)]
+
+    @property
+    def summary_size(self) -> int:
+        """Width of the history summary appended to ``dense`` (0 when off or not applicable)."""
+        if not (self.history_summary and self.has_sequence and self.kind_features):
+            return 0
+        kinds = sum(self._kind_size(f) for f in self.kind_features)
+        per_kind = (1 + len(self.match_pairs)) * (2 + (self.gap_feature is not None))
+        return kinds * per_kind
+
+    def _kind_size(self, feature: dict) -> int:
+        v = self.layout["vocabularies"][feature["vocab"]]
+        return v["size"] + v["num_oov_buckets"]
 
     def _standardise(self, feature: dict, value):
         """(x − mean) / std with the train statistics of the layout (identity without them)."""
@@ -89,12 +149,43 @@ class SharedEmbeddings(tf.keras.layers.Layer):
             return value
         return (value - stats["mean"]) / stats["std"]
 
-    def _embed(self, feature: dict, value):
+    def _embed(self, feature: dict, value, training=None, mask=None):
         ids = self._lookups[feature["vocab"]](value)
-        return self._tables[feature["vocab"]](ids)
+        embedded = self._tables[feature["vocab"]](ids)
+        if training and self.embedding_l2 > 0:
+            squares = tf.reduce_sum(tf.square(embedded), axis=-1)
+            if mask is not None:
+                squares = squares * tf.cast(mask, squares.dtype)
+            batch = tf.cast(tf.shape(embedded)[0], tf.float32)
+            self.add_loss(self.embedding_l2 * tf.reduce_sum(squares) / batch)
+        return ids, embedded
 
-    def call(self, features):
-        embedded = {f["name"]: self._embed(f, features[f["name"]]) for f in self.context_categorical}
+    def _summary(self, features, mask, matches, ids_of):
+        """The history summary [B, S] (see the class docstring)."""
+        length = tf.shape(mask)[1]
+        recent = tf.range(length) >= length - self.SUMMARY_RECENT                  # [L]
+        windows = [mask, mask & recent[tf.newaxis, :]]
+        scopes = [mask] + matches                                                    # each [B, L]
+        gap = None
+        if self.gap_feature is not None:
+            gap = self._standardise(self.gap_feature, features[self.gap_feature["name"]])
+        parts = []
+        for f in self.kind_features:
+            # Lookup ids: 0 padding, then OOV, then the vocabulary; padding one-hots to zeros.
+            kinds = tf.one_hot(ids_of[f["name"]] - 1, self._kind_size(f)) > 0.5            # [B, L, K]
+            for scope in scopes:
+                hit = kinds & scope[..., tf.newaxis]                                        # [B, L, K]
+                for window in windows:
+                    count = tf.reduce_sum(tf.cast(hit & window[..., tf.newaxis], tf.float32), axis=1)
+                    parts.append(tf.math.log1p(count))                                      # [B, K]
+                if gap is not None:
+                    latest = tf.reduce_min(tf.where(hit, gap[..., tf.newaxis], 1e9), axis=1)
+                    parts.append(tf.where(latest > 1e8, self.SUMMARY_NONE, latest))         # [B, K]
+        return tf.concat(parts, axis=-1)
+
+    def call(self, features, training=None):
+        embedded = {f["name"]: self._embed(f, features[f["name"]], training)[1]
+                    for f in self.context_categorical}
         fields = tf.stack([embedded[f["name"]] for f in self.context_categorical], axis=1)
         batch = tf.shape(fields)[0]
         if self.context_dense:
@@ -103,26 +194,42 @@ class SharedEmbeddings(tf.keras.layers.Layer):
             dense = tf.zeros([batch, 0], tf.float32)
         out = {
             "fields": fields,
-            "dense": dense,
             "candidate": tf.concat([embedded[n] for n in self.candidate_names], axis=-1),
-            "profile": tf.concat([embedded[n] for n in self.profile_names], axis=-1),
+            # Without any user feature (all excluded) PEG's generator reads a constant.
+            "profile": (tf.concat([embedded[n] for n in self.profile_names], axis=-1)
+                        if self.profile_names else tf.ones([batch, 1], tf.float32)),
         }
         if self.has_sequence:
-            steps, mask = [], None
+            first = next((f for f in self.sequence_features if f["vocab"]), None)
+            mask = tf.not_equal(features[first["name"]], "") if first is not None else None
+            steps, ids_of = [], {}
             for f in self.sequence_features:
                 value = features[f["name"]]
                 if f["vocab"]:
-                    steps.append(self._embed(f, value))
-                    if mask is None:
-                        mask = tf.not_equal(value, "")
+                    ids_of[f["name"]], step = self._embed(f, value, training, mask)
+                    steps.append(step)
                 else:
                     steps.append(self._standardise(f, value)[..., tf.newaxis])
+            matches = [tf.equal(features[seq], features[cand][:, tf.newaxis]) & mask
+                       for seq, cand in self.match_pairs]
+            if self.history_matches:
+                steps += [tf.cast(m, tf.float32)[..., tf.newaxis] for m in matches]
             out["sequence"] = tf.concat(steps, axis=-1)
             out["mask"] = mask
+            if self.summary_size:
+                dense = tf.concat([dense, self._summary(features, mask, matches, ids_of)], axis=-1)
         else:
             out["sequence"] = fields
             out["mask"] = tf.ones(tf.shape(fields)[:2], tf.bool)
+        if self.field_interactions and len(self.context_categorical) > 1:
+            n = len(self.context_categorical)
+            rows, cols = np.triu_indices(n, 1)
+            gram = tf.reshape(tf.matmul(fields, fields, transpose_b=True), [-1, n * n])  # [B, F²]
+            dense = tf.concat([dense, tf.gather(gram, rows * n + cols, axis=1)], axis=-1)
+        out["dense"] = dense
         return out
 
     def get_config(self):
-        return {**super().get_config(), "layout": self.layout, "embedding_dim": self.embedding_dim}
+        return {**super().get_config(), "layout": self.layout, "embedding_dim": self.embedding_dim,
+                "history_matches": self.history_matches, "history_summary": self.history_summary,
+                "embedding_l2": self.embedding_l2, "field_interactions": self.field_interactions}

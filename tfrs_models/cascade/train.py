@@ -17,12 +17,12 @@ from tfrs_models.cascade.config import ModelConfig, TrainConfig
 from tfrs_models.cascade.input import CLICK_LABEL, CONVERSION_LABEL, DatasetSpec, make_dataset
 
 
-def layout_of(spec: DatasetSpec) -> dict:
+def layout_of(spec: DatasetSpec, exclude: tuple[str, ...] = ()) -> dict:
     """The model's input layout, with the float features' train statistics."""
     from tfrs_models.cascade.features import InputLayout
     from tfrs_models.cascade.input import float_statistics
 
-    return dataclasses.asdict(InputLayout.from_spec(spec, float_statistics(spec)))
+    return dataclasses.asdict(InputLayout.from_spec(spec, float_statistics(spec), exclude))
 
 
 def train_model(spec: DatasetSpec, model_config: ModelConfig, train_config: TrainConfig,
@@ -33,7 +33,7 @@ def train_model(spec: DatasetSpec, model_config: ModelConfig, train_config: Trai
     from tfrs_models.cascade.models.registry import build_model
 
     tf.keras.utils.set_random_seed(train_config.seed)
-    model = build_model(layout_of(spec), model_config)
+    model = build_model(layout_of(spec, model_config.exclude_features), model_config)
     model.compile(optimizer=tf.keras.optimizers.Adam(train_config.learning_rate))
     train = make_dataset(spec, "train", train_config.batch_size, shuffle=True, seed=train_config.seed,
                          repeat=train_config.steps_per_epoch is not None, cache=True)
@@ -41,7 +41,7 @@ def train_model(spec: DatasetSpec, model_config: ModelConfig, train_config: Trai
     if "valid" in spec.files and list(spec.data_dir.glob(spec.files["valid"])):
         valid = make_dataset(spec, "valid", max(train_config.batch_size, 1024), cache=True)
         callbacks.append(tf.keras.callbacks.EarlyStopping(
-            monitor="val_loss", mode="min", patience=patience, restore_best_weights=True))
+            monitor="val_objective", mode="min", patience=patience, restore_best_weights=True))
     history = model.fit(train, epochs=train_config.epochs, steps_per_epoch=train_config.steps_per_epoch,
                         validation_data=valid, callbacks=callbacks, verbose=verbose)
     return model, {k: [float(x) for x in v] for k, v in history.history.items()}
@@ -88,8 +88,15 @@ def score(pred: dict, user_key: str = "user_id") -> dict:
 
 
 def save_run(run_dir: Path, model, spec: DatasetSpec, model_config: ModelConfig,
-             train_config: TrainConfig, history: dict, test_metrics: dict) -> None:
-    """RUN/config.json (family cascade), RUN/saved_model (serving signature), RUN/metrics.json."""
+             train_config: TrainConfig, history: dict, test_metrics: dict,
+             oracle: dict | None = None) -> None:
+    """RUN/config.json (family cascade), RUN/saved_model (serving signature), RUN/metrics.json.
+
+    ``metrics.json``: ``history`` (per epoch), ``test`` (the model on every test row) and, given
+    ``oracle`` (oracle.oracle_scores), ``oracle`` and ``ceilings`` ({item, context}) on the rows
+    that join the world's oracle file, ``oracle_rows`` ({test, joined}) and ``test_on_oracle_rows``
+    (the model on exactly those rows, equal to ``test`` when every row joins).
+    """
     from tfrs_models.cascade.export import export_saved_model
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -97,8 +104,14 @@ def save_run(run_dir: Path, model, spec: DatasetSpec, model_config: ModelConfig,
     config = {"family": "cascade", "data_dir": str(spec.data_dir), "dataset": spec.name,
               "model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_config)}
     (run_dir / "config.json").write_text(json.dumps(config, indent=1))
-    (run_dir / "metrics.json").write_text(json.dumps({"history": history, "test": test_metrics},
-                                                     indent=1, default=float))
+    metrics = {"history": history, "test": test_metrics}
+    if oracle is not None:
+        metrics["oracle"] = oracle["oracle"]
+        metrics["ceilings"] = {name.removeprefix("ceiling_"): oracle[name]
+                               for name in ("ceiling_item", "ceiling_context") if name in oracle}
+        metrics["oracle_rows"] = {"test": oracle["rows"], "joined": oracle["joined_rows"]}
+        metrics["test_on_oracle_rows"] = oracle["model"]
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
 
 
 def load_predict_fn(saved_model_dir: Path):

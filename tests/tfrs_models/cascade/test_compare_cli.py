@@ -44,10 +44,11 @@ def test_markdown_has_mean_std_and_oracle_rows():
     oracle = {k: {"mean": 0.9, "std": 0.0, "values": [0.9]} for k in metrics}
     md = to_markdown({"data_dir": "d", "dataset": "sequence", "seeds": [0, 1],
                       "train": {"epochs": 1, "batch_size": 8, "learning_rate": 0.1},
-                      "rows": [{"model": "aitm", "encoder": "tcn", "metrics": metrics},
+                      "rows": [{"model": "aitm", "encoder": "tcn", "learning_rate": 0.003,
+                                "metrics": metrics},
                                {"model": "oracle", "encoder": "-", "metrics": oracle}]})
-    assert "| aitm | tcn | 0.7000 ± 0.0100 |" in md
-    assert "| oracle | - | 0.9000 |" in md
+    assert "| aitm | tcn | 0.003 | 0.7000 ± 0.0100 |" in md
+    assert "| oracle | - | - | 0.9000 |" in md
     assert md.count("## ") == 3
 
 
@@ -78,3 +79,28 @@ def test_train_evaluate_and_compare_commands(cascade_data, tmp_path):
     result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert [r["model"] for r in result["rows"]] == ["esmm", "mmoe"]
     assert len(result["rows"][0]["metrics"]["click_auc"]["values"]) == 2
+
+
+def test_oracle_scores_compare_like_with_like(tmp_path):
+    """A test row without an oracle entry is left out of *every* column: the model is re-scored
+    on exactly the rows the oracle and the ceilings are scored on."""
+    from tfrs_models.cascade.oracle import oracle_scores
+    from tfrs_models.cascade.train import score
+
+    (tmp_path / "oracle").mkdir()
+    (tmp_path / "oracle" / "behaviour.csv").write_text(
+        "user_id,ts,p_click,p_conversion,p_click_item,p_conversion_item,p_click_context,p_conversion_context\n"
+        "1,10,0.9,0.5,0.5,0.2,0.8,0.4\n1,20,0.1,0.05,0.5,0.2,0.2,0.1\n"
+        "2,10,0.6,0.1,0.4,0.1,0.5,0.1\n2,30,0.3,0.2,0.4,0.1,0.3,0.1\n")
+    pred = {"user_id": np.array([b"1", b"1", b"2", b"2", b"3"]), "ts": np.array([10, 20, 10, 30, 10]),
+            "click": np.array([1, 0, 1, 0, 1]), "conversion": np.array([1, 0, 0, 0, 1]),
+            # the unjoined last row would make the model look perfect on conversion
+            "p_click": np.array([0.2, 0.7, 0.6, 0.1, 0.99]), "p_conversion": np.array([0.1, 0.3, 0.2, 0.05, 0.9])}
+    result = oracle_scores(tmp_path, pred)
+    assert (result["rows"], result["joined_rows"]) == (5, 4)
+    subset = score({k: v[:4] for k, v in pred.items()})
+    assert result["model"]["click"]["auc"] == subset["click"]["auc"] == 0.5   # (0 + 1 + 1 + 0) / 4
+    assert result["oracle"]["click"]["auc"] == 1.0
+    assert result["ceiling_context"]["click"]["auc"] == 1.0
+    assert result["ceiling_item"]["click"]["auc"] == 0.5                       # ties within users
+    assert result["oracle"]["conversion"]["auc"] == 1.0

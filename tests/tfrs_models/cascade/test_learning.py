@@ -45,12 +45,14 @@ def test_shared_embeddings_standardise_float_features(cascade_spec, cascade_batc
 
     stats = {"hist_time_gap": {"mean": 7.0, "std": 2.0}}
     layout = dataclasses.asdict(InputLayout.from_spec(cascade_spec, stats))
-    out = SharedEmbeddings(layout, embedding_dim=4)(cascade_batch)
-    # hist_time_gap is the last feature list in spec order: the last channel of the sequence.
+    out = SharedEmbeddings(layout, embedding_dim=4, history_matches=False)(cascade_batch)
+    # hist_time_gap is the last feature list in spec order: the last channel of the sequence
+    # (before the match channels, off here).
     gap = cascade_batch["hist_time_gap"].numpy()
     np.testing.assert_allclose(out["sequence"].numpy()[..., -1], (gap - 7.0) / 2.0, rtol=1e-6)
     # Without statistics (an old layout) the value passes unchanged.
-    raw = SharedEmbeddings(dataclasses.asdict(InputLayout.from_spec(cascade_spec)), 4)(cascade_batch)
+    raw = SharedEmbeddings(dataclasses.asdict(InputLayout.from_spec(cascade_spec)), 4,
+                           history_matches=False)(cascade_batch)
     np.testing.assert_allclose(raw["sequence"].numpy()[..., -1], gap, rtol=1e-6)
 
 
@@ -61,7 +63,7 @@ def test_layout_of_carries_train_statistics(cascade_spec):
     assert layout["float_stats"]["hist_time_gap"]["std"] > 0.1
 
 
-def _fit_and_score(spec, model, encoder, steps, seed=0):
+def _fit_and_score(spec, model, encoder, steps, seed=0, exclude=()):
     from tfrs_models._tf import import_tensorflow
 
     tf = import_tensorflow()
@@ -72,7 +74,8 @@ def _fit_and_score(spec, model, encoder, steps, seed=0):
     from tfrs_models.cascade.train import layout_of, predict_split, score
 
     tf.keras.utils.set_random_seed(seed)
-    m = build_model(layout_of(spec), ModelConfig(name=model, encoder=EncoderConfig(name=encoder)))
+    m = build_model(layout_of(spec, exclude), ModelConfig(name=model, exclude_features=exclude,
+                                                          encoder=EncoderConfig(name=encoder)))
     m.compile(optimizer=tf.keras.optimizers.Adam(3e-3))
     m.fit(make_dataset(spec, "train", 64, shuffle=True, seed=seed, repeat=True, cache=True),
           steps_per_epoch=steps, epochs=1, verbose=0)
@@ -117,3 +120,18 @@ def test_untrained_heads_start_at_the_train_base_rate(context_data, model):
     out = build_model(layout, ModelConfig(name=model, encoder=EncoderConfig(name="mean")))(batch)
     assert np.mean(out["p_click"].numpy()) == pytest.approx(rates["click"], abs=0.06)
     assert np.mean(out["p_conversion"].numpy()) == pytest.approx(rates["conversion"], abs=0.04)
+
+
+def test_history_reaches_the_towers_and_beats_a_history_blind_model(context_data):
+    """The fixture's click depends on #cart/fav in the candidate's category among the last 5
+    events — a signal only the history carries. The same model with every feature list left
+    out (history-blind) can only learn the item's goodness; with the history it must be far
+    better. Same data, seed and steps for both."""
+    from tfrs_models.cascade.input import load_spec
+
+    spec = load_spec(context_data)
+    history = [f.name for f in spec.sequence_features]
+    with_history = _fit_and_score(spec, "cnn_attention", "tcn", steps=150)
+    blind = _fit_and_score(spec, "cnn_attention", "none", steps=150, exclude=tuple(history))
+    assert with_history["click"]["auc"] > blind["click"]["auc"] + 0.05, (with_history, blind)
+    assert blind["click"]["auc"] < 0.62  # the item alone (good vs not) is a weak signal here

@@ -28,7 +28,12 @@ class CascadeModel(tfrs.models.Model):
         super().__init__(**kwargs)
         self.layout = layout
         self.config = config
-        self.embeddings = SharedEmbeddings(layout, config.embedding_dim, name="shared_embeddings")
+        self.embeddings = SharedEmbeddings(layout, config.embedding_dim,
+                                           history_matches=config.history_matches,
+                                           history_summary=config.history_summary,
+                                           embedding_l2=config.embedding_l2,
+                                           field_interactions=config.field_interactions,
+                                           name="shared_embeddings")
         has_sequence = any(f["part"] == "sequence" for f in layout["features"])
         self.encoder = build_encoder(config.encoder) if has_sequence else None
         alpha = config.calibrator_weight
@@ -41,6 +46,8 @@ class CascadeModel(tfrs.models.Model):
             metrics=[tf.keras.metrics.AUC(name="conversion_auc")])
         self.cvr_auc = tf.keras.metrics.AUC(name="cvr_auc_clicked")
         self.calibrator_metric = tf.keras.metrics.Mean(name="calibrator")
+        # tfrs reports ``loss`` of the last batch only; early stopping reads this epoch mean.
+        self.objective_metric = tf.keras.metrics.Mean(name="objective")
 
     def prior(self, task: str) -> float | None:
         """Train positive rate of ``click`` / ``conversion`` (None if the layout lacks it);
@@ -52,7 +59,7 @@ class CascadeModel(tfrs.models.Model):
         return rates.get(task)
 
     def shared_inputs(self, features, training=None):
-        inputs = dict(self.embeddings(features))
+        inputs = dict(self.embeddings(features, training=training))
         inputs["interest"] = self.encoder(inputs, training=training) if self.encoder is not None else None
         return inputs
 
@@ -94,6 +101,7 @@ class CascadeModel(tfrs.models.Model):
                                   sample_weight=click)
         if self.calibrator_weight:
             loss += self.calibrator_weight * calibrator
+        self.objective_metric.update_state(loss, sample_weight=tf.shape(click)[0])
         return loss
 
     def serving_function(self):

@@ -1,0 +1,118 @@
+"""Target-aware history inputs of SharedEmbeddings, checked against hand-computed values:
+match channels per event, the history summary (counts and recencies) and field interactions."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import tfrs_models.cascade  # noqa: F401  (selects Keras 2 before TensorFlow)
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory):
+    """Vocabularies: items 10..13, categories a..c, behaviours pv/cart/fav/buy; L = 6."""
+    root = tmp_path_factory.mktemp("vocab")
+    vocabs = {}
+    for name, tokens in (("item_id", ["10", "11", "12", "13"]), ("category", ["a", "b", "c"]),
+                         ("behavior", ["pv", "cart", "fav", "buy"]), ("user_id", ["u1", "u2"])):
+        (root / f"{name}.txt").write_text("".join(t + "\n" for t in tokens))
+        vocabs[name] = {"path": str(root / f"{name}.txt"), "size": len(tokens), "num_oov_buckets": 1}
+
+    def feature(name, vocab, group, part="context", dtype="string"):
+        return {"name": name, "dtype": dtype, "vocab": vocab, "group": group, "part": part,
+                "max_length": 6 if part == "sequence" else None,
+                "kind": "varlen" if part == "sequence" else "scalar"}
+
+    features = [feature("user_id", "user_id", "user"), feature("item_id", "item_id", "item"),
+                feature("category", "category", "item"),
+                feature("hist_item_id", "item_id", "history", "sequence"),
+                feature("hist_category", "category", "history", "sequence"),
+                feature("hist_behavior", "behavior", "history", "sequence"),
+                feature("hist_time_gap", None, "history", "sequence", dtype="float32")]
+    return {"features": features, "vocabularies": vocabs, "sequence_length": 6,
+            "float_stats": {"hist_time_gap": {"mean": 5.0, "std": 2.0}}, "label_rates": {}}
+
+
+def _batch():
+    import tensorflow as tf
+
+    # One example, left-padded (oldest first): two padding slots, then 4 events.
+    return {
+        "user_id": tf.constant(["u1"]), "item_id": tf.constant(["12"]), "category": tf.constant(["b"]),
+        "hist_item_id": tf.constant([["", "", "11", "12", "99", "12"]]),
+        "hist_category": tf.constant([["", "", "b", "b", "a", "b"]]),
+        "hist_behavior": tf.constant([["", "", "cart", "pv", "pv", "fav"]]),
+        "hist_time_gap": tf.constant([[0.0, 0.0, 9.0, 7.0, 5.0, 3.0]]),
+    }
+
+
+def test_match_channels_mark_events_equal_to_the_candidate(layout):
+    from tfrs_models.cascade.features import SharedEmbeddings
+
+    layer = SharedEmbeddings(layout, embedding_dim=2, history_summary=False)
+    assert layer.match_pairs == [("hist_item_id", "item_id"), ("hist_category", "category")]
+    out = layer(_batch())
+    # per event: 3 embeddings of 2 + the standardised gap + 2 match channels = 9 channels
+    assert out["sequence"].shape == (1, 6, 9)
+    np.testing.assert_array_equal(out["sequence"].numpy()[0, :, -2], [0, 0, 0, 1, 0, 1])  # item 12
+    np.testing.assert_array_equal(out["sequence"].numpy()[0, :, -1], [0, 0, 1, 1, 0, 1])  # cat. b
+    np.testing.assert_allclose(out["sequence"].numpy()[0, 2:, 6], [2.0, 1.0, 0.0, -1.0])  # (g-5)/2
+    off = SharedEmbeddings(layout, embedding_dim=2, history_matches=False, history_summary=False)
+    assert off(_batch())["sequence"].shape == (1, 6, 7)
+
+
+def test_history_summary_counts_and_recencies_by_hand(layout):
+    from tfrs_models.cascade.features import SharedEmbeddings
+
+    layer = SharedEmbeddings(layout, embedding_dim=2)
+    layer.SUMMARY_RECENT = 2
+    # kinds = OOV + 4 behaviours = 5; scopes any/item/category = 3; (2 windows + recency) = 3
+    assert layer.summary_size == 5 * 3 * 3
+    # layout: per scope (any, same item, same category): all-history counts, last-2 counts,
+    # recencies, each over the 5 kinds (OOV, pv, cart, fav, buy)
+    summary = layer(_batch())["dense"].numpy()[0].reshape(3, 3, 5)   # [scope, stat, kind]
+    pv, cart, fav, buy = 1, 2, 3, 4
+    log1p = math.log1p
+    # any scope: pv twice (one in the last 2 events), cart once (old), fav once (latest)
+    np.testing.assert_allclose(summary[0, :, pv], [log1p(2), log1p(1), (5.0 - 5) / 2])
+    np.testing.assert_allclose(summary[0, :, cart], [log1p(1), 0.0, (9.0 - 5) / 2])
+    np.testing.assert_allclose(summary[0, :, fav], [log1p(1), log1p(1), (3.0 - 5) / 2])
+    # same item (12): the pv at gap 7 and the fav at gap 3
+    np.testing.assert_allclose(summary[1, :, pv], [log1p(1), 0.0, (7.0 - 5) / 2])
+    np.testing.assert_allclose(summary[1, :, fav], [log1p(1), log1p(1), -1.0])
+    np.testing.assert_allclose(summary[1, :, cart], [0.0, 0.0, layer.SUMMARY_NONE])
+    # same category (b): cart (gap 9), pv (gap 7), fav (gap 3); the pv of category a is out
+    np.testing.assert_allclose(summary[2, :, cart], [log1p(1), 0.0, 2.0])
+    np.testing.assert_allclose(summary[2, :, pv], [log1p(1), 0.0, 1.0])
+    # no buy anywhere, no OOV behaviour
+    np.testing.assert_allclose(summary[:, :, buy], [[0.0, 0.0, layer.SUMMARY_NONE]] * 3)
+    np.testing.assert_allclose(summary[:, :, 0], [[0.0, 0.0, layer.SUMMARY_NONE]] * 3)
+
+
+def test_field_interactions_are_pairwise_inner_products(layout):
+    from tfrs_models.cascade.features import SharedEmbeddings
+
+    layer = SharedEmbeddings(layout, embedding_dim=3, history_summary=False, field_interactions=True)
+    out = layer(_batch())
+    fields = out["fields"].numpy()[0]                                   # user, item, category
+    expected = [fields[0] @ fields[1], fields[0] @ fields[2], fields[1] @ fields[2]]
+    np.testing.assert_allclose(out["dense"].numpy()[0], expected, rtol=1e-5)
+
+
+def test_embedding_l2_counts_only_looked_up_rows_of_a_training_batch(layout):
+    from tfrs_models.cascade.features import SharedEmbeddings
+
+    layer = SharedEmbeddings(layout, embedding_dim=2, embedding_l2=0.5)
+    batch = _batch()
+    layer(batch, training=False)
+    assert layer.losses == []
+    layer(batch, training=True)
+    tables = {v.name.split("/")[-2]: v.numpy() for v in layer.weights if "embedding" in v.name}
+    ids = {"user_id": [1 + 1], "item_id": [3 + 1], "category": [2 + 1]}  # mask 0, OOV 1
+    total = sum(np.sum(tables[f"embedding_{name}"][i] ** 2) for name, i in ids.items())
+    hist = {"item_id": [2 + 1, 3 + 1, 1, 3 + 1], "category": [2 + 1, 2 + 1, 1 + 1, 2 + 1],
+            "behavior": [2 + 1, 1 + 1, 1 + 1, 3 + 1]}  # 99 is OOV (1)
+    total += sum(np.sum(tables[f"embedding_{name}"][i] ** 2) for name, i in hist.items())
+    assert float(sum(layer.losses)) == pytest.approx(0.5 * total, rel=1e-5)
