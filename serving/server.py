@@ -40,6 +40,7 @@ from serving.manager import ModelConfig, ModelManager, parse_model_config_text
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_REQUEST_BYTES = 64 << 20
+DEFAULT_MAX_DECODED_BYTES = 2 << 30
 
 
 class ModelServer:
@@ -54,7 +55,9 @@ class ModelServer:
                  tensorflow_intra_op_parallelism: int = 0, tensorflow_inter_op_parallelism: int = 0,
                  rest_api_timeout_in_ms: int = 30000, max_num_load_retries: int = 5,
                  load_retry_interval_micros: int = 60_000_000, enable_batching: bool = False,
-                 batching_parameters_file: str | None = None, batching_parameters=None):
+                 batching_parameters_file: str | None = None, batching_parameters=None,
+                 max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES, rest_large_request_bytes: int = 256 << 10,
+                 rest_large_request_threads: int = 1, rest_max_pending_large: int = 4):
         if configs is None:
             if model_config_file:
                 text = Path(model_config_file).read_text()
@@ -68,6 +71,8 @@ class ModelServer:
         self._ports = (port, rest_api_port)
         self.max_request_bytes = max_request_bytes
         self.rest_inference_threads = rest_inference_threads
+        self.max_decoded_bytes = max_decoded_bytes
+        self.rest_large = (rest_large_request_bytes, rest_large_request_threads, rest_max_pending_large)
         self.grpc_max_workers = grpc_max_workers
         self.enable_cors = rest_api_enable_cors_support
         self.grace = shutdown_grace_seconds
@@ -110,13 +115,16 @@ class ModelServer:
         grpc_port, rest_port = self._ports
         if grpc_port is not None:
             self._grpc = GrpcServer(self.manager, self.host, grpc_port, max_workers=self.grpc_max_workers,
-                                    max_request_bytes=self.max_request_bytes)
+                                    max_request_bytes=self.max_request_bytes,
+                                    max_decoded_bytes=self.max_decoded_bytes)
             self._grpc.start()
             self.port = self._grpc.port
         if rest_port is not None:
             self._rest = RestServer(self.manager, self.host, rest_port, max_request_bytes=self.max_request_bytes,
                                     inference_threads=self.rest_inference_threads, enable_cors=self.enable_cors,
-                                    shutdown_timeout=self.grace, timeout_seconds=self.rest_timeout_seconds)
+                                    shutdown_timeout=self.grace, timeout_seconds=self.rest_timeout_seconds,
+                                    large_request_bytes=self.rest_large[0], large_request_threads=self.rest_large[1],
+                                    max_pending_large=self.rest_large[2], max_decoded_bytes=self.max_decoded_bytes)
             self._rest.start()
             self.rest_api_port = self._rest.port
         return self
@@ -208,9 +216,19 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
                              "0.0.0.0 to listen on every interface")
     parser.add_argument("--max_request_bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES,
                         help="largest accepted request body / gRPC message (not a TF Serving flag)")
+    parser.add_argument("--max_decoded_bytes", type=int, default=DEFAULT_MAX_DECODED_BYTES,
+                        help="largest decoded request (REST: ~64 bytes per JSON value; gRPC: the tensors' "
+                             "elements); over it REST answers 413, gRPC RESOURCE_EXHAUSTED (not a TF Serving flag)")
     parser.add_argument("--rest_inference_threads", type=int, default=0,
-                        help="0: run inference on the REST event loop (fastest for small models); "
-                             "N: in a pool of N threads")
+                        help="0: run small requests on the REST event loop (fastest for small models) and "
+                             "large ones in the --rest_large_request_threads pool; N: every request in a "
+                             "pool of N threads")
+    parser.add_argument("--rest_large_request_bytes", type=int, default=256 << 10,
+                        help="REST bodies larger than this are decoded and run off the event loop")
+    parser.add_argument("--rest_large_request_threads", type=int, default=1,
+                        help="threads for large REST requests")
+    parser.add_argument("--rest_max_pending_large", type=int, default=4,
+                        help="large REST requests queued or running at once; 429 beyond")
     parser.add_argument("--grpc_max_workers", type=int, default=16)
     parser.add_argument("--port_file", default=None,
                         help="write {\"port\":..,\"rest_api_port\":..} here once serving (for launchers)")
@@ -238,7 +256,10 @@ def server_from_args(args: argparse.Namespace) -> ModelServer:
         rest_api_timeout_in_ms=args.rest_api_timeout_in_ms,
         max_num_load_retries=args.max_num_load_retries,
         load_retry_interval_micros=args.load_retry_interval_micros,
-        enable_batching=args.enable_batching, batching_parameters_file=args.batching_parameters_file)
+        enable_batching=args.enable_batching, batching_parameters_file=args.batching_parameters_file,
+        max_decoded_bytes=args.max_decoded_bytes, rest_large_request_bytes=args.rest_large_request_bytes,
+        rest_large_request_threads=args.rest_large_request_threads,
+        rest_max_pending_large=args.rest_max_pending_large)
 
 
 def run_server(args: argparse.Namespace) -> int:
