@@ -424,10 +424,13 @@ def format_float(value: float, f32: bool = True) -> str:
 
 
 def _leaf_writer(dtype: int, as_b64: bool, alias: str):
-    if dtype == DT_FLOAT:
-        return lambda v: format_float(float(v), True)
-    if dtype == DT_DOUBLE:
-        return lambda v: format_float(float(v), False)
+    if dtype in (DT_FLOAT, DT_DOUBLE):
+        f32 = dtype == DT_FLOAT
+
+        def write_float(v):  # the name tells _write_nested_vectorized it may format in bulk
+            return format_float(float(v), f32)
+
+        return write_float
     if dtype == DT_BOOL:
         return lambda v: "true" if v else "false"
     if dtype in _INT_RANGE:
@@ -447,9 +450,47 @@ def _write_nested(arr: np.ndarray, leaf) -> str:
         return leaf(arr)
     if arr.ndim == 0:
         return leaf(arr.item() if arr.dtype != object else arr[()])
+    if arr.size >= _VECTOR_MIN and all(arr.shape):
+        return _write_nested_vectorized(arr, leaf)
     if arr.ndim == 1:
         return "[" + ", ".join(leaf(v) for v in (arr.tolist() if arr.dtype != object else arr)) + "]"
     return "[" + ", ".join(_write_nested(sub, leaf) for sub in arr) + "]"
+
+
+_VECTOR_MIN = 1024
+
+
+def format_floats(values: np.ndarray) -> list[str]:
+    """``format_float`` of every element of a float32/float64 array, with the round-trip check
+    done by numpy for all of them at once (the per-value check cost 3 µs: most of a large
+    response's time)."""
+    f32 = values.dtype == np.float32
+    flat = values.ravel()
+    py = flat.tolist()
+    out = ["%g" % v for v in py]
+    finite = np.isfinite(flat)
+    back = np.array(out, dtype=np.float64)
+    same = (back.astype(np.float32) == flat) if f32 else (back == flat)
+    wide = "%.9g" if f32 else "%.17g"
+    for i in np.flatnonzero(~same & finite).tolist():
+        out[i] = wide % py[i]
+    out = [t if ("." in t or "e" in t) else t + ".0" for t in out]
+    for i in np.flatnonzero(~finite).tolist():
+        v = py[i]
+        out[i] = "NaN" if v != v else ("-Infinity" if v < 0 else "Infinity")
+    return out
+
+
+def _write_nested_vectorized(arr: np.ndarray, leaf) -> str:
+    """The same text as the recursive writer, built from the flat leaf strings innermost
+    dimension first."""
+    if arr.dtype in (np.float32, np.float64) and leaf.__name__ == "write_float":
+        parts = format_floats(arr)
+    else:
+        parts = [leaf(v) for v in (arr.ravel().tolist() if arr.dtype != object else arr.ravel())]
+    for size in reversed(arr.shape):
+        parts = ["[" + ", ".join(parts[i:i + size]) + "]" for i in range(0, len(parts), size)]
+    return parts[0]
 
 
 def _writer_for(alias: str, arr: np.ndarray):
