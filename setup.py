@@ -36,6 +36,7 @@ setup(
             "pytest-timeout>=2.3",
             "pytest-xdist>=3.5",
             "statsmodels>=0.14",
+            "hypothesis>=6.100",
             "apache-beam[gcp]==2.77.*",
         ],
     },
