@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 from json.decoder import scanstring
 
@@ -256,10 +257,13 @@ class _Parser:
                 value = int(token)
                 if -2**63 <= value < 2**64:
                     return value, m.end()
-            value = float(token)  # beyond uint64: rapidjson continues as a double
-        else:
-            value = float(token)
-        if abs(value) >= _DBL_TOO_BIG:
+            # beyond uint64 rapidjson goes on as a double, and stops at DBL_MAX / 10
+            value = float(token) if len(token) < 400 else math.inf
+            if abs(value) >= _DBL_TOO_BIG:
+                raise self.error("Number too big to be stored in double.", start)
+            return value, m.end()
+        value = float(token)
+        if math.isinf(value):  # an exponent past what a double holds (kParseErrorNumberTooBig)
             raise self.error("Number too big to be stored in double.", start)
         return value, m.end()
 
