@@ -62,7 +62,10 @@ def dtype_of_array(arr: np.ndarray) -> int:
     return _NUMPY_TO_DT[arr.dtype]
 
 
-MAX_RANK = 254  # TensorShape::kMaxDimensions: a deeper tensor fails Tensor::FromProto in TF Serving
+# TF Serving fails a tensor of more than 254 dimensions (TensorShape::kMaxDimensions) with
+# "tensor parsing error: <alias>" (Tensor::FromProto in GetInputValues); numpy, which carries the
+# tensor here, stops at 64 dimensions, so deeper ones get the same 400 instead of a 500.
+MAX_RANK = 64
 
 
 class RankTooHigh(ServingError):

@@ -130,8 +130,12 @@ def test_lone_surrogate_is_a_400_and_deep_nesting_follows_tf_serving(hostile_ser
     assert r.status_code == 200 and r.json() == {"predictions": [[2.5]]}
     r = requests.post(_url(hostile_server, "half_plus_two"), data=b'{"signature_name": ' + deep + b"}", timeout=60)
     assert r.status_code == 400 and "'signature_name' key must be a string value." in r.json()["error"]
-    r = requests.post(_url(hostile_server, "half_plus_two"), data=b'{"instances": ' + deep + b"}", timeout=60)
-    assert r.status_code == 400 and r.json()["error"] == "tensor parsing error: x"
+    for depth in (100, 100_000):  # over numpy's 64 and TF's 254 dimensions
+        nested = b"[" * depth + b"1.0" + b"]" * depth
+        for body in (b'{"instances": ' + nested + b"}", b'{"inputs": {"x": ' + nested + b"}}",
+                     b'{"instances": [{"x": ' + nested + b"}]}"):
+            r = requests.post(_url(hostile_server, "half_plus_two"), data=body, timeout=60)
+            assert r.status_code == 400 and r.json()["error"] == "tensor parsing error: x", (depth, body[:30])
 
 
 def test_inf_is_accepted_and_content_type_has_no_charset(hostile_server):

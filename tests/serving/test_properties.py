@@ -58,7 +58,7 @@ def mangle(body: bytes, data) -> bytes:
     if kind == "inf":
         return body.replace(b"Infinity", data.draw(st.sampled_from([b"Inf", b"-Inf", b"Infinit", b"NaN", b"-NaN"])))
     if kind == "deep":
-        depth = data.draw(st.sampled_from([10, 1000, 50_000]))
+        depth = data.draw(st.sampled_from([10, 64, 65, 100, 255, 1000, 50_000]))
         return b'{"' + data.draw(st.sampled_from([b"x", b"signature_name", b"instances", b"inputs"])) + b'": ' + \
             b"[" * depth + b"]" * depth + b"}"
     if kind == "surrogate":
