@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from serving.errors import Code, ServingError, invalid, too_large
+from serving.errors import Code, ServingError, invalid
 from serving.json_text import dbg, parse_json, string_bytes  # noqa: F401  (parse_json: REST's entry)
 
 # DataType enum numbers (tensorflow/core/framework/types.proto); kept here so that the JSON
@@ -49,7 +49,6 @@ _INT_RANGE = {
     DT_UINT64: (0, 2**64 - 1), DT_UINT16: (-2**31, 2**31 - 1),
 }
 _SUPPORTED = {DT_FLOAT, DT_DOUBLE, DT_STRING, DT_BOOL} | set(_INT_RANGE)
-_DBG_MAX = 256
 
 
 def type_name(dtype: int) -> str:
