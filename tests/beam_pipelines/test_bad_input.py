@@ -180,3 +180,31 @@ def test_read_equals_written_plus_dead_plus_labels_on_every_source(shared_data_d
     aitm = build_data("aliccp", files, tmp_path / "aitm", min_count=2).stats
     _accounting_holds(aitm)
     assert aitm["rows_accounting"]["header_lines"] == 1 and aitm["rows_accounting"]["side_table_rows"] == 0
+
+
+def test_compressed_streams_are_read_whole_or_flagged():
+    import bz2
+    import io
+
+    from beam_pipelines.read_line_batches import _Broken, _bzip2_chunks, _gzip_chunks
+
+    def read(chunks, data):
+        try:
+            return b"".join(chunks(io.BytesIO(data))), None
+        except _Broken as err:
+            return None, err.kind
+
+    text = b"".join(line.encode() for line in GOOD)
+    gz, bz = gzip.compress(text), bz2.compress(text)
+    assert read(_gzip_chunks, gz + gz) == (text + text, None)          # concatenated members
+    assert read(_gzip_chunks, gz + b"\0" * 100) == (text, None)        # zero padding after the last
+    assert read(_gzip_chunks, b"") == (b"", None)
+    assert read(_gzip_chunks, gz[:-9])[1] == "truncated"
+    assert read(_gzip_chunks, text)[1] == "not"
+    assert read(_gzip_chunks, gz + b"trailing junk")[1] == "corrupt"
+    flipped = bytearray(gz)
+    flipped[len(gz) // 2] ^= 0xFF
+    assert read(_gzip_chunks, bytes(flipped))[1] == "corrupt"
+    assert read(_bzip2_chunks, bz + bz) == (text + text, None)
+    assert read(_bzip2_chunks, bz[:-10])[1] == "truncated"
+    assert read(_bzip2_chunks, text)[1] == "not"
