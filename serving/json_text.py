@@ -54,7 +54,7 @@ _SCALAR = rf"(?:{_NUM}|{_STR}|true|false|null)"
 _FLAT = (rf"(?:{_SCALAR}|\[\s*(?:{_SCALAR}(?:\s*,\s*{_SCALAR})*)?\s*\]"
          rf"|\{{\s*(?:{_STR}\s*:\s*{_SCALAR}(?:\s*,\s*{_STR}\s*:\s*{_SCALAR})*)?\s*\}})")
 _RUN = re.compile(rf"(?:\s*{_FLAT}\s*,)+")
-_RUN_WINDOW = 1 << 16
+_RUN_WINDOW = 1 << 14  # ~5 ms of C decoding with the GIL held, at most
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 

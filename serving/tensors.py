@@ -464,10 +464,20 @@ _VECTOR_MIN = 1024
 
 def format_floats(values: np.ndarray) -> list[str]:
     """``format_float`` of every element of a float32/float64 array, with the round-trip check
-    done by numpy for all of them at once (the per-value check cost 3 µs: most of a large
-    response's time)."""
-    f32 = values.dtype == np.float32
+    done by numpy for a slice at a time (the per-value check cost 3 µs: most of a large
+    response's time; slices keep each C call, which holds the GIL, to a few ms)."""
     flat = values.ravel()
+    out: list[str] = []
+    for start in range(0, flat.size, _FORMAT_SLICE):
+        out += _format_float_slice(flat[start:start + _FORMAT_SLICE])
+    return out
+
+
+_FORMAT_SLICE = 1 << 15
+
+
+def _format_float_slice(flat: np.ndarray) -> list[str]:
+    f32 = flat.dtype == np.float32
     py = flat.tolist()
     out = ["%g" % v for v in py]
     finite = np.isfinite(flat)
@@ -491,7 +501,12 @@ def _write_nested_vectorized(arr: np.ndarray, leaf) -> str:
     else:
         parts = [leaf(v) for v in (arr.ravel().tolist() if arr.dtype != object else arr.ravel())]
     for size in reversed(arr.shape):
-        parts = ["[" + ", ".join(parts[i:i + size]) + "]" for i in range(0, len(parts), size)]
+        if size > _FORMAT_SLICE:  # one join of millions of strings holds the GIL for ~0.1 s
+            parts = ["[" + ", ".join(", ".join(parts[j:j + _FORMAT_SLICE])
+                                     for j in range(i, i + size, _FORMAT_SLICE)) + "]"
+                     for i in range(0, len(parts), size)]
+        else:
+            parts = ["[" + ", ".join(parts[i:i + size]) + "]" for i in range(0, len(parts), size)]
     return parts[0]
 
 
