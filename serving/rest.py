@@ -281,7 +281,8 @@ class RestServer:
             return self._json(413, error_json(f"Request body exceeds the limit of {self.max_request_bytes} bytes "
                                               "(--max_request_bytes)"))
         if self._executor is not None:
-            return self._json(*await self._in_pool(self._executor, request.method, path, body))
+            run = dispatch_large if len(body) > self.large_request_bytes else None
+            return self._json(*await self._in_pool(self._executor, request.method, path, body, run))
         if len(body) > self.large_request_bytes:
             if self._pending_large >= self.max_pending_large:
                 return self._json(429, error_json(
