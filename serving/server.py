@@ -102,9 +102,6 @@ class ModelServer:
         from serving.rest import RestServer
 
         self._configure_tf_threads()
-        # A large request's decoding (a pool thread) and the event loop share the GIL: hand it
-        # over every 1 ms instead of 5, so a small request waits less while a large one runs.
-        sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
         if self.batching_parameters is not None:
             from serving.batching import BatchScheduler
 
