@@ -10,7 +10,7 @@ outputs agree); every dead letter has a reason named by a parser rule (never the
 reference value; a row the parser accepted is one the reference parser accepts too.
 
 Deterministic for CI (``derandomize=True``, fixed ``max_examples``). Cases run:
-``pytest tests/beam_pipelines/test_properties.py --hypothesis-show-statistics``.
+``pytest tests/beam_pipelines/test_source_properties.py --hypothesis-show-statistics``.
 """
 from __future__ import annotations
 

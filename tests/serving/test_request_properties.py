@@ -8,7 +8,7 @@ y = 0.5·x + 2 (half_plus_two), the parser agrees with Python's ``json`` whereve
 agree, and the server keeps answering afterwards.
 
 Deterministic for CI (``derandomize=True``, fixed ``max_examples``). Cases run:
-``pytest tests/serving/test_properties.py --hypothesis-show-statistics``.
+``pytest tests/serving/test_request_properties.py --hypothesis-show-statistics``.
 """
 from __future__ import annotations
 
