@@ -30,6 +30,8 @@ def register(subparsers) -> None:
     parser.add_argument("--input", required=True, nargs="+",
                         help="world: the simulate-logs directory; taobao/aliccp: files, globs or directories")
     parser.add_argument("--out", required=True, help="output directory (local or gs://)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a non-empty --out (locally: built beside it, swapped in atomically)")
     parser.add_argument("--min_count", type=int, default=10, help="vocabulary minimum count in train (000: 10)")
     parser.add_argument("--split_fractions", type=_fractions, default=(0.5, 0.1, 0.4),
                         help="train,valid,test fractions of the days (000: 0.5,0.1,0.4)")
@@ -70,7 +72,8 @@ def _run(args) -> int:
                          test_days=args.test_days, valid_days=args.valid_days,
                          num_shards=args.num_shards, max_history=args.max_history, seed=args.seed)
     config = dataclasses.replace(config, **overrides)
-    result = build_data(args.source, args.input, args.out, config, beam_args=args.beam_args)
+    result = build_data(args.source, args.input, args.out, config, beam_args=args.beam_args,
+                        overwrite=args.overwrite)
     if result.stats is not None:
         stats = result.stats
         written = ", ".join(f"{d} {sum(s.values())}" for d, s in stats["rows_written"].items())

@@ -8,7 +8,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from beam_pipelines.parse_lines import ParseLines
-from beam_pipelines.sources.behaviour import parse_behaviour
+from beam_pipelines.sources.behaviour import is_label_event, parse_behaviour
 
 
 class ParseBehaviourEvents(beam.PTransform):
@@ -22,4 +22,4 @@ class ParseBehaviourEvents(beam.PTransform):
 
     def expand(self, batches):
         return batches | ParseLines(parse_behaviour, self._header, side_inputs=[self._window],
-                                    name="behaviour")
+                                    name="behaviour", is_label_event=is_label_event)

@@ -3,7 +3,7 @@
     build_data("taobao", ["UserBehavior.csv"], "out/", BuildConfig(min_count=10))
 
 writes ``out/<dataset>/<split>-SSSSS-of-NNNNN.tfrecord.gz``, ``out/vocab/<vocab>.txt``,
-``out/dead_letter/<reason>.jsonl``, ``out/spec.json`` and ``out/stats.json``.
+``out/dead_letter/<reason>-SSSSS-of-NNNNN.jsonl``, ``out/spec.json`` and ``out/stats.json``.
 """
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from adpush.errors import UserError
 from beam_pipelines import features as feature_specs
+from beam_pipelines import output_dir
 from beam_pipelines.build_cascade_flat import BuildCascadeFlat
 from beam_pipelines.build_vocabulary import BuildVocabulary
 from beam_pipelines.config import SOURCES, BuildConfig
 from beam_pipelines.dead_letter import DEAD_TAG
 from beam_pipelines.parse_behaviour_events import ParseBehaviourEvents
-from beam_pipelines.parse_lines import READ_TAG, ParseLines
+from beam_pipelines.parse_lines import READ_TAG, ParseLines, sum_tallies
 from beam_pipelines.read_line_batches import ReadLineBatches
 from beam_pipelines.sources import aliccp, world
 from beam_pipelines.sources.behaviour import WORLD_HEADER
@@ -90,8 +91,9 @@ def resolve_inputs(source: str, inputs) -> dict:
 
 
 def world_manifest_window(path: str):
-    """The world's window from ``manifest.json`` (``parameters.world.window_start`` / ``days``),
-    read when the pipeline is built; None if the manifest is absent or lacks them."""
+    """The world's window from ``manifest.json`` (``parameters.world.window_start`` / ``days``);
+    None if the manifest is absent or lacks them. Called inside the job (``ReadManifest``), so
+    building the pipeline reads nothing: a Dataflow dry run stays offline."""
     from apache_beam.io.filesystems import FileSystems
 
     try:
@@ -101,6 +103,10 @@ def world_manifest_window(path: str):
     except Exception:  # noqa: BLE001  (absent or older manifest: fall back to the data)
         return None
     return make_window(start // 86400 * 86400, start, start + days * 86400)
+
+
+def _pick_window(_, manifest_window, data_window):
+    return manifest_window if manifest_window is not None else data_window
 
 
 class _WorldWindow(beam.CombineFn):
@@ -126,8 +132,11 @@ class _WorldWindow(beam.CombineFn):
         return make_window(start, start, start + (max(last, 0) + 1) * 86400)
 
 
-def _sf_start_days(element):
-    """``(user, [SF impression lines])`` -> ``(first day's Unix day, day index)`` per line."""
+def _sf_start_days(element, manifest_window=None):
+    """``(user, [SF impression lines])`` -> ``(first day's Unix day, day index)`` per line
+    (nothing when the manifest gave the window)."""
+    if manifest_window is not None:
+        return []
     _, lines = element
     rows = [world.parse_sf_impression(text)[1] for text in lines]
     return [(ts // 86400 - day, day) for day, ts, *_ in rows]
@@ -144,30 +153,33 @@ def _construct_world(p, files, config, out):
                         "window and days come from its manifest")
     read, dead = [], []
 
-    def parse(name, parser, header, **kwargs):
+    def parse(name, parser, header, **kwargs):  # noqa: ANN001
         parsed = (p | f"Read_{name}" >> ReadLineBatches(files[name], config.line_batch_size)
                   | f"Parse_{name}" >> ParseLines(parser, header, name=name, **kwargs))
         read.append(parsed[READ_TAG])
         dead.append(parsed[DEAD_TAG])
         return parsed.rows
 
-    profiles = parse("users", world.parse_user, world.USERS_HEADER) | "ProfilePairs" >> beam.FlatMap(_flatten_pairs)
-    ads = parse("ads", world.parse_ad, world.ADS_HEADER) | "AdPairs" >> beam.FlatMap(_flatten_pairs)
+    profiles = (parse("users", world.parse_user, world.USERS_HEADER, side_table=True)
+                | "ProfilePairs" >> beam.FlatMap(_flatten_pairs))
+    ads = parse("ads", world.parse_ad, world.ADS_HEADER, side_table=True) | "AdPairs" >> beam.FlatMap(_flatten_pairs)
     profiles_si, ads_si = beam.pvalue.AsDict(profiles), beam.pvalue.AsDict(ads)
     # Impressions are checked against users and ads where they are read (dead letters keep
     # file and line) and are grouped by user as their text lines (see check_sf_impression).
     sf = parse("sf_impressions", world.check_sf_impression, world.SF_HEADER, side_inputs=(profiles_si,))
     ad = parse("ad_impressions", world.check_ad_impression, world.AD_IMPRESSIONS_HEADER,
                side_inputs=(profiles_si, ads_si))
-    manifest_window = world_manifest_window(files["manifest"])
-    if manifest_window is not None:
-        window = beam.pvalue.AsSingleton(p | "WorldWindow" >> beam.Create([manifest_window]))
-    else:  # no manifest: the days the SF impressions cover
-        window = beam.pvalue.AsSingleton(
-            sf
-            | "StartDays" >> beam.FlatMap(_sf_start_days)
-            | "WorldWindow" >> beam.CombineGlobally(_WorldWindow())
-        )
+    # The manifest's window, or without one the days the SF impressions cover.
+    manifest_window = beam.pvalue.AsSingleton(
+        p | "ManifestPath" >> beam.Create([files["manifest"]]) | "ReadManifest" >> beam.Map(world_manifest_window))
+    data_window = beam.pvalue.AsSingleton(
+        sf
+        | "StartDays" >> beam.FlatMap(_sf_start_days, manifest_window)
+        | "DataWindow" >> beam.CombineGlobally(_WorldWindow())
+    )
+    window = beam.pvalue.AsSingleton(
+        p | "Once" >> beam.Create([None])
+        | "WorldWindow" >> beam.Map(_pick_window, manifest_window, data_window))
     impressions = {"sf": sf, "ad": ad} | "WriteImpressionShards" >> WriteImpressionShards(
         out, window, config, profiles_si, ads_si)
     behaviour = (p | "Read_behaviour" >> ReadLineBatches(files["behaviour"], config.line_batch_size)
@@ -245,7 +257,8 @@ def _construct_aliccp(p, files, config, out):
         skeleton = (p | "Read_skeleton" >> ReadLineBatches(files["skeleton"], config.line_batch_size)
                     | "ParseSkeleton" >> ParseLines(aliccp.parse_skeleton, name="skeleton", attach_position=True))
         common = (p | "Read_common" >> ReadLineBatches(files["common_features"], config.line_batch_size)
-                  | "ParseCommonFeatures" >> ParseLines(aliccp.parse_common_features, name="common_features"))
+                  | "ParseCommonFeatures" >> ParseLines(aliccp.parse_common_features, name="common_features",
+                                                        side_table=True))
         read += [skeleton[READ_TAG], common[READ_TAG]]
         joined = ({"skeleton": skeleton.rows,
                    "common": common.rows | "CommonPairs" >> beam.FlatMap(_flatten_pairs)}
@@ -270,9 +283,10 @@ def construct(p: beam.Pipeline, source: str, inputs, out: str, config: BuildConf
     shard_summaries = tuple(outputs) | "AllShardSummaries" >> beam.Flatten()
     vocab_sizes = tokens | "BuildVocabulary" >> BuildVocabulary(
         out, feature_specs.vocab_names(datasets), config.min_count)
-    dead_counts = tuple(dead) | "AllDeadLetters" >> beam.Flatten() | "WriteDeadLetters" >> WriteDeadLetters(out)
+    dead_counts = (tuple(dead) | "AllDeadLetters" >> beam.Flatten()
+                   | "WriteDeadLetters" >> WriteDeadLetters(out, config.num_shards))
     read_counts = (tuple(read) | "AllReads" >> beam.Flatten()
-                   | "LinesPerFile" >> beam.CombinePerKey(sum))
+                   | "LinesPerFile" >> beam.CombinePerKey(sum_tallies))
     _ = p | "WriteSpecAndStats" >> WriteSpecAndStats(
         out, source, config, datasets, shard_summaries, vocab_sizes, dead_counts, read_counts, window)
 
@@ -284,6 +298,7 @@ class BuildResult:
     result: object
     spec: dict | None
     stats: dict | None
+    counts: dict | None = None   # the row accounting from the job's counters (None on a dry run)
 
 
 def pipeline_options(beam_args=()) -> PipelineOptions:
@@ -294,60 +309,150 @@ def pipeline_options(beam_args=()) -> PipelineOptions:
     return PipelineOptions(beam_args)
 
 
+def _is_dataflow(options: PipelineOptions) -> bool:
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    runner = options.view_as(StandardOptions).runner
+    name = runner if isinstance(runner, str) else type(runner).__name__
+    return str(name).lower().removesuffix("runner") == "dataflow"
+
+
+def check_remote_paths(options: PipelineOptions, inputs, out: str) -> None:
+    """Dataflow workers read and write only what they can reach: refuse local paths."""
+    if not _is_dataflow(options):
+        return
+    paths = [("--input", str(i)) for i in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
+    for flag, path in paths + [("--out", out)]:
+        if not path.startswith("gs://"):
+            raise UserError(f"--runner=DataflowRunner: {flag} {path!r} is a local path, which Dataflow "
+                            "workers cannot read or write; copy it to gs:// (gsutil -m cp -r ...) and pass "
+                            "the gs:// path")
+
+
 def build_data(source: str, input, out: str, config: BuildConfig | None = None,
-               beam_args=(), **overrides) -> BuildResult:
+               beam_args=(), overwrite: bool = False, **overrides) -> BuildResult:
     """Run build-data and wait for it. ``overrides`` are BuildConfig fields.
 
+    A local ``out`` is built beside itself (``.<name>.build-*``) and swapped into place only when
+    the job succeeded and its rows are conserved, so ``out`` always holds one whole build: an
+    existing non-empty ``out`` is refused unless ``overwrite`` (then replaced atomically). A
+    remote ``out`` with a ``spec.json`` is refused unless ``overwrite``; its spec.json lists the
+    exact files of the new build.
+
     Returns a BuildResult whose ``spec``/``stats`` are the written files (None on a dry run).
+    Raises UserError when rows were lost, every row was rejected, or an input file is broken.
     """
     config = dataclasses.replace(config or BuildConfig(), **overrides)
     out = str(out)
     resolve_inputs(source, input)  # fail before the pipeline starts
-    if not _is_remote(out):
-        os.makedirs(out, exist_ok=True)
     options = pipeline_options(beam_args)
-    p = beam.Pipeline(options=options)
-    construct(p, source, input, out, config)
-    result = p.run()
-    result.wait_until_finish()
-    spec = stats = None
-    if not _is_remote(out) and os.path.exists(os.path.join(out, "spec.json")) and not _dry_run(options):
-        with open(os.path.join(out, "spec.json")) as fh:
-            spec = json.load(fh)
-        with open(os.path.join(out, "stats.json")) as fh:
-            stats = json.load(fh)
-        check_rows_conserved(source, stats, out)
-    return BuildResult(out, p, result, spec, stats)
+    check_remote_paths(options, input, out)
+    dry_run = _dry_run(options)
+    target = output_dir.prepare(out, overwrite=overwrite, dry_run=dry_run)
+    try:
+        p = beam.Pipeline(options=options)
+        construct(p, source, input, target.path, config)
+        result = p.run()
+        result.wait_until_finish()
+    except BaseException:
+        target.abandon()
+        raise
+    if dry_run:
+        target.abandon()
+        return BuildResult(out, p, result, None, None)
+    counts = counts_from_metrics(result)
+    spec, stats = target.read_json("spec.json"), target.read_json("stats.json")
+    try:
+        check_build(source, stats, counts, target.path)
+    except UserError as err:
+        raise UserError(f"{err}\n{target.kept_message(out)}") from None
+    target.commit()
+    return BuildResult(out, p, result, spec, stats, counts)
 
 
-# Which input file becomes which dataset one row for one example (world source, contracts §1).
-ONE_TO_ONE = {"world": {"sf_impressions.csv": "sf", "ad_impressions.csv": "ad_click"}}
+# --- checks after the job -----------------------------------------------------------------------
+def counts_from_metrics(result) -> dict | None:
+    """The job's row accounting from its Beam counters (committed where the runner has them):
+    ``{"lines_read", "header_lines", "rejected", "written", "label_events", "side_table_rows",
+    "rejected_per_reason"}``; None when the runner reports no metrics."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from beam_pipelines.dead_letter import METRICS_NAMESPACE
+    from beam_pipelines.parse_lines import HEADER_LINES, LABEL_EVENTS, LINES_READ, SIDE_TABLE_ROWS
+
+    try:
+        counters = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]
+    except Exception:  # noqa: BLE001 - a runner without metrics: only stats.json is checked
+        return None
+    by_name: dict = {}
+    for c in counters:
+        value = c.committed if c.committed is not None else c.attempted
+        by_name[c.key.metric.name] = by_name.get(c.key.metric.name, 0) + int(value or 0)
+    per_reason = {n.removeprefix("rejected_"): v for n, v in sorted(by_name.items()) if n.startswith("rejected_")}
+    return {
+        "lines_read": by_name.get(LINES_READ, 0),
+        "header_lines": by_name.get(HEADER_LINES, 0),
+        "rejected": sum(per_reason.values()),
+        "written": sum(v for n, v in by_name.items() if n.endswith("_written")),
+        "label_events": by_name.get(LABEL_EVENTS, 0),
+        "side_table_rows": by_name.get(SIDE_TABLE_ROWS, 0),
+        "rejected_per_reason": per_reason,
+    }
 
 
-def check_rows_conserved(source: str, stats: dict, out: str) -> None:
-    """Raise UserError when impression rows were read but neither written nor dead-lettered.
+ACCOUNTING = ("header_lines", "rejected", "written", "label_events", "side_table_rows")
 
-    Every impression line of the world's logs becomes one example or one dead letter, so
-    ``written + rejected >= read - header`` must hold (``rejected`` counts every file's dead
-    letters, so this never fires falsely). It guards against a runner dropping data silently.
-    """
-    mapping = ONE_TO_ONE.get(source)
-    if not mapping:
-        return
-    read = {os.path.basename(path): n for path, n in stats["rows_read"]["per_file"].items()}
-    expected = written = 0
-    for name, dataset in mapping.items():
-        if name in read and dataset in stats["rows_written"]:
-            expected += read[name] - 1  # header line
-            written += sum(stats["rows_written"][dataset].values())
-    lost = expected - written - stats["rows_rejected"]["total"]
-    if lost > 0:
-        detail = ", ".join(f"{name}: {read.get(name, 0) - 1} rows -> {dataset} "
-                           f"{sum(stats['rows_written'].get(dataset, {}).values())} examples"
-                           for name, dataset in mapping.items())
-        raise UserError(f"build-data lost {lost} rows ({detail}; {stats['rows_rejected']['total']} "
-                        f"dead-lettered); {out}/stats.json has the counts. The output is incomplete: "
-                        "rerun it (the default in-memory FnApiRunner) and report the runner options used.")
+
+def check_rows_conserved(counts: dict, what: str) -> None:
+    """Raise UserError unless every line read is a header, a dead letter, an example written, a
+    label event or a side-table row (``counts`` as counts_from_metrics or stats.json's
+    ``rows_accounting``). Guards against a runner or a step dropping rows silently; it needs
+    only counters, so it holds for gs:// outputs and at any scale."""
+    accounted = sum(counts[k] for k in ACCOUNTING)
+    if counts["lines_read"] != accounted:
+        detail = ", ".join(f"{k} {counts[k]}" for k in ACCOUNTING)
+        raise UserError(f"build-data lost {counts['lines_read'] - accounted} rows ({what}: read "
+                        f"{counts['lines_read']} lines = {detail} does not add up). The output is "
+                        "incomplete: rerun it (the default in-memory FnApiRunner) and report the runner "
+                        "options used.")
+
+
+def check_build(source: str, stats: dict, counts: dict | None, out: str) -> None:
+    """Every check of a finished build: rows conserved (by the counters and by stats.json), no
+    broken input file, not everything (nor a whole file) rejected."""
+    from beam_pipelines.dead_letter import FILE_REASONS
+
+    if counts is not None:
+        check_rows_conserved(counts, "job counters")
+    check_rows_conserved(stats["rows_accounting"], "stats.json")
+    per_reason = stats["rows_rejected"]["per_reason"]
+    broken = [f for f in stats["rows_rejected"]["files"] if f.split("/")[-1].rsplit("-", 3)[0] in FILE_REASONS]
+    if broken:
+        raise UserError("build-data: broken input file(s): " + "; ".join(_broken_files(out, broken))
+                        + " (the lines before the damage were read; fix or re-upload the file)")
+    top = ", ".join(f"{r} {n}" for r, n in sorted(per_reason.items(), key=lambda kv: -kv[1])[:3])
+    data_lines = stats["rows_accounting"]["lines_read"] - stats["rows_accounting"]["header_lines"]
+    if data_lines and stats["rows_accounting"]["rejected"] == data_lines:
+        raise UserError(f"build-data: all {data_lines} rows of --source {source} were rejected ({top}); "
+                        "is the input in this source's layout? (README: beam_pipelines, sources)")
+    whole = [path for path, t in stats["per_file"].items()
+             if t["lines"] - t["header"] > 0 and t["rejected"] == t["lines"] - t["header"]]
+    if whole:
+        raise UserError(f"build-data: every row of {', '.join(whole)} was rejected ({top}); is it in the "
+                        f"{source} layout?")
+
+
+def _broken_files(out: str, dead_letter_files) -> list[str]:
+    """``<input> is <reason> after line N`` for each dead letter of a broken-file reason."""
+    from apache_beam.io.filesystems import FileSystems
+
+    found = []
+    for relative in dead_letter_files:
+        with FileSystems.open(FileSystems.join(out, relative)) as fh:
+            for line in fh.read().decode("utf-8").splitlines():
+                d = json.loads(line)
+                found.append(f"{d['file']} is {d['reason']} after line {d['line_number'] - 1}")
+    return sorted(found)
 
 
 def _dry_run(options: PipelineOptions) -> bool:

@@ -43,14 +43,15 @@ MAX_MESSAGE = 1024
 class ServingError(Exception):
     """A request failed with a status ``code`` and TF Serving's ``message``."""
 
-    def __init__(self, code: Code, message: str):
+    def __init__(self, code: Code, message: str, http_status: int | None = None):
         super().__init__(message)
         self.code = Code(code)
         self.message = message
+        self._http_status = http_status  # a local limit's own status (413), else TF Serving's mapping
 
     @property
     def http_status(self) -> int:
-        return HTTP_STATUS.get(self.code, 500)
+        return self._http_status or HTTP_STATUS.get(self.code, 500)
 
     def to_string(self) -> str:
         """``absl::Status::ToString()``: ``CODE_NAME: message`` (used in nested errors)."""
@@ -59,6 +60,11 @@ class ServingError(Exception):
     def grpc_details(self) -> str:
         msg = self.message
         return msg if len(msg) <= MAX_MESSAGE else msg[:MAX_MESSAGE] + "...TRUNCATED"
+
+
+def too_large(message: str) -> ServingError:
+    """A request over one of the server's size limits: REST 413, gRPC RESOURCE_EXHAUSTED."""
+    return ServingError(Code.RESOURCE_EXHAUSTED, message, http_status=413)
 
 
 def invalid(message: str) -> ServingError:

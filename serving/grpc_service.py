@@ -13,7 +13,7 @@ import grpc
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, model_service_pb2_grpc,
                                      predict_pb2, prediction_service_pb2_grpc, regression_pb2)
 
-from serving.errors import ServingError, invalid
+from serving.errors import Code, ServingError, invalid, too_large
 from serving.rest import signature_def_map, status_response
 from serving.servable import DEFAULT_SIGNATURE, examples_from_input
 from serving.tensors import ndarray_to_tensor_proto, tensor_proto_to_ndarray
@@ -39,21 +39,56 @@ def _abort(context, err: ServingError):
     context.abort(grpc.StatusCode[err.code.name], err.grpc_details())
 
 
+_ITEMSIZE = {1: 4, 2: 8, 3: 4, 4: 1, 5: 2, 6: 1, 7: 8, 8: 8, 9: 8, 10: 1, 14: 2, 17: 2, 18: 16, 19: 2,
+             22: 4, 23: 8}  # DataType -> bytes per element (strings: the pointer; their bytes added)
+
+
+def decoded_bytes(proto) -> int:
+    """What ``make_ndarray`` would allocate for ``proto``: its shape's elements, however few
+    values the proto carries (a short ``float_val`` is repeated to fill the shape)."""
+    elements = 1
+    for dim in proto.tensor_shape.dim:
+        elements *= max(int(dim.size), 0)
+    return elements * _ITEMSIZE.get(int(proto.dtype), 8) + sum(len(v) for v in proto.string_val)
+
+
+def request_inputs(servable, signature_name: str, request, max_decoded_bytes: int) -> dict:
+    """The request's tensors in TF Serving's order of checks (predict_util.cc
+    ``VerifyRequestInputsSize``, then saved_model/util.cc ``GetInputValues`` alias by alias)."""
+    key, sig = servable.signature(signature_name)
+    if sig is None:
+        raise ServingError(Code.FAILED_PRECONDITION, f'Serving signature key "{key}" not found.')
+    sent, expected = set(request.inputs), set(sig.inputs)
+    if len(sent) != len(expected):
+        servable.check_input_aliases(sig, sent)  # the size-mismatch error
+    total = sum(decoded_bytes(p) for p in request.inputs.values())
+    if total > max_decoded_bytes:
+        raise too_large(f"The request's tensors decode to {total} bytes, over the server's limit of "
+                        f"{max_decoded_bytes} (--max_decoded_bytes)")
+    inputs = {}
+    for alias in sorted(expected):
+        if alias not in request.inputs:
+            raise invalid(f"Signature input alias: {alias}(feed name: {sig.inputs[alias].name}) not found in "
+                          f"request and no default value provided. Inputs expected to be in the request "
+                          f"{{{','.join(sorted(sent))}}}, or default input alias set: ")
+        try:
+            inputs[alias] = tensor_proto_to_ndarray(request.inputs[alias])
+        except Exception:  # noqa: BLE001
+            raise invalid(f"tensor parsing error: {alias}") from None
+    return inputs
+
+
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, manager):
+    def __init__(self, manager, max_decoded_bytes: int = 2 << 30):
         self.manager = manager
+        self.max_decoded_bytes = max_decoded_bytes
 
     def Predict(self, request, context):
         try:
             if not request.HasField("model_spec"):
                 raise invalid("Missing ModelSpec")
             servable = _resolve(self.manager, request.model_spec)
-            inputs = {}
-            for alias, proto in request.inputs.items():
-                try:
-                    inputs[alias] = tensor_proto_to_ndarray(proto)
-                except Exception:  # noqa: BLE001
-                    raise invalid(f"tensor parsing error: {alias}") from None
+            inputs = request_inputs(servable, request.model_spec.signature_name, request, self.max_decoded_bytes)
             seen = set()
             for alias in request.output_filter:
                 if alias in seen:
@@ -137,7 +172,8 @@ class GrpcServer:
     """``grpc.server`` with a thread pool (TF releases the GIL inside ops)."""
 
     def __init__(self, manager, host: str = "127.0.0.1", port: int = 0, max_workers: int = 16,
-                 max_request_bytes: int = 2**31 - 1, interceptors=()):
+                 max_request_bytes: int = 2**31 - 1, max_decoded_bytes: int = 2 << 30,
+                 interceptors=()):
         self.manager = manager
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
@@ -145,7 +181,7 @@ class GrpcServer:
             options=[("grpc.max_receive_message_length", max_request_bytes),
                      ("grpc.max_send_message_length", 2**31 - 1),
                      ("grpc.so_reuseport", 0)])
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager), self.server)
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager, max_decoded_bytes), self.server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), self.server)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.port = self.server.add_insecure_port(address)

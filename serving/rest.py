@@ -7,8 +7,11 @@ Routing is done on the raw, percent-encoded path (query included) with TF Servin
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import re
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
@@ -58,13 +61,15 @@ class PendingPredict:
             return 500, error_json(f"Internal error: {err}")
 
 
-def dispatch(manager, method: str, path: str, body: bytes, pending: bool = False) -> tuple[int, "str | PendingPredict"]:
+def dispatch(manager, method: str, path: str, body: bytes, pending: bool = False,
+             max_json_values: int | None = None) -> tuple[int, "str | PendingPredict"]:
     """One REST request → (HTTP status, JSON text). Errors come back as ``{"error": ...}``.
 
     With ``pending=True`` a Predict that goes through the batcher comes back as a
-    ``PendingPredict`` (status 200) instead of blocking until its batch has run."""
+    ``PendingPredict`` (status 200) instead of blocking until its batch has run.
+    ``max_json_values`` caps the decoded body (413 beyond it, see json_text.parse_json)."""
     try:
-        return 200, _dispatch(manager, method, path, body, pending)
+        return 200, _dispatch(manager, method, path, body, pending, max_json_values)
     except ServingError as err:
         return err.http_status, error_json(err.message)
     except Exception as err:  # noqa: BLE001 - the server keeps serving whatever happens
@@ -72,13 +77,57 @@ def dispatch(manager, method: str, path: str, body: bytes, pending: bool = False
         return 500, error_json(f"Internal error: {err}")
 
 
-def _dispatch(manager, method: str, path: str, body: bytes, pending: bool = False):
+_GC_LOCK = threading.Lock()
+_GC_PAUSES = 0
+
+
+@contextlib.contextmanager
+def large_request_mode():
+    """While a large request runs: a 1 ms GIL switch interval (below), and no cyclic garbage
+    collection while a large request builds millions of small lists: each
+    full collection walks all of them with the GIL held (gaps of 250-475 ms measured for one
+    20 MB body, the other requests waiting) and, repeated as the structure grows, made the parse
+    about twice as slow. Reference counting still frees everything that is not a cycle; the
+    collector comes back when the last large request is done."""
+    global _GC_PAUSES
+    with _GC_LOCK:
+        if _GC_PAUSES == 0:
+            was_enabled = gc.isenabled()
+            gc.disable()
+            large_request_mode.was_enabled = was_enabled
+            # the pool thread and the event loop share the GIL: hand it over every 1 ms instead
+            # of 5 while a large request runs, so a small one waits less (only then: with many
+            # gRPC threads a short interval costs throughput)
+            large_request_mode.interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(large_request_mode.interval, 0.001))
+        _GC_PAUSES += 1
+    try:
+        yield
+    finally:
+        with _GC_LOCK:
+            _GC_PAUSES -= 1
+            if _GC_PAUSES == 0:
+                sys.setswitchinterval(large_request_mode.interval)
+                if large_request_mode.was_enabled:
+                    gc.enable()
+
+
+large_request_mode.was_enabled = True
+
+
+def dispatch_large(manager, method: str, path: str, body: bytes, max_json_values: int | None = None):
+    """``dispatch`` for a large body (run in the large-request pool), with the collector paused."""
+    with large_request_mode():
+        return dispatch(manager, method, path, body, False, max_json_values)
+
+
+def _dispatch(manager, method: str, path: str, body: bytes, pending: bool = False, max_json_values=None):
     if method == "POST":
         m = POST_RE.fullmatch(path)
         if m and m.group(4) in ("classify", "regress", "predict"):
             name, version, label = unquote(m.group(1)), _version(m.group(2)), m.group(3)
             label = unquote(label) if label else None
-            return _post(manager, m.group(4), name, version, label, body, pending)
+            return _post(manager, m.group(4), name, version, label, body, pending, max_json_values)
     elif method == "GET":
         m = GET_RE.fullmatch(path)
         if m:
@@ -92,8 +141,9 @@ def _dispatch(manager, method: str, path: str, body: bytes, pending: bool = Fals
     raise invalid(f"Malformed request: {method} {path}")
 
 
-def _post(manager, kind: str, name: str, version, label, body: bytes, pending: bool = False):
-    doc = parse_json(body)
+def _post(manager, kind: str, name: str, version, label, body: bytes, pending: bool = False,
+          max_json_values=None):
+    doc = parse_json(body, max_json_values)
     if not isinstance(doc, dict):
         raise invalid(f"JSON Value: {parse_json_dbg(doc)} Is not object")
     sig_name = doc.get("signature_name", "")
@@ -172,27 +222,41 @@ def _json_str(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
 
+BYTES_PER_JSON_VALUE = 64  # a decoded JSON value's Python object + its slot in a list, roughly
+
+
 class RestServer:
     """aiohttp on its own event loop thread.
 
-    Concurrency model: one asyncio loop accepts and parses (keep-alive connections are cheap);
-    inference runs inline on the loop when ``inference_threads == 0`` (no thread hand-off for
-    small, CPU-bound models), or in a thread pool of that size (TF releases the GIL inside ops,
-    so larger models overlap; needed for the REST deadline). ``bench/serving_bench.py`` measures
-    both.
+    Concurrency model: one asyncio loop accepts and parses (keep-alive connections are cheap).
+    A request of up to ``large_request_bytes`` runs inline on the loop when
+    ``inference_threads == 0`` (no thread hand-off for small, CPU-bound models); a larger one
+    runs in a bounded pool of ``large_request_threads`` (at most ``max_pending_large`` queued or
+    running, 429 beyond), so the loop keeps answering small requests while it is decoded and
+    run: the JSON parser works in bounded slices (serving/json_text.py), releasing the GIL
+    between them. With ``inference_threads > 0`` every request runs in a pool of that size (TF
+    releases the GIL inside ops, so larger models overlap; needed for the REST deadline).
+    ``bench/serving_bench.py`` and ``bench/serving_load_bench.py`` measure both.
     """
 
     def __init__(self, manager, host: str = "127.0.0.1", port: int = 0, max_request_bytes: int = 64 << 20,
                  inference_threads: int = 0, enable_cors: bool = False, shutdown_timeout: float = 10.0,
-                 timeout_seconds: float = 30.0, middlewares=()):
+                 timeout_seconds: float = 30.0, large_request_bytes: int = 256 << 10,
+                 large_request_threads: int = 1, max_pending_large: int = 4,
+                 max_decoded_bytes: int = 2 << 30, middlewares=()):
         self.manager, self.host, self.requested_port = manager, host, port
         self.middlewares = tuple(middlewares)  # e.g. serving.metrics.aiohttp_middleware
         self.max_request_bytes = max_request_bytes
         self.enable_cors = enable_cors
         self.shutdown_timeout = shutdown_timeout
         self.timeout_seconds = timeout_seconds
+        self.large_request_bytes = large_request_bytes
+        self.max_pending_large = max(1, max_pending_large)
+        self.max_json_values = max(1, max_decoded_bytes // BYTES_PER_JSON_VALUE)
+        self._pending_large = 0
         self._executor = ThreadPoolExecutor(inference_threads, thread_name_prefix="rest-infer") \
             if inference_threads > 0 else None
+        self._large_executor = ThreadPoolExecutor(max(1, large_request_threads), thread_name_prefix="rest-large")
         self.port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner = None
@@ -212,7 +276,7 @@ class RestServer:
 
         path = request.raw_path
         if not V1_RE.fullmatch(path):
-            return web.Response(status=404, text=NOT_FOUND_HTML, content_type="text/html", headers=self._headers())
+            return web.Response(status=404, body=NOT_FOUND_HTML.encode(), content_type="text/html", headers=self._headers())
         if request.method == "OPTIONS":
             ok = ORIGIN_RE.match(request.headers.get("Origin", "") or "")
             return web.Response(status=200 if ok else 400, body=b"", content_type="application/json",
@@ -220,36 +284,63 @@ class RestServer:
         length = request.content_length
         if length is not None and length > self.max_request_bytes:
             return self._json(413, error_json(f"Request body of {length} bytes exceeds the limit of "
-                                              f"{self.max_request_bytes} bytes"))
+                                              f"{self.max_request_bytes} bytes (--max_request_bytes)"))
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return self._json(413, error_json(f"Request body exceeds the limit of {self.max_request_bytes} bytes"))
-        if self._executor is None:
-            status, text = dispatch(self.manager, request.method, path, body, pending=True)
-            if isinstance(text, PendingPredict):
-                # Batched: the event loop keeps reading other requests meanwhile.
-                try:
-                    await asyncio.wait_for(asyncio.wrap_future(text.future), self.timeout_seconds)
-                except asyncio.TimeoutError:
-                    return self._json(504, error_json("Deadline Exceeded"))
-                except Exception:  # noqa: BLE001 - finish() turns it into the error body
-                    pass
-                status, text = text.finish()
+            return self._json(413, error_json(f"Request body exceeds the limit of {self.max_request_bytes} bytes "
+                                              "(--max_request_bytes)"))
+        if self._executor is not None:
+            run = dispatch_large if len(body) > self.large_request_bytes else None
+            return self._json(*await self._in_pool(self._executor, request.method, path, body, run))
+        if len(body) > self.large_request_bytes:
+            if self._pending_large >= self.max_pending_large:
+                return self._json(429, error_json(
+                    f"{self._pending_large} large requests (over {self.large_request_bytes} bytes) are already "
+                    "being processed; retry later"))
+            self._pending_large += 1  # only the loop thread touches it
+            try:
+                return self._json(*await self._in_pool(self._large_executor, request.method, path, body,
+                                                       dispatch_large))
+            finally:
+                self._pending_large -= 1
+        status, text = dispatch(self.manager, request.method, path, body, pending=True,
+                                max_json_values=self.max_json_values)
+        if isinstance(text, PendingPredict):
+            # Batched: the event loop keeps reading other requests meanwhile.
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(text.future), self.timeout_seconds)
+            except asyncio.TimeoutError:
+                return self._json(504, error_json("Deadline Exceeded"))
+            except Exception:  # noqa: BLE001 - finish() turns it into the error body
+                pass
+            status, text = text.finish()
+        return self._json(status, text)
+
+    async def _in_pool(self, executor, method: str, path: str, body: bytes, run=None) -> tuple[int, str]:
+        if run is None:
+            work = asyncio.get_running_loop().run_in_executor(
+                executor, dispatch, self.manager, method, path, body, False, self.max_json_values)
         else:
             work = asyncio.get_running_loop().run_in_executor(
-                self._executor, dispatch, self.manager, request.method, path, body)
-            try:
-                # --rest_api_timeout_in_ms: the client gets 504; the model call itself finishes.
-                status, text = await asyncio.wait_for(work, self.timeout_seconds)
-            except asyncio.TimeoutError:
-                status, text = 504, error_json("Deadline Exceeded")
-        return self._json(status, text)
+                executor, run, self.manager, method, path, body, self.max_json_values)
+        try:
+            # --rest_api_timeout_in_ms: the client gets 504; the model call itself finishes.
+            return await asyncio.wait_for(work, self.timeout_seconds)
+        except asyncio.TimeoutError:
+            return 504, error_json("Deadline Exceeded")
 
     def _json(self, status: int, text: str):
         from aiohttp import web
 
-        return web.Response(status=status, text=text, content_type="application/json", headers=self._headers())
+        # Bytes, so that aiohttp adds no "; charset=utf-8" (TF Serving sends application/json
+        # alone, http_rest_api_handler.cc); strings keep the bytes they were parsed from
+        # (json_text.string_bytes), so encode them back the same way.
+        try:
+            body = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            body = text.encode("utf-8", "backslashreplace")
+        return web.Response(status=status, body=body, content_type="application/json", headers=self._headers())
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def _start(self) -> None:
@@ -301,6 +392,7 @@ class RestServer:
         self._thread.join(timeout=10)
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+        self._large_executor.shutdown(wait=True)
         self._loop = None
 
 

@@ -93,20 +93,32 @@ class Servable:
         key, sig = self.signature(signature_name)
         if sig is None:
             raise ServingError(Code.FAILED_PRECONDITION, f'Serving signature key "{key}" not found.')
-        expected = set(sig.inputs)
-        sent = set(inputs)
-        if sent != expected:
-            extra = ",".join(sorted(sent - expected))
-            missing = ",".join(sorted(expected - sent))
-            raise invalid(f"input size does not match signature: {len(sent)}!={len(expected)} "
-                          f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(expected))}}}). "
-                          f"Sent extra: {{{extra}}}. Missing but required: {{{missing}}}.")
+        self.check_input_aliases(sig, set(inputs))
         for alias in output_filter:
             if alias not in sig.outputs:
                 raise invalid(f"output tensor alias not found in signature: {alias} Outputs expected to be "
                               f"in the set {{{','.join(sorted(sig.outputs))}}}.")
         self._check_dtypes(sig, inputs)
         return key, sig
+
+    @staticmethod
+    def check_input_aliases(sig, sent: set) -> None:
+        """TF Serving's errors for request aliases that differ from the signature's: a count
+        mismatch first (predict_util.cc VerifyRequestInputsSize), else the first signature alias
+        missing from the request (saved_model/util.cc GetInputValues)."""
+        expected = set(sig.inputs)
+        if sent == expected:
+            return
+        if len(sent) != len(expected):
+            extra = ",".join(sorted(sent - expected))
+            missing = ",".join(sorted(expected - sent))
+            raise invalid(f"input size does not match signature: {len(sent)}!={len(expected)} "
+                          f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(expected))}}}). "
+                          f"Sent extra: {{{extra}}}. Missing but required: {{{missing}}}.")
+        alias = min(expected - sent)
+        raise invalid(f"Signature input alias: {alias}(feed name: {sig.inputs[alias].name}) not found in request "
+                      f"and no default value provided. Inputs expected to be in the request "
+                      f"{{{','.join(sorted(sent))}}}, or default input alias set: ")
 
     def _submit(self, key: str, inputs: Mapping[str, np.ndarray]) -> Future | None:
         """The batcher's future for this request, or None if it must run unbatched."""

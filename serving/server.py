@@ -40,6 +40,7 @@ from serving.manager import ModelConfig, ModelManager, parse_model_config_text
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_REQUEST_BYTES = 64 << 20
+DEFAULT_MAX_DECODED_BYTES = 2 << 30
 
 
 class ModelServer:
@@ -55,6 +56,8 @@ class ModelServer:
                  rest_api_timeout_in_ms: int = 30000, max_num_load_retries: int = 5,
                  load_retry_interval_micros: int = 60_000_000, enable_batching: bool = False,
                  batching_parameters_file: str | None = None, batching_parameters=None,
+                 max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES, rest_large_request_bytes: int = 256 << 10,
+                 rest_large_request_threads: int = 1, rest_max_pending_large: int = 4,
                  monitoring_config_file: str | None = None, monitoring_config=None):
         if configs is None:
             if model_config_file:
@@ -69,6 +72,8 @@ class ModelServer:
         self._ports = (port, rest_api_port)
         self.max_request_bytes = max_request_bytes
         self.rest_inference_threads = rest_inference_threads
+        self.max_decoded_bytes = max_decoded_bytes
+        self.rest_large = (rest_large_request_bytes, rest_large_request_threads, rest_max_pending_large)
         self.grpc_max_workers = grpc_max_workers
         self.enable_cors = rest_api_enable_cors_support
         self.grace = shutdown_grace_seconds
@@ -118,6 +123,7 @@ class ModelServer:
         if grpc_port is not None:
             self._grpc = GrpcServer(self.manager, self.host, grpc_port, max_workers=self.grpc_max_workers,
                                     max_request_bytes=self.max_request_bytes,
+                                    max_decoded_bytes=self.max_decoded_bytes,
                                     interceptors=[MetricsInterceptor(self.metrics)])
             self._grpc.start()
             self.port = self._grpc.port
@@ -125,6 +131,8 @@ class ModelServer:
             self._rest = RestServer(self.manager, self.host, rest_port, max_request_bytes=self.max_request_bytes,
                                     inference_threads=self.rest_inference_threads, enable_cors=self.enable_cors,
                                     shutdown_timeout=self.grace, timeout_seconds=self.rest_timeout_seconds,
+                                    large_request_bytes=self.rest_large[0], large_request_threads=self.rest_large[1],
+                                    max_pending_large=self.rest_large[2], max_decoded_bytes=self.max_decoded_bytes,
                                     middlewares=[aiohttp_middleware(self.metrics, self.manager, self.monitoring)])
             self._rest.start()
             self.rest_api_port = self._rest.port
@@ -220,9 +228,19 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
                              "0.0.0.0 to listen on every interface")
     parser.add_argument("--max_request_bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES,
                         help="largest accepted request body / gRPC message (not a TF Serving flag)")
+    parser.add_argument("--max_decoded_bytes", type=int, default=DEFAULT_MAX_DECODED_BYTES,
+                        help="largest decoded request (REST: ~64 bytes per JSON value; gRPC: the tensors' "
+                             "elements); over it REST answers 413, gRPC RESOURCE_EXHAUSTED (not a TF Serving flag)")
     parser.add_argument("--rest_inference_threads", type=int, default=0,
-                        help="0: run inference on the REST event loop (fastest for small models); "
-                             "N: in a pool of N threads")
+                        help="0: run small requests on the REST event loop (fastest for small models) and "
+                             "large ones in the --rest_large_request_threads pool; N: every request in a "
+                             "pool of N threads")
+    parser.add_argument("--rest_large_request_bytes", type=int, default=256 << 10,
+                        help="REST bodies larger than this are decoded and run off the event loop")
+    parser.add_argument("--rest_large_request_threads", type=int, default=1,
+                        help="threads for large REST requests")
+    parser.add_argument("--rest_max_pending_large", type=int, default=4,
+                        help="large REST requests queued or running at once; 429 beyond")
     parser.add_argument("--grpc_max_workers", type=int, default=16)
     parser.add_argument("--port_file", default=None,
                         help="write {\"port\":..,\"rest_api_port\":..} here once serving (for launchers)")
@@ -251,6 +269,9 @@ def server_from_args(args: argparse.Namespace) -> ModelServer:
         max_num_load_retries=args.max_num_load_retries,
         load_retry_interval_micros=args.load_retry_interval_micros,
         enable_batching=args.enable_batching, batching_parameters_file=args.batching_parameters_file,
+        max_decoded_bytes=args.max_decoded_bytes, rest_large_request_bytes=args.rest_large_request_bytes,
+        rest_large_request_threads=args.rest_large_request_threads,
+        rest_max_pending_large=args.rest_max_pending_large,
         monitoring_config_file=args.monitoring_config_file)
 
 

@@ -51,7 +51,7 @@ class DatasetSpec:
 
     name: str
     compression: str
-    files: dict[str, str]
+    files: dict[str, "str | list[str]"]  # per split: exact files (relative), or a legacy glob
     row_counts: dict[str, int]
     labels: tuple[str, ...]
     key: tuple[str, ...]
@@ -111,14 +111,30 @@ def load_spec(data_dir) -> DataSpec:
 
 
 def split_files(spec: DataSpec, dataset: str, split: str) -> list[str]:
-    """The sorted TFRecord files of one split."""
+    """The TFRecord files of one split: the exact list spec.json names (build-data writes one,
+    so files another build left in the folder are never read), or a glob in older specs."""
     ds = spec.dataset(dataset)
     if split not in ds.files:
         raise UserError(f"dataset {dataset!r} has no split {split!r}")
-    files = sorted(glob.glob(str(Path(spec.root) / ds.files[split])))
-    if not files:
-        raise UserError(f"no files match {Path(spec.root) / ds.files[split]}")
-    return files
+    return resolve_split_files(Path(spec.root), ds.files[split])
+
+
+def resolve_split_files(root: Path, files) -> list[str]:
+    """spec.json's ``files[split]`` (a list of paths relative to it, or a legacy glob) -> paths;
+    UserError when a listed file is missing or a glob matches nothing."""
+    if isinstance(files, str):
+        found = sorted(glob.glob(str(root / files)))
+        if not found:
+            raise UserError(f"no files match {root / files}")
+        return found
+    paths = [str(root / f) for f in files]
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise UserError(f"{root}/spec.json lists files that do not exist: {', '.join(missing[:3])}"
+                        + (f" and {len(missing) - 3} more" if len(missing) > 3 else ""))
+    if not paths:
+        raise UserError(f"{root}/spec.json lists no files for this split")
+    return paths
 
 
 def _tf_dtype(tf, dtype: str):

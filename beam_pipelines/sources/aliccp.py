@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from beam_pipelines.dead_letter import BadRow
-from beam_pipelines.sources.behaviour import parse_id
+from beam_pipelines.sources.fields import parse_id
 
 # Header of the AITM csv (paddlerec_aitm_ctr_cvr_train.csv); test.csv has no header line.
 AITM_COLUMNS = ("click", "purchase", "101", "121", "122", "124", "125", "126", "127", "128",

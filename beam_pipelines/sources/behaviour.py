@@ -2,18 +2,12 @@
 from __future__ import annotations
 
 from beam_pipelines.dead_letter import BadRow
+from beam_pipelines.sources.fields import parse_id
 
 BEHAVIOURS = ("pv", "cart", "fav", "buy")
 BEHAVIOUR_CODE = {name: code for code, name in enumerate(BEHAVIOURS)}
 PV, CART, FAV, BUY = range(4)
 WORLD_HEADER = b"user_id,item_id,category,behavior,ts"
-
-
-def parse_id(field: str) -> int:
-    """A non-negative decimal id; anything else is a ``non_integer_field``."""
-    if not field.isascii() or not field.isdigit():
-        raise BadRow("non_integer_field")
-    return int(field)
 
 
 def parse_behaviour(text: str, window: tuple[int, int]):
@@ -34,3 +28,9 @@ def parse_behaviour(text: str, window: tuple[int, int]):
     if not window[1] <= ts < window[2]:
         raise BadRow("timestamp_outside_window")
     return user, (ts, item, category, code)
+
+
+def is_label_event(row) -> bool:
+    """A cart/fav/buy event: used for labels and history, never written as an example (only a
+    ``pv`` is an impression)."""
+    return row[3] != PV

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from beam_pipelines.dead_letter import BadRow
-from beam_pipelines.sources.behaviour import parse_id
+from beam_pipelines.sources.fields import parse_id
 
 USERS_HEADER = b"user_id,age_bucket,gender,city_tier,activity_level"
 ADS_HEADER = b"ad_id,category,title,attributes"

@@ -16,7 +16,7 @@ def _dataset(out: Path, dataset: str, split: str, batch_size: int = 1024):
     spec = json.loads((Path(out) / "spec.json").read_text())
     ds_spec = spec["datasets"][dataset]
     dtypes = {"string": tf.string, "int64": tf.int64, "float32": tf.float32}
-    files = sorted(tf.io.gfile.glob(str(Path(out) / ds_spec["files"][split])))
+    files = [str(Path(out) / f) for f in ds_spec["files"][split]]  # the exact files, never a glob
     ds = tf.data.TFRecordDataset(files, compression_type=ds_spec["compression"]).batch(batch_size)
     features = ds_spec["features"]
     if ds_spec["proto"] == "tf.train.Example":

@@ -51,7 +51,10 @@ def test_raw_skeleton_and_common_features(tmp_path):
     (raw / "sample_skeleton_train.csv").write_text("\n".join(skeleton) + "\n")
     (raw / "common_features_train.csv").write_text("\n".join(common) + "\n")
     out = tmp_path / "out"
-    build_data("aliccp", [str(raw)], out, min_count=1, split_fractions=(1.0, 0.0, 0.0))
+    result = build_data("aliccp", [str(raw)], out, min_count=1, split_fractions=(1.0, 0.0, 0.0))
+    # 5 skeleton lines = 3 dead letters + 2 examples; the 2 common-features lines are side rows
+    assert result.stats["rows_accounting"] == {"lines_read": 7, "header_lines": 0, "rejected": 3, "written": 2,
+                                               "label_events": 0, "side_table_rows": 2, "unaccounted": 0}
     assert sorted((d["line_number"], d["reason"]) for d in dead_letters(out)) == [
         (3, "conversion_without_click"), (4, "unknown_common_feature_index"), (5, "feature_count_mismatch")]
     rows = {r["row_id"]: r for r in read_split(out, "cascade_flat", "train")}

@@ -51,7 +51,8 @@ def test_parse_behaviour_events_dead_letters_every_bad_kind():
             (3, "wrong_column_count"), (4, "non_integer_field"), (5, "unknown_behavior"),
             (6, "timestamp_outside_window"), (7, "empty_line"), (8, "undecodable_bytes"),
             (9, "timestamp_outside_window")]), label="dead")
-        assert_that(parsed.read, equal_to([("f.csv", 9)]), label="read")
+        # 9 lines: no header, 7 rejected, 2 parsed of which 1 (the cart) a label event
+        assert_that(parsed.read, equal_to([("f.csv", (9, 0, 7, 2, 1, 0))]), label="read")
 
 
 def test_day_splits_by_hand():
@@ -122,12 +123,37 @@ def test_build_sequence_examples_labels_and_tokens():
 def test_write_dead_letters(tmp_path):
     import json
 
-    dead = [("b.csv", 2, "empty_line", ""), ("a.csv", 9, "empty_line", ""), ("a.csv", 1, "bad", "x,\\xff")]
+    dead = [("b.csv", 2, "empty_line", "", None), ("a.csv", 9, "empty_line", "", None),
+            ("a.csv", 1, "bad", "x,\\xff", "ValueError: x")]
     with TestPipeline(runner="FnApiRunner") as p:
-        counts = p | beam.Create(dead) | WriteDeadLetters(str(tmp_path))
-        assert_that(counts, equal_to([("empty_line", 2), ("bad", 1)]))
-    rows = [json.loads(line) for line in (tmp_path / "dead_letter" / "empty_line.jsonl").read_text().splitlines()]
-    assert [(r["file"], r["line_number"]) for r in rows] == [("a.csv", 9), ("b.csv", 2)]
+        counts = p | beam.Create(dead) | WriteDeadLetters(str(tmp_path), num_shards=1)
+        assert_that(counts, equal_to([("empty_line", 2, "dead_letter/empty_line-00000-of-00001.jsonl"),
+                                      ("bad", 1, "dead_letter/bad-00000-of-00001.jsonl")]))
+    rows = [json.loads(line) for line in
+            (tmp_path / "dead_letter" / "empty_line-00000-of-00001.jsonl").read_text().splitlines()]
+    assert [(r["file"], r["line_number"], r["detail"]) for r in rows] == [("a.csv", 9, None), ("b.csv", 2, None)]
+    bad = json.loads((tmp_path / "dead_letter" / "bad-00000-of-00001.jsonl").read_text())
+    assert bad == {"file": "a.csv", "line_number": 1, "reason": "bad", "line": "x,\\xff", "detail": "ValueError: x"}
+
+
+def test_write_dead_letters_shards_one_reason_over_several_files(tmp_path):
+    """One reason is not one hot key: its dead letters spread over the shards, each sorted."""
+    import json
+    import zlib
+
+    dead = [("f.csv", n, "empty_line", "", None) for n in range(1, 201)]
+    with TestPipeline(runner="FnApiRunner") as p:
+        _ = p | beam.Create(dead) | WriteDeadLetters(str(tmp_path), num_shards=4)
+    files = sorted((tmp_path / "dead_letter").glob("empty_line-*-of-00004.jsonl"))
+    assert len(files) == 4
+    seen = []
+    for path in files:
+        shard = int(path.name.split("-")[1])
+        numbers = [json.loads(line)["line_number"] for line in path.read_text().splitlines()]
+        assert numbers == sorted(numbers)
+        assert all(zlib.crc32(f"f.csv:{n}".encode()) % 4 == shard for n in numbers)
+        seen += numbers
+    assert sorted(seen) == list(range(1, 201))
 
 
 @pytest.mark.parametrize("bad", [(0.5, 0.5), (0.6, 0.6, -0.2)])

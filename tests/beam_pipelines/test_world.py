@@ -141,17 +141,25 @@ def test_tiny_world_logs_end_to_end(tmp_path, request):
         assert np.all(row["hist_time_gap"] > 0)  # log1p(gap) > 0 <=> history strictly before
 
 
-def test_rows_lost_between_read_and_write_fail_the_build(tmp_path):
+def test_rows_lost_between_read_and_write_fail_the_build():
     from adpush.errors import UserError
     from beam_pipelines.pipeline import check_rows_conserved
 
-    stats = {"rows_read": {"per_file": {"/l/sf_impressions.csv": 101, "/l/ad_impressions.csv": 501,
-                                        "/l/users.csv": 11}},
-             "rows_rejected": {"total": 3},
-             "rows_written": {"sf": {"train": 60, "valid": 10, "test": 30},
-                              "ad_click": {"train": 300, "valid": 97, "test": 100}}}
-    check_rows_conserved("world", stats, str(tmp_path))  # 100 + 500 = 100 + 497 + 3 rejected
-    stats["rows_written"]["sf"]["train"] = 0
-    with pytest.raises(UserError, match=r"lost 60 rows .*sf_impressions.csv: 100 rows -> sf 40"):
-        check_rows_conserved("world", stats, str(tmp_path))
-    check_rows_conserved("taobao", stats, str(tmp_path))  # no one-to-one files: nothing to check
+    counts = {"lines_read": 617, "header_lines": 3, "rejected": 3, "written": 597, "label_events": 4,
+              "side_table_rows": 10}
+    check_rows_conserved(counts, "job counters")  # 617 = 3 + 3 + 597 + 4 + 10
+    counts["written"] -= 60
+    with pytest.raises(UserError, match=r"lost 60 rows \(job counters: read 617 lines = header_lines 3, "
+                                        r"rejected 3, written 537"):
+        check_rows_conserved(counts, "job counters")
+
+
+def test_world_fixture_rows_add_up_in_stats_and_counters(tmp_path):
+    result = build_data("world", write_fixture(tmp_path / "logs"), tmp_path / "out", min_count=2, num_shards=2)
+    accounting = result.stats["rows_accounting"]
+    # 5 headers; users 2 + ads 2 side rows; 5 dead letters; sf 6 + ad 2 + sequence 3 (pv) examples;
+    # behaviour: cart + buy are label events
+    assert accounting == {"lines_read": 3 + 3 + 9 + 5 + 7, "header_lines": 5, "rejected": 5,
+                          "written": 6 + 2 + 3, "label_events": 2, "side_table_rows": 4, "unaccounted": 0}
+    assert {k: result.counts[k] for k in accounting if k != "unaccounted"} == {
+        k: v for k, v in accounting.items() if k != "unaccounted"}

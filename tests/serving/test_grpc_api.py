@@ -69,8 +69,13 @@ def test_classify_regress_metadata_status(stubs):
      "ModelSpec has no name specified."),
     (_predict_request(signature="nope", x=np.array([[1.0]], np.float32)), grpc.StatusCode.FAILED_PRECONDITION,
      'Serving signature key "nope" not found.'),
+    # same count, wrong alias: saved_model/util.cc GetInputValues, not the size check
     (_predict_request(z=np.array([[1.0]], np.float32)), grpc.StatusCode.INVALID_ARGUMENT,
-     "input size does not match signature"),
+     "Signature input alias: x(feed name: serving_default_x:0) not found in request and no default value "
+     "provided. Inputs expected to be in the request {z}, or default input alias set: "),
+    (_predict_request(x=np.array([[1.0]], np.float32), z=np.array([[1.0]], np.float32)),
+     grpc.StatusCode.INVALID_ARGUMENT,
+     "input size does not match signature: 2!=1 len({x,z}) != len({x}). Sent extra: {z}. Missing but required: {}."),
     (_predict_request(x=np.array([["a"]])), grpc.StatusCode.INVALID_ARGUMENT, "string"),
 ])
 def test_predict_errors(stubs, req, code, message):

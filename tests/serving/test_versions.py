@@ -129,7 +129,7 @@ def test_failed_warmup_fails_the_load_and_the_old_version_keeps_serving(tmp_path
         c = GrpcClient(f"127.0.0.1:{server.port}", "m")
         st = {v["version"]: v for v in c.status()}
         assert st[2]["state"] == "END" and st[2]["error_code"] == "INVALID_ARGUMENT"
-        assert "input size does not match signature" in st[2]["error_message"]
+        assert "Signature input alias: x(feed name: serving_default_x:0) not found" in st[2]["error_message"]
         assert st[1]["state"] == "AVAILABLE"
         assert c.predict({"x": np.array([[2.0]], np.float32)})["y"].tolist() == [[3.0]]
         c.close()

@@ -57,7 +57,7 @@ class DatasetSpec:
     name: str
     proto: str
     compression: str
-    files: dict[str, str]
+    files: dict[str, "str | list[str]"]  # per split: exact files (relative), or a legacy glob
     labels: tuple[str, ...]
     key: tuple[str, ...]
     features: dict[str, FeatureSpec]
@@ -215,6 +215,13 @@ def float_statistics(spec: DatasetSpec, rows: int = 8192) -> dict[str, dict[str,
 _PARSED: dict = {}
 
 
+def split_files(spec: DatasetSpec, split: str) -> list[str]:
+    """The files of one split, exactly as spec.json lists them (tfrs_models.input)."""
+    from tfrs_models.input import resolve_split_files  # noqa: PLC0415
+
+    return resolve_split_files(spec.data_dir, spec.files[split])
+
+
 def make_dataset(spec: DatasetSpec, split: str, batch_size: int, *, shuffle: bool = False,
                  seed: int = 0, repeat: bool = False, cache: bool = False,
                  parse_batch_size: int = 1024):
@@ -228,9 +235,7 @@ def make_dataset(spec: DatasetSpec, split: str, batch_size: int, *, shuffle: boo
     """
     import tensorflow as tf
 
-    files = sorted(str(p) for p in spec.data_dir.glob(spec.files[split]))
-    if not files:
-        raise FileNotFoundError(f"no files match {spec.data_dir / spec.files[split]}")
+    files = split_files(spec, split)
     compression = "" if spec.compression in ("", "NONE", None) else spec.compression
     key = (str(spec.data_dir), spec.name, split)
     ds = _PARSED.get(key) if cache else None

@@ -38,7 +38,7 @@ def train_model(spec: DatasetSpec, model_config: ModelConfig, train_config: Trai
     train = make_dataset(spec, "train", train_config.batch_size, shuffle=True, seed=train_config.seed,
                          repeat=train_config.steps_per_epoch is not None, cache=True)
     callbacks, valid = [], None
-    if "valid" in spec.files and list(spec.data_dir.glob(spec.files["valid"])):
+    if "valid" in spec.files and _has_files(spec, "valid"):
         valid = make_dataset(spec, "valid", max(train_config.batch_size, 1024), cache=True)
         callbacks.append(tf.keras.callbacks.EarlyStopping(
             monitor="val_objective", mode="min", patience=patience, restore_best_weights=True))
@@ -121,3 +121,14 @@ def load_predict_fn(saved_model_dir: Path):
     serve = tf.saved_model.load(str(saved_model_dir)).signatures["serving_default"]
     names = set(serve.structured_input_signature[1])
     return lambda batch: serve(**{k: v for k, v in batch.items() if k in names})
+
+
+def _has_files(spec, split: str) -> bool:
+    from adpush.errors import UserError
+
+    from tfrs_models.cascade.input import split_files
+
+    try:
+        return bool(split_files(spec, split))
+    except UserError:
+        return False
