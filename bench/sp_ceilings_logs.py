@@ -1,8 +1,7 @@
 """SF ceilings of a world straight from its simulate-logs output, before (or without) build-data.
 
 Splits the log days as ``adpush build-data`` does by default (``beam_pipelines.split_by_day``
-over ``days + 1`` days: ad timestamps of the last day spill past midnight, so the built data
-has one more day), then prints the test (and valid) AUC of ``popularity`` / ``query`` /
+over the world's ``days``), then prints the share of test SF rows in each 001 Table 3 segment, the test (and valid) AUC of ``popularity`` / ``query`` /
 ``profile`` / ``oracle`` and, on test, ``posterior_sf`` (θ_u MAP from the user's own SF train
 clicks with the world's true parameters) — overall and per 001 Table 3 segment.
 
@@ -39,7 +38,7 @@ def main(argv=None) -> int:
     start = time.time()
     logs = args.logs
     world = ceilings.load_world(logs)
-    log_split = dict(enumerate(day_splits(world.config.days + 1, BuildConfig())))
+    log_split = dict(enumerate(day_splits(world.config.days, BuildConfig())))
     sf = pd.read_csv(f"{logs}/sf_impressions.csv",
                      usecols=["impression_id", "user_id", "day", "clicked"])
     sf["split"] = sf["day"].map(log_split)
@@ -69,7 +68,8 @@ def main(argv=None) -> int:
         for name in sorted(set(segment)):
             i = segment == name
             result["segments"][name] = {
-                "n_rows": int(i.sum()), "n_users": int(np.unique(users[i]).size),
+                "n_rows": int(i.sum()), "share_of_rows": round(float(i.mean()), 4),
+                "n_users": int(np.unique(users[i]).size),
                 **{n: metrics.auc(y[i], s[i]) for n, s in scores.items()}}
         out[split] = result
     out["seconds"] = round(time.time() - start, 1)
