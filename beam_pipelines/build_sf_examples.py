@@ -20,10 +20,12 @@ from beam_pipelines.sources.world import parse_ad_impression, parse_sf_impressio
 
 
 def query_category(tokens) -> str:
-    """Category id named by the query's first ``cat_<nn>`` token ("" if none)."""
+    """Category id named by the query's first ``cat_<digits>`` token, ASCII digits only, leading
+    zeros dropped ("" if none); serving/families.py derives it the same way in the graph."""
     for token in tokens:
-        if token.startswith("cat_") and token[4:].isdigit():
-            return str(int(token[4:]))
+        digits = token[4:]
+        if token.startswith("cat_") and digits.isascii() and digits.isdigit():
+            return str(int(digits))
     return ""
 
 
