@@ -38,7 +38,7 @@ def test_baseline_auc_equals_a_hand_built_scikit_learn_fit(sp_spec):
     split = {s: read_columns(sp_spec, "sf", s, COLUMNS) for s in ("train", "valid", "test")}
     hasher = FeatureHasher(n_features=2 ** N_BITS, input_type="dict")
     x = {s: hasher.transform(_hand_features(split[s])) for s in split}
-    fits = {c: LogisticRegression(C=c, max_iter=500, tol=1e-6).fit(x["train"], split["train"]["clicked"])
+    fits = {c: LogisticRegression(C=c, solver="liblinear", tol=1e-4, max_iter=500).fit(x["train"], split["train"]["clicked"])
             for c in C_GRID}
     losses = {c: metrics.logloss(split["valid"]["clicked"], f.predict_proba(x["valid"])[:, 1])
               for c, f in fits.items()}

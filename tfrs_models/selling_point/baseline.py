@@ -10,7 +10,7 @@ buckets (scikit-learn ``FeatureHasher``, signed hashing), all crossed with the c
 - ``kw×h``: keyword × each SF keyword of the user's history, weight 1/len(history);
 - ``kw×t``: keyword × each title token of the user's clicked ads, weight 1/len(those tokens).
 
-L2-regularised ``LogisticRegression`` fit on the train split; ``C`` is chosen on the validation
+L2-regularised ``LogisticRegression`` (liblinear) fit on the train split; ``C`` is chosen on the validation
 split's logloss from a grid; the test split is only scored.
 """
 from __future__ import annotations
@@ -84,7 +84,7 @@ class HashedCrossBaseline:
         y_train = np.asarray(train["clicked"]).astype(int)
         best = None
         for c in self.c_grid:
-            model = LogisticRegression(C=c, max_iter=500, tol=1e-6)
+            model = LogisticRegression(C=c, solver="liblinear", tol=1e-4, max_iter=500)
             model.fit(x_train, y_train)
             loss = metrics.logloss(valid["clicked"], model.predict_proba(x_valid)[:, 1])
             self.valid_logloss[c] = float(loss)

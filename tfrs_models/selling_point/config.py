@@ -37,6 +37,9 @@ class ModelConfig:
     cross_layers: int = 1
     use_user_id: bool = False
     ad_context: bool = True
+    # std of the N(0, σ²) initial embedding rows (0 = Keras' uniform ±0.05). Dot crosses of two
+    # near-zero vectors start at a saddle and are learnt only after thousands of steps.
+    embedding_init_std: float = 0.0
 
     def __post_init__(self):
         if self.model not in MODELS:

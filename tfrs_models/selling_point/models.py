@@ -96,8 +96,12 @@ class SellingPointModel(tfrs.models.Model):
                 vocabulary=vocab.path, mask_token="", num_oov_indices=vocab.num_oov_buckets,
                 name=f"lookup_{name}")
             self.lookups[name] = lookup
+            init = (tf.keras.initializers.RandomNormal(stddev=config.embedding_init_std,
+                                                       seed=len(self.embeddings))
+                    if config.embedding_init_std > 0 else "uniform")
             self.embeddings[name] = tf.keras.layers.Embedding(
-                lookup.vocabulary_size(), config.embedding_dim, name=f"embedding_{name}")
+                lookup.vocabulary_size(), config.embedding_dim, embeddings_initializer=init,
+                name=f"embedding_{name}")
         self.mean_pooling = MeanBagPooling(name="mean_bag_pooling")
         layers = []
         for units in config.hidden_units:
