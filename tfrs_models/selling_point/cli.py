@@ -27,7 +27,7 @@ def register_train(kind_subparsers) -> None:
                         "logloss is kept (RUN/lr_sweep.json)")
     p.add_argument("--k", type=float, default=None,
                    help="alternating: auxiliary:main draw ratio (default rows(ad)/rows(sf))")
-    p.add_argument("--embedding-dim", type=int, default=32)
+    p.add_argument("--embedding-dim", type=int, default=16)
     p.add_argument("--hidden-units", default="64,32")
     p.add_argument("--attention-units", type=int, default=16)
     p.add_argument("--interactions", choices=INTERACTIONS, default="dot",
@@ -42,7 +42,7 @@ def register_train(kind_subparsers) -> None:
     p.add_argument("--exclude-features", default="",
                    help="comma-separated spec features the model leaves out (ablations)")
     p.add_argument("--dropout", type=float, default=0.0, help="MLP dropout (training only)")
-    p.add_argument("--embedding-l2", type=float, default=0.0,
+    p.add_argument("--embedding-l2", type=float, default=1e-3,
                    help="L2 on the embedding rows each batch looks up")
     p.add_argument("--mirrored", action="store_true", help="train under MirroredStrategy")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

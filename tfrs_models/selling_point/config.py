@@ -27,11 +27,11 @@ class ModelConfig:
     """
 
     model: str = "mtdl"
-    embedding_dim: int = 32
+    embedding_dim: int = 16
     hidden_units: tuple[int, ...] = (64, 32)
     attention_units: int = 16
     dropout: float = 0.0                     # on the MLP input and hidden layers (training only)
-    embedding_l2: float = 0.0                # L2 on the embedding rows a batch looks up
+    embedding_l2: float = 1e-3               # L2 on the embedding rows a batch looks up
     exclude_features: tuple[str, ...] = ()   # spec features left out (ablations)
     interactions: str = "dot"
     cross_layers: int = 1
