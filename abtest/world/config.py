@@ -211,14 +211,19 @@ class WorldConfig:
         return cls.from_toml(path)
 
     @classmethod
-    def tiny(cls) -> "WorldConfig":
-        """A world small enough for unit tests that still populates every 001 segment."""
-        return cls(
+    def tiny(cls, base: "WorldConfig | None" = None) -> "WorldConfig":
+        """A world small enough for unit tests that still populates every 001 segment: the
+        catalogue and sizes shrunk, the behaviour of ``base`` (default: today's defaults; e.g.
+        ``WorldConfig.named("v1")`` for tests calibrated on the v1 world's traffic)."""
+        sizes = dict(
             keywords_per_facet=10, n_categories=8, category_words=12, applicable_sps_per_category=24,
             n_filler_words=60, n_ads=600, queries_per_category=6, modifiers_per_facet=2,
             n_users=400, days=8, behaviour_users=400, behaviour_events_mean=20.0,
-            behaviour_events_max=80,
-        ).validate()
+            behaviour_events_max=80)
+        if base is not None:
+            sizes["n_users"] = 1_500
+            return base.replace(**sizes)
+        return cls(**sizes).validate()
 
 
 def _jsonable(value: Any) -> Any:
