@@ -19,7 +19,8 @@ class ModelConfig:
     with the pooled user / history / profile / query groups —
     ``dot``: one dot product per group fed to the output layer beside the MLP (FM-style, as
     DeepFM's FM part); ``cross``: a DCN-v2 cross layer (``tfrs.layers.dcn.Cross``) on the MLP
-    input; ``none``: 001's plain MLP. ``dot`` won on validation (README, "interactions").
+    input; ``none``: 001's plain MLP. ``dot`` won on the demo world's validation logloss (AMTDL
+    joint, no MLP: dot 0.14320, cross 0.14323; with the MLP, dot 0.14335).
     ``use_user_id`` (default off): the ``user_id`` embedding overfits at ~10 SF rows per user
     (demo: 0.620 with it, 0.635 without); 001 characterises a user by its click history.
     ``ad_context``: the ad head also reads the ad id, category and position (not only the
