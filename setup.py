@@ -43,6 +43,8 @@ setup(
             "pytest-timeout>=2.3",
             "pytest-xdist>=3.5",
             "statsmodels>=0.14",
+            "hypothesis>=6.100",        # property-based tests (abtest analyze)
+            "prometheus_client>=0.20",  # the metrics test parses /monitoring/prometheus/metrics
             "apache-beam[gcp]==2.77.*",
         ],
     },

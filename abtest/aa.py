@@ -8,7 +8,14 @@ Traffic comes from any callable ``traffic(n_users, rng) -> (impressions, clicks)
 ``Traffic`` protocol); the world's own traffic (``abtest.simulator.aa_world``) re-buckets a fixed
 population per run instead and feeds its per-bucket statistics to ``evaluate_runs`` directly. The default
 ``ClusteredTraffic`` draws users with heterogeneous CTR (Beta) and heavy-tailed impression counts;
-all runs are drawn as numpy arrays at once (in chunks), no per-user Python loop.
+all runs are drawn as numpy arrays at once (in chunks), no per-user Python loop. With
+``cuped=True`` each user also gets a pre-period (``ClusteredTraffic.with_pre_period``: the same
+CTR, fresh impressions) and the CUPED test is calibrated beside the others.
+
+The p-value tested is the report's (``inference.lift_test``: the relative lift over its
+delta-method SE, the statistic its CI comes from). The pass band is α ± 1 point; with fewer than
+``MIN_RUNS_FOR_BAND`` runs a perfectly calibrated test would leave it by chance more than 1 % of
+the time, so the summary says the band is not meaningful then.
 """
 from __future__ import annotations
 
@@ -21,11 +28,21 @@ from typing import Protocol
 import numpy as np
 from scipy import stats as _sps
 
+from abtest.stats import cuped as _cuped
 from abtest.stats import inference, sequential
 from abtest.stats.sufficient import SufficientStats
 
-#: The delta-method false-positive rate must lie in α ± this (issue 7).
-CALIBRATION_TOLERANCE = 0.015
+#: The delta-method (and CUPED) false-positive rate must lie in α ± this.
+CALIBRATION_TOLERANCE = 0.01
+
+
+def runs_for_band(alpha: float = 0.05, tolerance: float = CALIBRATION_TOLERANCE, z: float = 2.5758) -> int:
+    """Runs needed so that a test rejecting exactly α leaves α ± tolerance with probability
+    < 1 % (z = z_{0.995}): runs ≥ z²·α(1 − α)/tolerance²."""
+    return int(math.ceil(z * z * alpha * (1 - alpha) / tolerance**2))
+
+
+MIN_RUNS_FOR_BAND = runs_for_band()  # 3,152 at α = 5 %, ± 1 point
 
 
 class Traffic(Protocol):
@@ -59,15 +76,28 @@ class ClusteredTraffic:
         """ρ = 1/(a + b + 1) of the Beta-binomial."""
         return 1.0 / (self.ctr_a + self.ctr_b + 1.0)
 
+    def _impressions(self, n_users: int, rng: np.random.Generator) -> np.ndarray:
+        if self.impressions == "geometric":
+            return rng.geometric(1.0 / self.mean_impressions, size=n_users)
+        sigma = self.lognormal_sigma
+        mu = math.log(self.mean_impressions - 1.0) - sigma**2 / 2.0
+        return 1 + rng.poisson(np.exp(rng.normal(mu, sigma, size=n_users)))
+
     def __call__(self, n_users: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         theta = rng.beta(self.ctr_a, self.ctr_b, size=n_users)
-        if self.impressions == "geometric":
-            m = rng.geometric(1.0 / self.mean_impressions, size=n_users)
-        else:
-            sigma = self.lognormal_sigma
-            mu = math.log(self.mean_impressions - 1.0) - sigma**2 / 2.0
-            m = 1 + rng.poisson(np.exp(rng.normal(mu, sigma, size=n_users)))
+        m = self._impressions(n_users, rng)
         return m, rng.binomial(m, theta)
+
+    def with_pre_period(self, n_users: int, rng: np.random.Generator
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(impressions, clicks, pre_impressions, pre_clicks): the experiment period drawn as
+        ``__call__`` draws it, then a pre-period of the same users — the same CTR θ (it is what
+        persists), a fresh impression count."""
+        theta = rng.beta(self.ctr_a, self.ctr_b, size=n_users)
+        m = self._impressions(n_users, rng)
+        c = rng.binomial(m, theta)
+        m_pre = self._impressions(n_users, rng)
+        return m, c, m_pre, rng.binomial(m_pre, theta)
 
 
 @dataclass
@@ -82,6 +112,8 @@ class AAResult:
     p_values: dict[str, np.ndarray] = field(repr=False)
     lift_ci_covers_zero: np.ndarray = field(repr=False)
     design_effect: np.ndarray = field(repr=False)
+    cuped_ci_covers_zero: np.ndarray | None = field(default=None, repr=False)
+    cuped_variance_reduction: np.ndarray | None = field(default=None, repr=False)
 
     def false_positive_rate(self, test: str) -> tuple[float, float, float]:
         """(rate, low, high): share of p < α with its 95 % Clopper–Pearson interval."""
@@ -94,11 +126,13 @@ class AAResult:
         for name, p in self.p_values.items():
             rate, low, high = self.false_positive_rate(name)
             # Only fixed-horizon p-values should be Uniform(0, 1) under A/A.
-            ks = float(_sps.kstest(p, "uniform").pvalue) if name in ("delta", "naive") else None
+            ks = float(_sps.kstest(p, "uniform").pvalue) if name in ("delta", "naive", "cuped") else None
             tests[name] = {"false_positive_rate": rate, "ci_low": low, "ci_high": high, "ks_uniform_p": ks}
         deff = float(np.mean(self.design_effect))
-        delta_rate = tests["delta"]["false_positive_rate"]
-        return {
+        within = {name: bool(abs(tests[name]["false_positive_rate"] - self.alpha) <= CALIBRATION_TOLERANCE)
+                  for name in ("delta", "cuped") if name in tests}
+        needed = runs_for_band(self.alpha)
+        summary = {
             "runs": self.runs, "users_per_bucket": self.users_per_bucket, "alpha": self.alpha, "seed": self.seed,
             "traffic": self.traffic, "tests": tests,
             "lift_ci_coverage": float(np.mean(self.lift_ci_covers_zero)),
@@ -106,8 +140,25 @@ class AAResult:
             # What the naive test should reject if its SE is too small by √DEff (ABTEST_STATS.md §2.2).
             "naive_rate_predicted_by_design_effect": float(2 * _sps.norm.sf(_sps.norm.isf(self.alpha / 2) / math.sqrt(deff))),
             "delta_band": [self.alpha - CALIBRATION_TOLERANCE, self.alpha + CALIBRATION_TOLERANCE],
-            "delta_within_band": bool(abs(delta_rate - self.alpha) <= CALIBRATION_TOLERANCE),
+            "delta_within_band": within["delta"],
+            "runs_for_meaningful_band": needed,
+            "band_meaningful": bool(self.runs >= needed),
         }
+        if "cuped" in within:
+            summary["cuped_within_band"] = within["cuped"]
+            summary["cuped_lift_ci_coverage"] = float(np.mean(self.cuped_ci_covers_zero))
+            summary["mean_cuped_variance_reduction"] = float(np.nanmean(self.cuped_variance_reduction))
+        return summary
+
+    @property
+    def within_band(self) -> bool:
+        """Every calibrated test (delta, and CUPED when run) inside α ± the tolerance."""
+        s = self.summary()
+        return s["delta_within_band"] and s.get("cuped_within_band", True)
+
+
+def _stats_with_pre(m, c, m_pre, c_pre) -> SufficientStats:
+    return SufficientStats.from_arrays(m, c, pre_impressions=m_pre, pre_clicks=c_pre)
 
 
 def _peek_stats(m: np.ndarray, c: np.ndarray, peeks: int) -> SufficientStats:
@@ -121,11 +172,12 @@ def _peek_stats(m: np.ndarray, c: np.ndarray, peeks: int) -> SufficientStats:
 
 
 def run_aa(runs: int = 1000, users_per_bucket: int = 2000, traffic: Traffic | None = None, seed: int = 0,
-           alpha: float = 0.05, chunk_runs: int = 250, peeks: int = 0) -> AAResult:
+           alpha: float = 0.05, chunk_runs: int = 250, peeks: int = 0, cuped: bool = False) -> AAResult:
     """Simulate ``runs`` A/A experiments and test each with the delta-method and naive tests.
 
     Args:
         traffic: per-user generator; both buckets of every run are drawn from it.
+        cuped: also draw a pre-period (``traffic.with_pre_period``) and calibrate the CUPED test.
         peeks: when > 1, also read each run ``peeks`` times as users arrive (after 1/peeks, 2/peeks,
             … of them) and reject if any look has p < α: ``delta_peeking`` (fixed-horizon test read
             repeatedly, inflated) vs ``sequential_peeking`` (the confidence sequence, stays ≤ α).
@@ -135,15 +187,23 @@ def run_aa(runs: int = 1000, users_per_bucket: int = 2000, traffic: Traffic | No
     if runs < 1 or users_per_bucket < 2:
         raise ValueError("need runs >= 1 and users_per_bucket >= 2")
     traffic = traffic or ClusteredTraffic()
+    if cuped and not hasattr(traffic, "with_pre_period"):
+        raise ValueError("cuped=True needs traffic with a with_pre_period(n_users, rng) method")
     rng = np.random.default_rng(seed)
     parts = []
+    shape = (-1, 2, users_per_bucket)
     for start in range(0, runs, chunk_runs):
         k = min(chunk_runs, runs - start)
-        m, c = traffic(k * 2 * users_per_bucket, rng)
-        m = np.asarray(m).reshape(k, 2, users_per_bucket)
-        c = np.asarray(c).reshape(k, 2, users_per_bucket)
-        a = SufficientStats.from_arrays(m[:, 0], c[:, 0])
-        b = SufficientStats.from_arrays(m[:, 1], c[:, 1])
+        if cuped:
+            m, c, m_pre, c_pre = (np.asarray(x).reshape(shape) for x in
+                                  traffic.with_pre_period(k * 2 * users_per_bucket, rng))
+            a = _stats_with_pre(m[:, 0], c[:, 0], m_pre[:, 0], c_pre[:, 0])
+            b = _stats_with_pre(m[:, 1], c[:, 1], m_pre[:, 1], c_pre[:, 1])
+        else:
+            m, c = traffic(k * 2 * users_per_bucket, rng)
+            m, c = np.asarray(m).reshape(shape), np.asarray(c).reshape(shape)
+            a = SufficientStats.from_arrays(m[:, 0], c[:, 0])
+            b = SufficientStats.from_arrays(m[:, 1], c[:, 1])
         peek_a = peek_b = None
         if peeks > 1:
             peek_a, peek_b = _peek_stats(m[:, 0], c[:, 0], peeks), _peek_stats(m[:, 1], c[:, 1], peeks)
@@ -151,6 +211,8 @@ def run_aa(runs: int = 1000, users_per_bucket: int = 2000, traffic: Traffic | No
     description = asdict(traffic) if hasattr(traffic, "__dataclass_fields__") else {"name": repr(traffic)}
     if peeks > 1:
         description = {**description, "peeks": peeks}
+    if cuped:
+        description = {**description, "pre_period": "same users' CTR, fresh impressions"}
     return result_from_tests(parts, users_per_bucket=users_per_bucket, alpha=alpha, seed=seed,
                              traffic=description)
 
@@ -159,20 +221,27 @@ def evaluate_runs(a: SufficientStats, b: SufficientStats, alpha: float,
               peek_a: SufficientStats | None = None, peek_b: SufficientStats | None = None) -> dict:
     """Every test of the report on A/A runs given as per-bucket statistics with fields [runs].
 
-    ``peek_a``/``peek_b`` (fields [runs, looks]) are the cumulative statistics at each look of a
-    peeking analysis; a run rejects under peeking if any look has p < α.
+    ``delta`` is the report's p-value (``inference.lift_test``); ``cuped`` is added when the
+    statistics carry a pre-period. ``peek_a``/``peek_b`` (fields [runs, looks]) are the cumulative
+    statistics at each look of a peeking analysis; a run rejects under peeking if any look has p < α.
     """
-    low, high = inference.lift_confint(a, b, alpha)
+    test = inference.lift_test(a, b, alpha)
+    low, high = test.ci_low, test.ci_high
     out = {
-        "delta": inference.delta_method_test(a, b).p_value,
+        "delta": test.p_value,
         "naive": inference.naive_ztest(a, b).p_value,
         "sequential": sequential.sequential_p_value(inference.relative_lift(a, b), inference.lift_se(a, b),
                                                     a.n + b.n, alpha),
         "_covers": (low <= 0) & (0 <= high),
         "_deff": inference.design_effect(a, b),
     }
+    if a.has_pre_period and b.has_pre_period:
+        adjusted = _cuped.adjusted_lift(a, b, alpha)
+        out["cuped"] = adjusted.p_value
+        out["_cuped_covers"] = (adjusted.ci_low <= 0) & (0 <= adjusted.ci_high)
+        out["_cuped_reduction"] = adjusted.variance_reduction
     if peek_a is not None:
-        out["delta_peeking"] = inference.delta_method_test(peek_a, peek_b).p_value.min(axis=-1)
+        out["delta_peeking"] = inference.lift_test(peek_a, peek_b, alpha).p_value.min(axis=-1)
         p_look = sequential.sequential_p_value(inference.relative_lift(peek_a, peek_b),
                                                inference.lift_se(peek_a, peek_b), peek_a.n + peek_b.n, alpha)
         out["sequential_peeking"] = np.nan_to_num(p_look, nan=1.0).min(axis=-1)
@@ -186,7 +255,9 @@ def result_from_tests(parts: list[dict], users_per_bucket: int, alpha: float, se
     p_values = {k: v for k, v in joined.items() if not k.startswith("_")}
     return AAResult(runs=joined["delta"].size, users_per_bucket=users_per_bucket, alpha=alpha, seed=seed,
                     traffic=traffic, p_values=p_values,
-                    lift_ci_covers_zero=joined["_covers"], design_effect=joined["_deff"])
+                    lift_ci_covers_zero=joined["_covers"], design_effect=joined["_deff"],
+                    cuped_ci_covers_zero=joined.get("_cuped_covers"),
+                    cuped_variance_reduction=joined.get("_cuped_reduction"))
 
 
 def plot_p_values(result: AAResult, path: Path) -> Path:
@@ -199,7 +270,9 @@ def plot_p_values(result: AAResult, path: Path) -> Path:
     fig, (hist, qq) = plt.subplots(1, 2, figsize=(10, 4))
     bins = np.linspace(0, 1, 21)
     uniform = np.arange(1, result.runs + 1) / (result.runs + 1)
-    for name, colour in (("delta", "tab:blue"), ("naive", "tab:red")):  # sequential p is mostly 1
+    for name, colour in (("delta", "tab:blue"), ("naive", "tab:red"), ("cuped", "tab:green")):
+        if name not in result.p_values:  # (the sequential p is mostly 1: not drawn)
+            continue
         p = result.p_values[name]
         hist.hist(p, bins=bins, histtype="step", linewidth=2, color=colour, label=f"{name} test")
         qq.plot(uniform, np.sort(p), color=colour, label=f"{name} test")
@@ -232,10 +305,17 @@ def summary_markdown(summary: dict) -> str:
                      f"[{100 * t['ci_low']:.2f} %, {100 * t['ci_high']:.2f} %] | "
                      f"{'–' if t['ks_uniform_p'] is None else format(t['ks_uniform_p'], '.3g')} |")
     low, high = summary["delta_band"]
+    band = f"[{100 * low:.1f} %, {100 * high:.1f} %]"
     lines += [
         "",
-        f"Delta-method rate {'within' if summary['delta_within_band'] else 'OUTSIDE'} the band "
-        f"[{100 * low:.1f} %, {100 * high:.1f} %].",
+        f"Delta-method rate {'within' if summary['delta_within_band'] else 'OUTSIDE'} the band {band}"
+        + ("" if "cuped_within_band" not in summary else
+           f"; CUPED rate {'within' if summary['cuped_within_band'] else 'OUTSIDE'} it (mean variance "
+           f"reduction {100 * summary['mean_cuped_variance_reduction']:.1f} %, CUPED CI coverage of 0 "
+           f"{100 * summary['cuped_lift_ci_coverage']:.2f} %)") + ".",
+        ("" if summary["band_meaningful"] else
+         f"⚠ {summary['runs']} runs are too few for the band to mean much: a calibrated test leaves it "
+         f"by chance more than 1 % of the time below {summary['runs_for_meaningful_band']:,} runs."),
         f"Mean design effect {summary['mean_design_effect']:.2f}: the naive test's SE is too small by "
         f"√DEff, predicting a naive rate of {100 * summary['naive_rate_predicted_by_design_effect']:.1f} %.",
         f"Lift CI (delta) coverage of 0: {100 * summary['lift_ci_coverage']:.2f} %.",

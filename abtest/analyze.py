@@ -3,19 +3,27 @@
 Two input layouts (header line required, detected from it):
 
 * per-user rows ``bucket,user,impressions,clicks`` with an optional ``day`` column; a user may have
-  several rows (e.g. one per day), which are summed; a user must stay in one bucket.
+  several rows (e.g. one per day), which are summed; a user must stay in one bucket. Optional
+  ``pre_impressions,pre_clicks`` (both or neither) are the user's pre-experiment traffic, the
+  CUPED covariates; a user with several rows repeats the same pre-period values on each.
 * per-bucket sufficient statistics ``bucket,n,sum_c,sum_m,sum_c2,sum_m2,sum_cm`` (what
-  ``adpush abtest aggregate`` writes). With an extra ``day`` column each row holds the statistics
-  of the users' totals *through* that day (the cumulative file of ``aggregate``); such a file is
-  passed as ``per_day``.
+  ``adpush abtest aggregate`` writes), optionally with the nine pre-period sums
+  ``sum_c_pre,…,sum_m_c_pre`` (``abtest.stats.sufficient.PRE_FIELD_NAMES``, all or none). With an
+  extra ``day`` column each row holds the statistics of the users' totals *through* that day
+  (the cumulative file of ``aggregate``); such a file is passed as ``per_day``.
 
-Every problem in the input raises ``adpush.errors.UserError`` naming the file, row and field.
+With pre-period data every comparison also carries the CUPED-adjusted lift (``abtest.stats.cuped``).
+Every problem in the input raises ``adpush.errors.UserError`` naming the file, row and field; a
+bucket that cannot be tested (fewer than 2 users, no impressions, a control without clicks, zero
+variance — gbstats' ``ZERO_NEGATIVE_VARIANCE`` / ``ZERO_NEGATIVE_BASELINE_VARIATION``) is named
+with the reason.
 """
 from __future__ import annotations
 
 import csv
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -24,10 +32,12 @@ import numpy as np
 
 from abtest.stats import comparison as _comparison
 from abtest.stats import srm
-from abtest.stats.sufficient import FIELD_NAMES, SufficientStats, stats_by_group
+from abtest.stats.inference import degenerate_reason
+from abtest.stats.sufficient import FIELD_NAMES, PRE_FIELD_NAMES, SufficientStats, stats_by_group
 from adpush.errors import UserError
 
 USER_COLUMNS = ("bucket", "user", "impressions", "clicks")
+USER_PRE_COLUMNS = ("pre_impressions", "pre_clicks")
 STATS_COLUMNS = ("bucket",) + FIELD_NAMES
 OPTIONAL_COLUMNS = ("day",)
 
@@ -67,40 +77,47 @@ def _layout(path: Path, header: list[str]) -> str:
     columns = set(header)
     if len(columns) != len(header):
         raise UserError(f"{path}: duplicate column in header {header}")
-    for layout, required in (("users", USER_COLUMNS), ("stats", STATS_COLUMNS)):
+    for layout, required, pre in (("users", USER_COLUMNS, USER_PRE_COLUMNS),
+                                  ("stats", STATS_COLUMNS, PRE_FIELD_NAMES)):
         if set(required) <= columns:
-            unknown = columns - set(required) - set(OPTIONAL_COLUMNS)
+            unknown = columns - set(required) - set(OPTIONAL_COLUMNS) - set(pre)
             if unknown:
                 raise UserError(f"{path}: unknown column(s) {sorted(unknown)}; expected {','.join(required)}"
-                                f" (+ optional day)")
+                                f" (+ optional day, and the pre-period columns {','.join(pre)})")
+            present = [name for name in pre if name in columns]
+            if present and len(present) != len(pre):
+                missing = [name for name in pre if name not in columns]
+                raise UserError(f"{path}: pre-period column(s) {present} without {missing}; give all of "
+                                f"{','.join(pre)} or none")
             return layout
-    known = set(USER_COLUMNS) | set(STATS_COLUMNS) | set(OPTIONAL_COLUMNS)
+    known = set(USER_COLUMNS) | set(STATS_COLUMNS) | set(OPTIONAL_COLUMNS) | set(USER_PRE_COLUMNS) \
+        | set(PRE_FIELD_NAMES)
     unknown = columns - known
     hint = f"unknown column(s) {sorted(unknown)}; " if unknown else ""
     raise UserError(f"{path}: {hint}expected per-user columns {','.join(USER_COLUMNS)} or sufficient "
                     f"statistics {','.join(STATS_COLUMNS)}, got {','.join(header)}")
 
 
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_EXACT_INTEGER = 2.0**53
+
+
 def _numeric_column(path: Path, header: list[str], rows: list[list[str]], name: str,
                     integer: bool = True) -> np.ndarray:
     idx = header.index(name)
     raw = [row[idx].strip() for row in rows]
-    try:
-        values = np.array(raw, dtype=np.float64)
-    except ValueError:
-        values = None
     bad = None
-    if values is None:
-        for number, text in enumerate(raw, start=2):
-            try:
-                float(text)
-            except ValueError:
-                bad = (number, text, "is not a number")
-                break
+    values = None
+    for number, text in enumerate(raw, start=2):
+        if not _NUMBER.fullmatch(text):  # plain ASCII decimals only: no "nan", "0x10", "٣", "1_000"
+            bad = (number, text, "is not a number")
+            break
     else:
+        values = np.array(raw, dtype=np.float64)
         checks = [(~np.isfinite(values), "is not a finite number"), (values < 0, "is negative")]
         if integer:
             checks.append((values != np.round(values), "is not an integer"))
+            checks.append((values >= _EXACT_INTEGER, "is too large to be counted exactly (2^53 or more)"))
         for mask, reason in checks:
             if mask.any():
                 i = int(np.argmax(mask))
@@ -153,13 +170,15 @@ def _from_user_rows(path: Path, header: list[str], rows: list[list[str]]) -> Exp
         raise UserError(f"{path}: user {user!r} appears in buckets {seen} (rows "
                         f"{', '.join(str(r + 2) for r in rows_of_user[:5])}); a user must stay in one bucket")
     user_bucket = low
+    pre = _user_pre_period(path, header, rows, user_code, user_names) if "pre_impressions" in header else None
 
     def totals(mask: np.ndarray | None) -> dict[str, SufficientStats]:
         sel = slice(None) if mask is None else mask
         m = np.bincount(user_code[sel], weights=impressions[sel], minlength=n_users)
         c = np.bincount(user_code[sel], weights=clicks[sel], minlength=n_users)
         present = np.bincount(user_code[sel], minlength=n_users) > 0
-        per_bucket = stats_by_group(user_bucket[present], m[present], c[present], len(buckets))
+        extra = {} if pre is None else {"pre_impressions": pre[0][present], "pre_clicks": pre[1][present]}
+        per_bucket = stats_by_group(user_bucket[present], m[present], c[present], len(buckets), **extra)
         return dict(zip(buckets, per_bucket))
 
     data = ExperimentData(stats=totals(None))
@@ -170,13 +189,42 @@ def _from_user_rows(path: Path, header: list[str], rows: list[list[str]]) -> Exp
     return data
 
 
+def _user_pre_period(path: Path, header: list[str], rows: list[list[str]], user_code: np.ndarray,
+                     user_names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-user (pre_impressions, pre_clicks), checked to be the same on every row of a user."""
+    pre_m = _numeric_column(path, header, rows, "pre_impressions")
+    pre_c = _numeric_column(path, header, rows, "pre_clicks")
+    _check_rows_clicks(path, pre_c, pre_m, "pre_clicks", "pre_impressions")
+    n_users = user_names.size
+    per_user = []
+    for values, name in ((pre_m, "pre_impressions"), (pre_c, "pre_clicks")):
+        low = np.full(n_users, np.inf)
+        high = np.full(n_users, -np.inf)
+        np.minimum.at(low, user_code, values)
+        np.maximum.at(high, user_code, values)
+        differs = np.nonzero(low != high)[0]
+        if differs.size:
+            rows_of_user = np.nonzero(user_code == differs[0])[0]
+            raise UserError(f"{path}: user {str(user_names[differs[0]])!r} has different {name} on rows "
+                            f"{', '.join(str(r + 2) for r in rows_of_user[:5])}; the pre-period is one value "
+                            f"per user (repeat it on each of the user's rows)")
+        per_user.append(low)
+    return per_user[0], per_user[1]
+
+
 def _from_stats_rows(path: Path, header: list[str], rows: list[list[str]]) -> ExperimentData:
     buckets, bucket_code = _bucket_codes(path, header, rows)
-    columns = {name: _numeric_column(path, header, rows, name, integer=name == "n") for name in FIELD_NAMES}
+    names = FIELD_NAMES + (PRE_FIELD_NAMES if PRE_FIELD_NAMES[0] in header else ())
+    columns = {name: _numeric_column(path, header, rows, name, integer=name == "n") for name in names}
     _check_rows_clicks(path, columns["sum_c"], columns["sum_m"], "sum_c", "sum_m")
+    if "sum_c_pre" in columns:
+        _check_rows_clicks(path, columns["sum_c_pre"], columns["sum_m_pre"], "sum_c_pre", "sum_m_pre")
     n = np.maximum(columns["n"], 1)
     tolerance = 1e-9
-    for square, total, name in (("sum_c2", "sum_c", "c"), ("sum_m2", "sum_m", "m")):
+    squares = [("sum_c2", "sum_c", "c"), ("sum_m2", "sum_m", "m")]
+    if "sum_c_pre" in columns:
+        squares += [("sum_c_pre2", "sum_c_pre", "pre-period c"), ("sum_m_pre2", "sum_m_pre", "pre-period m")]
+    for square, total, name in squares:
         # Σx² ≥ (Σx)²/n, else the variance of x would be negative.
         short = columns[square] < columns[total] ** 2 / n * (1 - tolerance) - tolerance
         if short.any():
@@ -191,7 +239,7 @@ def _from_stats_rows(path: Path, header: list[str], rows: list[list[str]]) -> Ex
             what = f"bucket {buckets[key[0]]!r}" + (f", day {key[1]}" if key[1] is not None else "")
             raise UserError(f"{path}: row {number} repeats {what} (first at row {seen[key]})")
         seen[key] = number
-    per_row = [SufficientStats(int(columns["n"][i]), *(float(columns[f][i]) for f in FIELD_NAMES[1:]))
+    per_row = [SufficientStats(int(columns["n"][i]), *(float(columns[f][i]) for f in names[1:]))
                for i in range(len(rows))]
     if day is None:
         return ExperimentData(stats={buckets[k]: s for (k, _), s in zip(keys, per_row)})
@@ -213,12 +261,12 @@ def read_experiment(path: str | Path) -> ExperimentData:
 
 # --- checks and comparisons -----------------------------------------------------------------
 
-def _check_buckets(where: str, stats: Mapping[str, SufficientStats]) -> None:
+def _check_buckets(where: str, stats: Mapping[str, SufficientStats], control: str) -> None:
+    """Every bucket must be testable (``abtest.stats.inference.degenerate_reason``)."""
     for name, s in stats.items():
-        if s.n < 2:
-            raise UserError(f"{where}: bucket {name!r} has {s.n} user(s); at least 2 are needed for a variance")
-        if s.sum_m <= 0:
-            raise UserError(f"{where}: bucket {name!r} has zero impressions")
+        reason = degenerate_reason(s, control=name == control)
+        if reason:
+            raise UserError(f"{where}: {'control ' if name == control else ''}bucket {name!r} {reason}")
 
 
 def parse_split(text: str | None, buckets: Sequence[str]) -> dict[str, float]:
@@ -251,22 +299,26 @@ def parse_split(text: str | None, buckets: Sequence[str]) -> dict[str, float]:
     return weights
 
 
-def choose_control(buckets: Sequence[str], control: str | None) -> str:
+def choose_control(buckets: Sequence[str], control: str | None, where: str = "input") -> str:
     if control is not None:
         if control not in buckets:
-            raise UserError(f"control bucket {control!r} is not in the input; buckets are {list(buckets)}")
+            raise UserError(f"{where}: control bucket {control!r} is not in the input; buckets are {list(buckets)}")
         return control
     if len(buckets) < 2:
-        raise UserError(f"need a control and at least one treatment bucket, the input has {list(buckets)}")
+        raise UserError(f"{where}: need a control and at least one treatment bucket, the input has {list(buckets)}")
     return "control" if "control" in buckets else buckets[0]
 
 
 def analyze(input_path: str | Path, *, control: str | None = None, split: str | None = None,
             per_day_path: str | Path | None = None, alpha: float = _comparison.DEFAULT_ALPHA,
             ci_method: str = "delta", sequential: bool = False,
-            practical_threshold: float = _comparison.DEFAULT_PRACTICAL_THRESHOLD) -> dict:
+            practical_threshold: float = _comparison.DEFAULT_PRACTICAL_THRESHOLD, cuped: bool = True) -> dict:
     """Read, check and compare; returns the JSON-ready report dict with ``comparisons`` (one per
-    treatment, each with the issue's keys first) and ``per_day`` (cumulative comparisons)."""
+    treatment, each with the issue's keys first) and ``per_day`` (cumulative comparisons).
+
+    Args:
+        cuped: add the CUPED-adjusted figures when the input has pre-period data.
+    """
     data = read_experiment(input_path)
     if per_day_path is not None:
         extra = read_experiment(per_day_path)
@@ -277,19 +329,20 @@ def analyze(input_path: str | Path, *, control: str | None = None, split: str | 
         raise UserError(f"{input_path}: per-day (cumulative) statistics only; pass them as --per-day and give "
                         f"overall statistics as --input")
     buckets = list(data.stats)
-    control = choose_control(buckets, control)
+    control = choose_control(buckets, control, str(input_path))
     if len(buckets) < 2:
         raise UserError(f"{input_path}: only bucket {buckets} found; nothing to compare with")
-    _check_buckets(str(input_path), data.stats)
+    _check_buckets(str(input_path), data.stats, control)
     weights = parse_split(split, buckets)
     options = dict(alpha=alpha, ci_method=ci_method, sequential_mode=sequential,
-                   practical_threshold=practical_threshold)
+                   practical_threshold=practical_threshold, use_cuped=cuped)
     comparisons = _comparison.compare_all(data.stats, control, weights=weights, **options)
     per_day = []
     for day, day_stats in data.per_day.items():
         if control not in day_stats:
             continue
-        usable = {k: s for k, s in day_stats.items() if s.n >= 2 and s.sum_m > 0}
+        # Early days may be too thin to test (few users, no clicks yet): those points are left out.
+        usable = {k: s for k, s in day_stats.items() if degenerate_reason(s, control=k == control) is None}
         if control in usable and len(usable) > 1:
             per_day.extend(_comparison.compare_all(usable, control, weights=weights, day=day, **options))
     return build_report_dict(comparisons, per_day, stats=data.stats, weights=weights,

@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-from adpush import __version__, tfenv
+from adpush import __version__, console, tfenv
 from adpush.errors import UserError
 
 SUBCOMMAND_MODULES = (
@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Personalised selling-point keywords for ad titles: data, models, serving, A/B.",
     )
     parser.add_argument("--version", action="version", version=f"adpush {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's C++ and Python log lines (hidden by default); may also "
+                             "follow the subcommand, e.g. adpush run --verbose")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in SUBCOMMAND_MODULES:
         try:
@@ -40,7 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _take_verbose(argv: list[str]) -> tuple[list[str], bool]:
+    """``--verbose`` anywhere before a ``--`` (so ``adpush run --verbose`` works too)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    head = [a for a in argv[:end] if a != "--verbose"]
+    return head + argv[end:], len(head) < end
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The ``adpush`` command. Run as a program (``argv`` None) it also quiets TensorFlow's log
+    noise unless ``--verbose`` (``adpush.console``); called with ``argv`` (tests) it leaves the
+    process's streams alone."""
+    as_program = argv is None
+    argv, verbose = _take_verbose(list(sys.argv[1:] if argv is None else argv))
+    if verbose:
+        console.set_verbose()
+    if as_program:
+        console.quiet()
     tfenv.select_legacy_keras()
     parser = build_parser()
     args = parser.parse_args(argv)

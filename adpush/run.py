@@ -127,17 +127,25 @@ def stage_train_cascade(ctx: RunContext) -> dict:
 
 
 def stage_export(ctx: RunContext) -> dict:
-    from serving.export import export_run
-    from serving.families import prepare_run
+    """Publish both models through the export gate ([serve] gate_sf / gate_cascade; "" = off)."""
+    from serving.export import ExportError
+    from serving.gate import gated_export, parse_gate
 
     serve = ctx.config["serve"]
     base = ctx.path("models")
     exported = {}
-    for name, run in ((serve["model_name_sf"], "sf"), (serve["model_name_cascade"], "cascade")):
+    for name, run, gate in ((serve["model_name_sf"], "sf", serve["gate_sf"]),
+                            (serve["model_name_cascade"], "cascade", serve["gate_cascade"])):
         run_dir = ctx.path("train", run)
-        prepare_run(run_dir)
-        exported[name] = str(export_run(run_dir, base, name))
-        print(f"  exported {run_dir} -> {exported[name]}")
+        try:
+            thresholds = parse_gate(gate) if gate else None
+            path, summary = gated_export(run_dir, base, name, thresholds, prepare=True)
+        except ExportError as err:
+            raise UserError(str(err)) from err
+        exported[name] = str(path)
+        if thresholds is None:
+            summary = f"export gate off ([serve] gate_{run} = \"\")"
+        print(f"  exported {run_dir} -> {path}; {summary}")
     return {"model_base_path": str(base), "versions": exported}
 
 
@@ -153,6 +161,7 @@ def stage_abtest(ctx: RunContext) -> dict:
     for experiment in scenario.experiments:
         experiment["displays"] = int(ab["displays_per_experiment"])
     scenario.defaults["slots"] = int(ab["slots"])
+    scenario.defaults["pre_days"] = int(ab["pre_days"])
     world = world_from_args(ctx.path("logs"), None, ctx.seed)
     with ServerProcess(model_name=name, model_base_path=str(ctx.path("models", name)),
                        rest_api_port=serve["rest_api_port"], port=serve["grpc_port"],
@@ -163,10 +172,14 @@ def stage_abtest(ctx: RunContext) -> dict:
         outcome = run_scenario(world, scenario, scorer, ctx.seed, ctx.path("abtest"),
                                title="adpush demo: 001 Table 2 replayed on the world",
                                progress=ctx.progress)
+
     def lift_rows(comparisons):
+        keys = ("relative_lift_cuped", "ci_low_cuped", "ci_high_cuped", "p_value_cuped",
+                "variance_reduction_cuped")
         return [{"experiment": c.treatment.split(" ")[0], "control": c.control,
                  "treatment": c.treatment, "relative_lift": c.relative_lift, "ci_low": c.ci_low,
-                 "ci_high": c.ci_high, "p_value": c.p_value, "displays": c.displays}
+                 "ci_high": c.ci_high, "p_value": c.p_value, "displays": c.displays,
+                 **{k: getattr(c, k) for k in keys}}
                 for c in comparisons]
 
     rows = lift_rows(outcome["comparisons"])
@@ -230,8 +243,35 @@ def run_stages(ctx: RunContext, force: bool = False, only: set[str] | None = Non
         result["seconds"] = round(seconds, 1)
         marker.write_text(json.dumps({"fingerprint": fingerprint, "result": result}, indent=2))
         results[stage.name] = result
-        print(f"[{index}/{len(STAGES)}] {stage.name}: done in {seconds:.1f} s", flush=True)
+        line = _result_line(stage.name, result)
+        print(f"[{index}/{len(STAGES)}] {stage.name}: done in {seconds:.1f} s" + (f": {line}" if line else ""),
+              flush=True)
     return results
+
+
+def _result_line(stage: str, result: dict) -> str:
+    """The one line a finished stage reports (the summary at the end has the details)."""
+    try:
+        if stage == "simulate":
+            rows = result["rows"]
+            return (f"{rows['sf_impressions.csv']:,} SF and {rows['ad_impressions.csv']:,} ad impressions, "
+                    f"{rows['behaviour.csv']:,} behaviour events")
+        if stage == "build":
+            total = sum(sum(c.values()) for c in result["row_counts"].values())
+            return f"{total:,} examples, {result['rejected']} rows dead-lettered"
+        if stage == "train_sf":
+            return f"test AUC {_fmt(result['auc'])} (oracle {_fmt(result['oracle_auc'])})"
+        if stage == "train_cascade":
+            m = result["metrics"]
+            return (f"test click AUC {_fmt(_pick(m, 'click', 'auc'))}, conversion AUC "
+                    f"{_fmt(_pick(m, 'conversion', 'auc'))}")
+        if stage == "export":
+            return ", ".join(f"{name} v{Path(path).name}" for name, path in result["versions"].items())
+        if stage == "abtest":
+            return f"{len(result['lifts'])} experiments, report {result['report']}"
+    except (KeyError, TypeError, AttributeError):
+        return ""
+    return ""
 
 
 def _fmt(value) -> str:
@@ -263,19 +303,19 @@ def print_summary(ctx: RunContext, results: dict) -> None:
     if "abtest" in results:
         r = results["abtest"]
         print(f"  A/B report: {r['report']}")
+        from abtest.report import console_line
+
         oracle = r.get("oracle_lifts") or [None] * len(r["lifts"])
-        print(f"    {'control':<22}    {'treatment':<22} {'served model: lift [95% CI], p':<36}"
-              f"oracle scorer: lift, p   served/oracle")
         for row, best in zip(r["lifts"], oracle):
-            line = (f"    {row['control']:<22} -> {row['treatment']:<22} "
-                    f"{100 * row['relative_lift']:+6.2f}% [{100 * row['ci_low']:+6.2f}%, "
-                    f"{100 * row['ci_high']:+6.2f}%]  p={row['p_value']:<8.2g}")
+            print("    served " + console_line(row))
             if best is not None:
-                ratio = (row["relative_lift"] / best["relative_lift"]
-                         if best["relative_lift"] else float("nan"))
-                line += (f"  {100 * best['relative_lift']:+6.2f}%, p={best['p_value']:<8.2g}"
-                         f"  {100 * ratio:5.0f}%")
-            print(line)
+                # The share of the oracle's lift on the primary figure (CUPED when present).
+                key = "relative_lift_cuped" if row.get("relative_lift_cuped") is not None \
+                    else "relative_lift"
+                ratio = row[key] / best[key] if best.get(key) else float("nan")
+                print("    oracle " + console_line(best)
+                      + f"  served/oracle {100 * ratio:.0f}%"
+                      + (" (CUPED)" if key.endswith("cuped") else ""))
     if "build" in results:
         counts = results["build"]["row_counts"]
         text = ", ".join(f"{name} {sum(c.values()):,}" for name, c in counts.items())

@@ -15,12 +15,11 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from abtest.report import COLUMNS as AB_COLUMNS
-from abtest.report import figure_html, html_page
+from abtest.report import figure_html, html_page, report_columns, table_html
 from abtest.report import table_rows as ab_table_rows
 
 EXTRA_CSS = """td:first-child { text-align: left; }
-figure img { max-width: 640px; }
+figure img { max-width: 860px; }
 .source { color: #777; font-size: 0.8em; }
 """
 CEILINGS = ("ceiling_popularity", "ceiling_query", "ceiling_profile")
@@ -94,8 +93,8 @@ def _ab_section(results: Mapping) -> dict | None:
     images = {name: report_html.with_name(name) for name in ("forest_plot.png", "cumulative_lift.png")
               if report_html.with_name(name).is_file()}
     return {"title": "001 Table 2 replayed: the personalised policy served over REST",
-            "header": list(AB_COLUMNS), "rows": ab_table_rows(comparisons), "images": images,
-            "source": str(report_html)}
+            "header": list(report_columns(comparisons)), "rows": ab_table_rows(comparisons), "images": images,
+            "source": str(report_html), "html": table_html(comparisons)}
 
 
 def _stage_section(results: Mapping) -> dict:
@@ -125,9 +124,10 @@ def _html(title: str, sections: list[dict]) -> str:
         head = "".join(f"<th>{esc(h)}</th>" for h in s["header"])
         body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>\n"
                        for row in s["rows"])
+        # The A/B table keeps abtest.report's layout (numbers unwrapped, lifts shaded by direction).
+        table = s.get("html") or f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>\n"
         figures = "".join(figure_html(name, path.read_bytes()) for name, path in s["images"].items())
-        parts.append(f"<section><h2>{esc(s['title'])}</h2>\n<table><thead><tr>{head}</tr></thead>"
-                     f"<tbody>\n{body}</tbody></table>\n{figures}"
+        parts.append(f"<section><h2>{esc(s['title'])}</h2>\n{table}{figures}"
                      f"<p class=\"source\">Source: {esc(s['source'])}</p></section>\n")
     return html_page(title, "".join(parts), extra_css=EXTRA_CSS)
 
@@ -144,6 +144,6 @@ def write_run_report(run_dir: str | Path, results: Mapping[str, Mapping]) -> dic
     paths["markdown"].write_text(_markdown(title, sections, run_dir), encoding="utf-8")
     document = {"title": title, "stages": dict(results),
                 "sections": [{k: (v if k != "images" else {n: str(p) for n, p in v.items()})
-                              for k, v in s.items()} for s in sections]}
+                              for k, v in s.items() if k != "html"} for s in sections]}
     paths["json"].write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
     return paths

@@ -27,8 +27,9 @@ def select_legacy_keras() -> None:
     """Set TF_USE_LEGACY_KERAS=1 if TensorFlow has not been imported yet."""
     if "tensorflow" not in sys.modules:
         os.environ.setdefault(KERAS_ENV, "1")
-        # Quiet TF's C++ start-up banner unless the user asked for it.
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # Quiet TF's C++ logging unless the user asked for it (adpush --verbose; adpush.console).
+        if os.environ.get("ADPUSH_VERBOSE", "") in ("", "0"):
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def check_keras(tf_module) -> None:

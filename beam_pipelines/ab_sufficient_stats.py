@@ -1,17 +1,24 @@
 """Beam job: impression logs -> per-bucket sufficient statistics of per-user clicks and impressions.
 
 Input: CSV text files with header ``user,bucket,day,impressions,clicks`` (one row per user-day,
-or per impression with impressions = 1). Output, next to ``--out``:
+or per impression with impressions = 1). Optional ``--pre-input``: the same users' pre-experiment
+logs, header ``user,day,impressions,clicks`` (no bucket: the experiment had not started), summed
+per user and joined to the experiment's users by ``user`` (a user without pre-period rows has
+0, 0; pre-period users who never entered the experiment are counted and dropped). Output, next to
+``--out``:
 
 * ``OUT`` — ``bucket,n,sum_c,sum_m,sum_c2,sum_m2,sum_cm`` over each user's total (the input of
-  ``adpush abtest analyze``);
+  ``adpush abtest analyze``), plus the nine CUPED sums ``sum_c_pre,…,sum_m_c_pre``
+  (``abtest.stats.sufficient.PRE_FIELD_NAMES``) with ``--pre-input``;
 * ``OUT_STEM.daily.csv`` — ``bucket,day,n,…`` over each user's totals of that day;
 * ``OUT_STEM.cumulative.csv`` — ``bucket,day,n,…`` over each user's totals *through* that day
   (users active on or before it; ``analyze --per-day``, the cumulative-lift plot);
 * ``OUT_STEM.rejected.jsonl`` — rows that failed validation, with the reason (dead letter), and
   users logged in more than one bucket (reason ``user_in_several_buckets``).
 
-Counters: ``rows_read``, ``rows_rejected_<reason>``, ``users``, ``users_in_several_buckets``. Runs on FnApiRunner by default
+Counters: ``rows_read``, ``rows_rejected_<reason>``, ``users``, ``users_in_several_buckets``; with a
+pre-period ``pre_rows_read``, ``pre_rows_rejected_<reason>``, ``pre_users``,
+``pre_users_not_in_experiment``. Runs on FnApiRunner by default
 (BEAM_NOTES.md §1) and unchanged on Dataflow (``--runner=DataflowRunner … --setup_file ./setup.py``).
 Statistics: ABTEST_STATS.md §2.3 (sufficient statistics as gbstats / Eppo consume them).
 """
@@ -29,52 +36,69 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from abtest.stats.sufficient import FIELD_NAMES, SufficientStats
+from abtest.stats.sufficient import ALL_FIELD_NAMES, FIELD_NAMES, SufficientStats
 
 NAMESPACE = "ab_sufficient_stats"
 INPUT_COLUMNS = ("user", "bucket", "day", "impressions", "clicks")
+PRE_INPUT_COLUMNS = ("user", "day", "impressions", "clicks")
 REJECTED = "rejected"
 
 
 class _ParseLogLineFn(beam.DoFn):
-    """CSV line -> (user, bucket, day, impressions, clicks); bad rows to the ``rejected`` output."""
+    """CSV line -> (user, bucket, day, impressions, clicks); bad rows to the ``rejected`` output.
 
-    def __init__(self):
-        self.rows_read = Metrics.counter(NAMESPACE, "rows_read")
+    With ``pre_period=True`` the lines are ``user,day,impressions,clicks`` and the records
+    ``(user, day, impressions, clicks)``; counters and dead letters are prefixed ``pre_``.
+    """
+
+    def __init__(self, pre_period: bool = False):
+        self.pre_period = pre_period
+        self.prefix = "pre_" if pre_period else ""
+        self.rows_read = Metrics.counter(NAMESPACE, f"{self.prefix}rows_read")
 
     def process(self, line: str):
         self.rows_read.inc()
         if not line.strip():
             return
         fields = [f.strip() for f in line.split(",")]
+        columns = PRE_INPUT_COLUMNS if self.pre_period else INPUT_COLUMNS
+        ids = 1 if self.pre_period else 2
         reason = None
-        if len(fields) != len(INPUT_COLUMNS):
+        if len(fields) != len(columns):
             reason = "field_count"
         else:
-            user, bucket = fields[0], fields[1]
             try:
-                day, impressions, clicks = (int(f) for f in fields[2:])
+                day, impressions, clicks = (int(f) for f in fields[ids:])
             except ValueError:
                 reason = "not_an_integer"
             else:
-                if not user or not bucket:
+                if not all(fields[:ids]):
                     reason = "empty_id"
                 elif day < 0 or impressions < 0 or clicks < 0:
                     reason = "negative"
                 elif clicks > impressions:
                     reason = "clicks_exceed_impressions"
         if reason:
-            Metrics.counter(NAMESPACE, f"rows_rejected_{reason}").inc()
-            yield pvalue.TaggedOutput(REJECTED, json.dumps({"line": line, "reason": reason}))
+            Metrics.counter(NAMESPACE, f"{self.prefix}rows_rejected_{reason}").inc()
+            letter = {"line": line, "reason": reason}
+            if self.pre_period:
+                letter["input"] = "pre_period"
+            yield pvalue.TaggedOutput(REJECTED, json.dumps(letter))
             return
-        yield user, bucket, day, impressions, clicks
+        yield (*fields[:ids], day, impressions, clicks)
 
 
 class ParseImpressionLogs(beam.PTransform):
-    """Lines (header excluded) -> records, with tagged output ``rejected`` (JSON lines)."""
+    """Lines (header excluded) -> records, with tagged output ``rejected`` (JSON lines).
+
+    ``pre_period=True`` parses the pre-period layout ``user,day,impressions,clicks``."""
+
+    def __init__(self, pre_period: bool = False, label: str | None = None):
+        super().__init__(label)
+        self.pre_period = pre_period
 
     def expand(self, lines):
-        return lines | "Parse" >> beam.ParDo(_ParseLogLineFn()).with_outputs(REJECTED, main="records")
+        return lines | "Parse" >> beam.ParDo(_ParseLogLineFn(self.pre_period)).with_outputs(REJECTED, main="records")
 
 
 def _sum_pairs(pairs: Iterable[tuple[int, int]]) -> tuple[int, int]:
@@ -102,19 +126,24 @@ class ComputeUserTotals(beam.PTransform):
 
 
 class _SufficientStatsFn(beam.CombineFn):
-    """(impressions, clicks) of each user -> [n, Σc, Σm, Σc², Σm², Σcm]."""
+    """(impressions, clicks) of each user -> [n, Σc, Σm, Σc², Σm², Σcm]; with
+    (impressions, clicks, pre_impressions, pre_clicks) also the nine pre-period sums, in
+    ``ALL_FIELD_NAMES`` order."""
+
+    def __init__(self, pre_period: bool = False):
+        self.size = len(ALL_FIELD_NAMES if pre_period else FIELD_NAMES)
 
     def create_accumulator(self):
-        return [0, 0, 0, 0, 0, 0]
+        return [0] * self.size
 
     def add_input(self, acc, user_total):
-        m, c = user_total
-        acc[0] += 1
-        acc[1] += c
-        acc[2] += m
-        acc[3] += c * c
-        acc[4] += m * m
-        acc[5] += c * m
+        m, c = user_total[0], user_total[1]
+        values = [1, c, m, c * c, m * m, c * m]
+        if self.size > 6:
+            mp, cp = user_total[2], user_total[3]
+            values += [cp, mp, cp * cp, mp * mp, cp * mp, c * cp, m * mp, c * mp, m * cp]
+        for i, value in enumerate(values):
+            acc[i] += value
         return acc
 
     def merge_accumulators(self, accumulators):
@@ -129,8 +158,13 @@ class _SufficientStatsFn(beam.CombineFn):
 
 
 class ComputeBucketSufficientStats(beam.PTransform):
-    """((group…, user), (impressions, clicks)) -> (group, SufficientStats), where group is the key
-    without the user: ``bucket`` for overall totals, ``(bucket, day)`` for per-day ones."""
+    """((group…, user), (impressions, clicks[, pre_impressions, pre_clicks])) -> (group,
+    SufficientStats), where group is the key without the user: ``bucket`` for overall totals,
+    ``(bucket, day)`` for per-day ones. ``pre_period=True`` when the values carry the pre-period."""
+
+    def __init__(self, pre_period: bool = False, label: str | None = None):
+        super().__init__(label)
+        self.pre_period = pre_period
 
     def expand(self, user_totals):
         def drop_user(kv):
@@ -140,7 +174,55 @@ class ComputeBucketSufficientStats(beam.PTransform):
 
         return (user_totals
                 | "DropUser" >> beam.Map(drop_user)
-                | "SufficientStats" >> beam.CombinePerKey(_SufficientStatsFn()))
+                | "SufficientStats" >> beam.CombinePerKey(_SufficientStatsFn(self.pre_period)))
+
+
+class ComputePreUserTotals(beam.PTransform):
+    """Pre-period records (user, day, impressions, clicks) -> (user, (impressions, clicks))."""
+
+    def expand(self, records):
+        return (records
+                | "KeyByUser" >> beam.Map(lambda r: (r[0], (r[2], r[3])))
+                | "SumPerUser" >> beam.CombinePerKey(_sum_pairs))
+
+
+class _AttachPrePeriodFn(beam.DoFn):
+    """(user, {"experiment": [(key, (m, c)), …], "pre": [(m', c')]}) -> (key, (m, c, m', c'))."""
+
+    def __init__(self):
+        self.pre_users = Metrics.counter(NAMESPACE, "pre_users")
+        self.unmatched = Metrics.counter(NAMESPACE, "pre_users_not_in_experiment")
+
+    def process(self, element, count: bool):
+        _user, grouped = element
+        pre = list(grouped["pre"])
+        m_pre, c_pre = pre[0] if pre else (0, 0)  # ComputePreUserTotals: at most one per user
+        experiment = list(grouped["experiment"])
+        if count and pre:
+            (self.pre_users if experiment else self.unmatched).inc()
+        for key, (m, c) in experiment:
+            yield key, (m, c, m_pre, c_pre)
+
+
+class AttachPrePeriod(beam.PTransform):
+    """Join ((…, user), (m, c)) with the pre-period totals (user, (m', c')) on the user:
+    -> ((…, user), (m, c, m', c')), with (0, 0) for users without pre-period traffic.
+
+    Args:
+        pre_totals: the output of ``ComputePreUserTotals``.
+        count: increment the ``pre_users`` / ``pre_users_not_in_experiment`` counters (set it
+            on one of the joins only).
+    """
+
+    def __init__(self, pre_totals, count: bool = False, label: str | None = None):
+        super().__init__(label)
+        self.pre_totals, self.count = pre_totals, count
+
+    def expand(self, user_totals):
+        keyed = user_totals | "KeyByUser" >> beam.Map(lambda kv: (kv[0][-1], kv))
+        return ({"experiment": keyed, "pre": self.pre_totals}
+                | "JoinOnUser" >> beam.CoGroupByKey()
+                | "Attach" >> beam.ParDo(_AttachPrePeriodFn(), count=self.count))
 
 
 class _CumulativeTotalsFn(beam.DoFn):
@@ -166,7 +248,12 @@ class _CumulativeTotalsFn(beam.DoFn):
 
 
 class ComputeCumulativeDailyStats(beam.PTransform):
-    """Records -> ((bucket, day), SufficientStats) of users' totals through each day."""
+    """Records -> ((bucket, day), SufficientStats) of users' totals through each day (with the
+    pre-period sums when ``pre_totals`` is given)."""
+
+    def __init__(self, pre_totals=None, label: str | None = None):
+        super().__init__(label)
+        self.pre_totals = pre_totals
 
     def expand(self, records):
         days = (records
@@ -176,7 +263,9 @@ class ComputeCumulativeDailyStats(beam.PTransform):
                       | "KeyByUser" >> beam.Map(lambda r: ((r[1], r[0]), (r[2], r[3], r[4])))
                       | "GroupByUser" >> beam.GroupByKey()
                       | "Cumulate" >> beam.ParDo(_CumulativeTotalsFn(), days=beam.pvalue.AsList(days)))
-        return cumulative | "Stats" >> ComputeBucketSufficientStats()
+        if self.pre_totals is not None:
+            cumulative = cumulative | "PrePeriod" >> AttachPrePeriod(self.pre_totals)
+        return cumulative | "Stats" >> ComputeBucketSufficientStats(pre_period=self.pre_totals is not None)
 
 
 class _FlagMixedUsersFn(beam.DoFn):
@@ -213,14 +302,16 @@ def _number(value) -> str:
     return str(value)
 
 
-def stats_csv_lines(rows: Iterable[tuple], with_day: bool) -> list[str]:
-    """(group, SufficientStats) pairs -> sorted CSV lines with header."""
-    header = ",".join(("bucket", "day") + FIELD_NAMES if with_day else ("bucket",) + FIELD_NAMES)
+def stats_csv_lines(rows: Iterable[tuple], with_day: bool, pre_period: bool = False) -> list[str]:
+    """(group, SufficientStats) pairs -> sorted CSV lines with header (the pre-period sums too
+    when ``pre_period``)."""
+    names = ALL_FIELD_NAMES if pre_period else FIELD_NAMES
+    header = ",".join(("bucket", "day") + names if with_day else ("bucket",) + names)
     body = []
     for group, stats in sorted(rows, key=lambda kv: kv[0]):
         keys = list(group) if with_day else [group]
         values = stats.to_dict()
-        body.append(",".join([str(k) for k in keys] + [_number(values[f]) for f in FIELD_NAMES]))
+        body.append(",".join([str(k) for k in keys] + [_number(values[f]) for f in names]))
     return [header] + body
 
 
@@ -237,14 +328,14 @@ class _WriteFileFn(beam.DoFn):
 
 
 class WriteStatsCsv(beam.PTransform):
-    def __init__(self, path: str, with_day: bool, label: str | None = None):
+    def __init__(self, path: str, with_day: bool, pre_period: bool = False, label: str | None = None):
         super().__init__(label)
-        self.path, self.with_day = path, with_day
+        self.path, self.with_day, self.pre_period = path, with_day, pre_period
 
     def expand(self, stats):
         return (stats
                 | "Collect" >> beam.combiners.ToList()
-                | "Format" >> beam.Map(stats_csv_lines, self.with_day)
+                | "Format" >> beam.Map(stats_csv_lines, self.with_day, self.pre_period)
                 | "Write" >> beam.ParDo(_WriteFileFn(self.path)))
 
 
@@ -267,26 +358,37 @@ def output_paths(out: str) -> dict[str, str]:
             "rejected": f"{stem}.rejected.jsonl"}
 
 
-def build_pipeline(pipeline: beam.Pipeline, input_pattern: str, out: str) -> None:
+def build_pipeline(pipeline: beam.Pipeline, input_pattern: str, out: str,
+                   pre_input_pattern: str | None = None) -> None:
     paths = output_paths(out)
     lines = pipeline | "Read" >> beam.io.ReadFromText(input_pattern, skip_header_lines=1,
                                                       validate=not input_pattern.startswith("gs://"))
     parsed = lines | "ParseLogs" >> ParseImpressionLogs()
     records = parsed.records
-    overall = (records
-               | "UserTotals" >> ComputeUserTotals()
-               | "CountUsers" >> beam.ParDo(_CountUsersFn())
-               | "BucketStats" >> ComputeBucketSufficientStats())
-    daily = (records
-             | "UserDayTotals" >> ComputeUserTotals(per_day=True)
-             | "DailyStats" >> ComputeBucketSufficientStats())
-    cumulative = records | "CumulativeStats" >> ComputeCumulativeDailyStats()
-    overall | "WriteOverall" >> WriteStatsCsv(paths["overall"], with_day=False)
-    daily | "WriteDaily" >> WriteStatsCsv(paths["daily"], with_day=True)
-    cumulative | "WriteCumulative" >> WriteStatsCsv(paths["cumulative"], with_day=True)
-    mixed = records | "UsersInSeveralBuckets" >> FindUsersInSeveralBuckets()
-    ((parsed[REJECTED], mixed) | "AllProblems" >> beam.Flatten()
-     | "WriteRejected" >> WriteLines(paths["rejected"]))
+    problems = [parsed[REJECTED]]
+    pre_totals = None
+    if pre_input_pattern:
+        pre_lines = pipeline | "ReadPre" >> beam.io.ReadFromText(
+            pre_input_pattern, skip_header_lines=1, validate=not pre_input_pattern.startswith("gs://"))
+        pre_parsed = pre_lines | "ParsePreLogs" >> ParseImpressionLogs(pre_period=True)
+        problems.append(pre_parsed[REJECTED])
+        pre_totals = pre_parsed.records | "PreUserTotals" >> ComputePreUserTotals()
+    with_pre = pre_totals is not None
+
+    def attach(totals, name: str, count: bool = False):
+        return totals | name >> AttachPrePeriod(pre_totals, count=count) if with_pre else totals
+
+    overall = attach(records | "UserTotals" >> ComputeUserTotals()
+                     | "CountUsers" >> beam.ParDo(_CountUsersFn()), "PrePeriodOverall", count=True)
+    overall = overall | "BucketStats" >> ComputeBucketSufficientStats(pre_period=with_pre)
+    daily = (attach(records | "UserDayTotals" >> ComputeUserTotals(per_day=True), "PrePeriodDaily")
+             | "DailyStats" >> ComputeBucketSufficientStats(pre_period=with_pre))
+    cumulative = records | "CumulativeStats" >> ComputeCumulativeDailyStats(pre_totals)
+    overall | "WriteOverall" >> WriteStatsCsv(paths["overall"], with_day=False, pre_period=with_pre)
+    daily | "WriteDaily" >> WriteStatsCsv(paths["daily"], with_day=True, pre_period=with_pre)
+    cumulative | "WriteCumulative" >> WriteStatsCsv(paths["cumulative"], with_day=True, pre_period=with_pre)
+    problems.append(records | "UsersInSeveralBuckets" >> FindUsersInSeveralBuckets())
+    (problems | "AllProblems" >> beam.Flatten() | "WriteRejected" >> WriteLines(paths["rejected"]))
 
 
 class _CountUsersFn(beam.DoFn):
@@ -302,6 +404,8 @@ def parse_args(argv: list[str] | None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", required=True, help="CSV file or glob: user,bucket,day,impressions,clicks")
     parser.add_argument("--out", required=True, help="overall sufficient-statistics CSV (others go next to it)")
+    parser.add_argument("--pre-input", dest="pre_input", default=None,
+                        help="pre-period CSV file or glob: user,day,impressions,clicks (adds the CUPED sums)")
     known, beam_args = parser.parse_known_args(argv)
     if not any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
         beam_args = ["--runner=FnApiRunner"] + beam_args
@@ -317,7 +421,7 @@ def run(argv: list[str] | None = None):
 
         os.makedirs(parent, exist_ok=True)
     pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
-    build_pipeline(pipeline, known.input, known.out)
+    build_pipeline(pipeline, known.input, known.out, known.pre_input)
     result = pipeline.run()
     result.wait_until_finish()
     return result

@@ -13,6 +13,13 @@ def register(subparsers) -> None:
     export.add_argument("--model-base-path", required=True, help="BASE: the directory holding model names")
     export.add_argument("--model-name", required=True, help="NAME: the model's name (a directory under BASE)")
     export.add_argument("--version", type=int, default=None, help="integer version (default: highest + 1)")
+    export.add_argument("--gate", action="append", metavar="METRIC>=X",
+                        help="publish only if the run's validation METRIC clears X (>= higher is better, "
+                             "<= lower is better) and is no worse than the served (highest) version's; "
+                             "repeatable or comma-separated, e.g. --gate 'auc>=0.6,logloss<=0.25'. On "
+                             "failure: exit 2, every failing metric named, nothing written")
+    export.add_argument("--gate-tolerance", type=float, default=0.0,
+                        help="how much worse than the served version still counts as no worse (default 0)")
     export.set_defaults(func=_export)
 
     serve = subparsers.add_parser(
@@ -27,19 +34,17 @@ def register(subparsers) -> None:
 
 def _export(args: argparse.Namespace) -> int:
     from adpush.errors import UserError
-    from serving.export import ExportError, export_run
+    from serving.export import ExportError
+    from serving.gate import gated_export, parse_gate
 
     try:
-        from pathlib import Path
-
-        from serving.families import EXPORT_INFO, prepare_run
-
-        run_dir = Path(args.run_dir)
-        if not (run_dir / EXPORT_INFO).is_file() and (run_dir / "config.json").is_file():
-            prepare_run(run_dir)  # a training run that has not written its serving SavedModel
-        path = export_run(args.run_dir, args.model_base_path, args.model_name, version=args.version)
+        thresholds = parse_gate(args.gate) if args.gate else None
+        path, summary = gated_export(args.run_dir, args.model_base_path, args.model_name, thresholds,
+                                     version=args.version, tolerance=args.gate_tolerance)
     except ExportError as err:
         raise UserError(str(err)) from err
+    if thresholds:
+        print(summary)
     print(path)
     return 0
 

@@ -122,6 +122,7 @@ def export_saved_model(
     warmup_requests: Sequence[Any] | None = None,
     options: Any = None,
     before_publish: Callable[[Path], None] | None = None,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> Path:
     """Write ``module_or_model`` as ``base_path/model_name/<version>/``, atomically.
 
@@ -136,6 +137,8 @@ def export_saved_model(
         ``assets.extra/tf_serving_warmup_requests``.
       before_publish: called with the temporary directory once it is complete (e.g. an op
         scan); raising aborts the export and nothing is published.
+      extra_files: ``{relative path: bytes}`` written into the version before it is published
+        (e.g. ``assets.extra/validation_metrics.json``, which the export gate compares with).
 
     Returns:
       The path of the finished version directory.
@@ -162,6 +165,10 @@ def export_saved_model(
         tf.saved_model.save(module_or_model, str(tmp), signatures=dict(signatures), options=options)
         if warmup_requests:
             write_warmup_requests(tmp, warmup_requests, model_name=model_name)
+        for relative, data in (extra_files or {}).items():
+            target = tmp / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
         if before_publish is not None:
             before_publish(tmp)
         _fsync_tree(tmp)
@@ -540,7 +547,7 @@ EXPORT_INFO = "export_info.json"
 
 
 def export_run(run_dir: str | os.PathLike, base_path: str | os.PathLike, model_name: str,
-               version: int | None = None) -> Path:
+               version: int | None = None, extra_files: Mapping[str, bytes] | None = None) -> Path:
     """Export the model a training run left in ``run_dir`` (see ``RUN/export_info.json`` in README).
 
     ``export_info.json`` fields:
@@ -583,4 +590,5 @@ def export_run(run_dir: str | os.PathLike, base_path: str | os.PathLike, model_n
             raise ExportError(f"{src} contains ops TF Serving cannot run: {sorted(found)}")
 
     return export_saved_model(loaded, signatures, base_path, model_name, version=version,
-                              warmup_requests=warmup or None, before_publish=_no_py_func)
+                              warmup_requests=warmup or None, before_publish=_no_py_func,
+                              extra_files=extra_files)

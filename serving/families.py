@@ -52,6 +52,70 @@ def prepare_run(run_dir: str | Path, k: int = 3) -> Path:
     return path
 
 
+# --- validation metrics (the export gate reads these) -------------------------------------------
+def validation_metrics(run_dir: str | Path) -> dict[str, float]:
+    """The validation-split figures of a training run's model, flat by metric name.
+
+    Reads, in order (the first that exists wins; the test split is never read):
+
+    1. ``RUN/metrics.json`` → ``"valid"`` (or ``"validation"``): the model's figures, under
+       ``overall`` and/or ``model`` when the section also holds other scorers (baseline,
+       oracle); nested task sections become dotted names (``click.auc``).
+    2. selling-point runs: ``RUN/history.json``, the main-phase epoch with the best ``valid_auc``
+       (the weights training keeps) → ``auc``, ``logloss``.
+    3. cascade runs: ``RUN/metrics.json`` → ``"history"``, the epoch whose weights were kept (the
+       lowest ``val_loss`` if training stopped early, else the last) → ``click.auc``,
+       ``conversion.auc``, ``cvr_auc_clicked``, ``loss``.
+    """
+    run_dir = Path(run_dir)
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    section = metrics.get("valid", metrics.get("validation"))
+    if isinstance(section, dict):
+        node = section.get("overall", section)
+        node = node.get("model", node) if isinstance(node, dict) else node
+        flat = _flat_numbers(node)
+        if flat:
+            return flat
+    history_path = run_dir / "history.json"
+    if history_path.is_file():
+        epochs = [r for r in json.loads(history_path.read_text())
+                  if r.get("phase", "main") == "main" and isinstance(r.get("valid_auc"), (int, float))
+                  and r["valid_auc"] == r["valid_auc"]]
+        if epochs:
+            best = max(epochs, key=lambda r: r["valid_auc"])
+            return {"auc": float(best["valid_auc"]), "logloss": float(best["valid_logloss"])}
+    history = metrics.get("history")
+    if isinstance(history, dict) and history.get("val_loss"):
+        losses = history["val_loss"]
+        configured = json.loads((run_dir / "config.json").read_text()).get("train", {}).get("epochs") \
+            if (run_dir / "config.json").is_file() else None
+        stopped_early = isinstance(configured, int) and len(losses) < configured
+        epoch = min(range(len(losses)), key=losses.__getitem__) if stopped_early else len(losses) - 1
+        names = {"val_click_auc": "click.auc", "val_conversion_auc": "conversion.auc",
+                 "val_cvr_auc_clicked": "cvr_auc_clicked", "val_loss": "loss"}
+        return {flat: float(history[key][epoch]) for key, flat in names.items()
+                if key in history and len(history[key]) > epoch}
+    raise UserError(f"{run_dir}: no validation metrics found (metrics.json 'valid', history.json, or "
+                    f"metrics.json 'history' with val_* figures)")
+
+
+def _flat_numbers(node, prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    if not isinstance(node, dict):
+        return out
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            if key not in ("n", "positives"):  # counts, not figures of merit
+                out[name] = float(value)
+        elif isinstance(value, dict) and key not in ("baseline", "oracle") and not key.startswith("ceiling"):
+            out.update(_flat_numbers(value, f"{name}."))
+    return out
+
+
 # --- selling point ----------------------------------------------------------------------------
 def selling_point_raw_inputs(model) -> dict:
     """``{name: TensorSpec([None], string)}`` of the raw inputs a selling-point model needs."""

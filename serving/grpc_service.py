@@ -137,10 +137,11 @@ class GrpcServer:
     """``grpc.server`` with a thread pool (TF releases the GIL inside ops)."""
 
     def __init__(self, manager, host: str = "127.0.0.1", port: int = 0, max_workers: int = 16,
-                 max_request_bytes: int = 2**31 - 1):
+                 max_request_bytes: int = 2**31 - 1, interceptors=()):
         self.manager = manager
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+            interceptors=tuple(interceptors),  # e.g. serving.metrics.MetricsInterceptor
             options=[("grpc.max_receive_message_length", max_request_bytes),
                      ("grpc.max_send_message_length", 2**31 - 1),
                      ("grpc.so_reuseport", 0)])

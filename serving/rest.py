@@ -184,8 +184,9 @@ class RestServer:
 
     def __init__(self, manager, host: str = "127.0.0.1", port: int = 0, max_request_bytes: int = 64 << 20,
                  inference_threads: int = 0, enable_cors: bool = False, shutdown_timeout: float = 10.0,
-                 timeout_seconds: float = 30.0):
+                 timeout_seconds: float = 30.0, middlewares=()):
         self.manager, self.host, self.requested_port = manager, host, port
+        self.middlewares = tuple(middlewares)  # e.g. serving.metrics.aiohttp_middleware
         self.max_request_bytes = max_request_bytes
         self.enable_cors = enable_cors
         self.shutdown_timeout = shutdown_timeout
@@ -254,7 +255,7 @@ class RestServer:
     async def _start(self) -> None:
         from aiohttp import web
 
-        app = web.Application(client_max_size=self.max_request_bytes)
+        app = web.Application(client_max_size=self.max_request_bytes, middlewares=self.middlewares)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.shutdown_timeout,
                                      handle_signals=False)

@@ -54,7 +54,8 @@ class ModelServer:
                  tensorflow_intra_op_parallelism: int = 0, tensorflow_inter_op_parallelism: int = 0,
                  rest_api_timeout_in_ms: int = 30000, max_num_load_retries: int = 5,
                  load_retry_interval_micros: int = 60_000_000, enable_batching: bool = False,
-                 batching_parameters_file: str | None = None, batching_parameters=None):
+                 batching_parameters_file: str | None = None, batching_parameters=None,
+                 monitoring_config_file: str | None = None, monitoring_config=None):
         if configs is None:
             if model_config_file:
                 text = Path(model_config_file).read_text()
@@ -83,6 +84,11 @@ class ModelServer:
         elif batching_parameters_file:
             log.warning("--batching_parameters_file is ignored without --enable_batching")
         self._batcher = None
+        from serving.metrics import ServingMetrics, read_monitoring_config
+
+        # Requests are always counted; --monitoring_config_file decides whether REST serves them.
+        self.monitoring = monitoring_config or read_monitoring_config(monitoring_config_file)
+        self.metrics = ServingMetrics()
         self.manager = ModelManager(self.configs, poll_wait_seconds=file_system_poll_wait_seconds,
                                     enable_warmup=enable_model_warmup,
                                     max_num_load_retries=max_num_load_retries,
@@ -94,6 +100,7 @@ class ModelServer:
 
     def start(self) -> "ModelServer":
         from serving.grpc_service import GrpcServer
+        from serving.metrics import MetricsInterceptor, aiohttp_middleware
         from serving.rest import RestServer
 
         self._configure_tf_threads()
@@ -110,13 +117,15 @@ class ModelServer:
         grpc_port, rest_port = self._ports
         if grpc_port is not None:
             self._grpc = GrpcServer(self.manager, self.host, grpc_port, max_workers=self.grpc_max_workers,
-                                    max_request_bytes=self.max_request_bytes)
+                                    max_request_bytes=self.max_request_bytes,
+                                    interceptors=[MetricsInterceptor(self.metrics)])
             self._grpc.start()
             self.port = self._grpc.port
         if rest_port is not None:
             self._rest = RestServer(self.manager, self.host, rest_port, max_request_bytes=self.max_request_bytes,
                                     inference_threads=self.rest_inference_threads, enable_cors=self.enable_cors,
-                                    shutdown_timeout=self.grace, timeout_seconds=self.rest_timeout_seconds)
+                                    shutdown_timeout=self.grace, timeout_seconds=self.rest_timeout_seconds,
+                                    middlewares=[aiohttp_middleware(self.metrics, self.manager, self.monitoring)])
             self._rest.start()
             self.rest_api_port = self._rest.port
         return self
@@ -199,6 +208,9 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
                         help="text-proto BatchingParameters (max_batch_size, batch_timeout_micros, "
                              "max_enqueued_batches, num_batch_threads, allowed_batch_sizes); "
                              "defaults without it")
+    parser.add_argument("--monitoring_config_file", default=None,
+                        help="ascii MonitoringConfig, e.g. 'prometheus_config { enable: true path: "
+                             "\"/monitoring/prometheus/metrics\" }': serve Prometheus metrics on the REST port")
     parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0,
                         help="TF intra-op threads (0: TensorFlow's default)")
     parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0,
@@ -238,7 +250,8 @@ def server_from_args(args: argparse.Namespace) -> ModelServer:
         rest_api_timeout_in_ms=args.rest_api_timeout_in_ms,
         max_num_load_retries=args.max_num_load_retries,
         load_retry_interval_micros=args.load_retry_interval_micros,
-        enable_batching=args.enable_batching, batching_parameters_file=args.batching_parameters_file)
+        enable_batching=args.enable_batching, batching_parameters_file=args.batching_parameters_file,
+        monitoring_config_file=args.monitoring_config_file)
 
 
 def run_server(args: argparse.Namespace) -> int:

@@ -19,6 +19,10 @@ product per run, and the tests are those of ``abtest.aa.evaluate_runs``.
 
 Every run has its own random stream (``SeedSequence([seed, 0xAA, run])``) and salt, so results
 do not depend on the number of worker threads (numpy releases the GIL while drawing).
+
+With ``pre_days > 0`` each run also draws a pre-period for every user — ``pre_days`` days of the
+same rates, after the experiment's own draws so those stay unchanged — and the CUPED test
+(``abtest.stats.cuped``) is calibrated beside the others on the exposed users.
 """
 from __future__ import annotations
 
@@ -97,41 +101,56 @@ class WorldAATraffic:
             raise ValueError(f"looks must be in 1..days={self.days}, got {looks}")
         return np.array([self.days * j // looks for j in range(1, looks + 1)])
 
-    def run_stats(self, run: int, seed: int, looks: int = 1) -> np.ndarray:
-        """One A/A run: (2 buckets, 6 sufficient statistics, looks) cumulative at each look."""
+    def run_stats(self, run: int, seed: int, looks: int = 1, pre_days: int = 0) -> np.ndarray:
+        """One A/A run: (2 buckets, 6 sufficient statistics — 15 with a pre-period, in
+        ``ALL_FIELD_NAMES`` order — , looks) cumulative at each look."""
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0xAA, run]))
         treated = (assign_buckets(np.arange(self.n_users), f"aa-{seed}-{run}", self.split) == 1
                    ).astype(np.float64)
         c = np.zeros(self.n_users)
         m = np.zeros(self.n_users)
-        out = np.empty((2, 6, looks))
+        increments = []
         previous = 0
-        for j, end in enumerate(self.look_days(looks)):
+        for end in self.look_days(looks):
             length = end - previous
             previous = end
             clicks = rng.poisson(length * self.click_rate)
+            increments.append((clicks, clicks + rng.poisson(length * self.no_click_rate)))
+        if pre_days > 0:  # drawn after the experiment, which then does not depend on it
+            c_pre = rng.poisson(pre_days * self.click_rate).astype(np.float64)
+            m_pre = c_pre + rng.poisson(pre_days * self.no_click_rate)
+        out = np.empty((2, 15 if pre_days > 0 else 6, looks))
+        for j, (clicks, displays) in enumerate(increments):
             c += clicks
-            m += clicks + rng.poisson(length * self.no_click_rate)
-            rows = np.stack([(m > 0).astype(np.float64), c, m, c * c, m * m, c * m])
+            m += displays
+            exposed = (m > 0).astype(np.float64)
+            rows = [exposed, c, m, c * c, m * m, c * m]
+            if pre_days > 0:
+                cp, mp = c_pre * exposed, m_pre * exposed  # only users in the experiment by now
+                rows += [cp, mp, cp * cp, mp * mp, cp * mp, c * cp, m * mp, c * mp, m * cp]
+            rows = np.stack(rows)
             out[1, :, j] = rows @ treated
             out[0, :, j] = rows.sum(axis=1) - out[1, :, j]
         return out
 
 
 def _stats(fields: np.ndarray) -> SufficientStats:
-    """Fields along axis 1 of ``fields`` [runs, 6, ...] -> SufficientStats of arrays [runs, ...]."""
-    return SufficientStats(*(fields[:, i] for i in range(6)))
+    """Fields along axis 1 of ``fields`` [runs, 6 or 15, ...] -> SufficientStats of arrays [runs, ...]."""
+    return SufficientStats(*(fields[:, i] for i in range(fields.shape[1])))
 
 
 def run_aa_world(traffic: WorldAATraffic, runs: int = 1000, seed: int = 0, alpha: float = 0.05,
-                 peeks: int = 0, workers: int | None = None) -> aa.AAResult:
+                 peeks: int = 0, workers: int | None = None, pre_days: int = 0) -> aa.AAResult:
     """``runs`` A/A experiments on the world's traffic, tested as ``abtest.aa.run_aa`` does.
 
     Args:
         peeks: when > 1, also read every run at ``peeks`` evenly spaced day boundaries
             (``--peeks DAYS`` = daily looks): ``delta_peeking`` vs ``sequential_peeking``.
         workers: threads drawing runs (default: up to 2); results do not depend on it.
+        pre_days: also draw this many pre-period days per run and calibrate CUPED.
     """
+    if pre_days < 0:
+        raise ValueError("pre_days must be >= 0")
     if runs < 1:
         raise ValueError("need runs >= 1")
     looks = peeks if peeks > 1 else 1
@@ -140,7 +159,7 @@ def run_aa_world(traffic: WorldAATraffic, runs: int = 1000, seed: int = 0, alpha
 
     def task(start: int) -> np.ndarray:
         stop = min(start + RUNS_PER_TASK, runs)
-        return np.stack([traffic.run_stats(run, seed, looks) for run in range(start, stop)])
+        return np.stack([traffic.run_stats(run, seed, looks, pre_days) for run in range(start, stop)])
 
     starts = range(0, runs, RUNS_PER_TASK)
     if workers > 1:
@@ -151,12 +170,14 @@ def run_aa_world(traffic: WorldAATraffic, runs: int = 1000, seed: int = 0, alpha
     # fields: [runs, bucket, 6, looks]; the final look is the whole experiment.
     a, b = _stats(fields[:, 0, :, -1]), _stats(fields[:, 1, :, -1])
     peek_a = peek_b = None
-    if looks > 1:
-        peek_a, peek_b = _stats(fields[:, 0]), _stats(fields[:, 1])
+    if looks > 1:  # peeking is about the fixed-horizon test: no pre-period needed there
+        peek_a, peek_b = _stats(fields[:, 0, :6]), _stats(fields[:, 1, :6])
     tests = aa.evaluate_runs(a, b, alpha, peek_a, peek_b)
     description = dict(traffic.description)
     description["mean_displays_per_run"] = float(np.mean(a.sum_m + b.sum_m))
     description["mean_exposed_users_per_bucket"] = [float(np.mean(a.n)), float(np.mean(b.n))]
+    if pre_days > 0:
+        description["pre_days"] = int(pre_days)
     if looks > 1:
         description["peeks"] = int(looks)
         description["look_days"] = [int(d) for d in traffic.look_days(looks)]

@@ -25,6 +25,10 @@ def register_abtest(commands) -> None:
     parser.add_argument("--scorer", default="oracle",
                         help="personalised SP scorer: oracle | rest://HOST:PORT/MODEL | "
                              "grpc://HOST:PORT/MODEL | saved_model:PATH (default oracle)")
+    parser.add_argument("--pre-days", type=int, default=None,
+                        help="simulate this many pre-period days (every user under the control "
+                             "policy) and report CUPED-adjusted lifts beside the unadjusted ones "
+                             "(default: the scenario's pre_days, 0 = none)")
     parser.add_argument("--out", type=Path, required=True, help="report directory")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=_run)
@@ -49,14 +53,19 @@ def _run(args: argparse.Namespace) -> int:
     from abtest.simulator.scorers import make_scorer
 
     scenario = load_scenario(args.scenario)
+    if args.pre_days is not None:
+        if args.pre_days < 0:
+            raise UserError(f"--pre-days must be >= 0, got {args.pre_days}")
+        scenario.defaults["pre_days"] = args.pre_days
+        for experiment in scenario.experiments:
+            experiment.pop("pre_days", None)
     world = world_from_args(args.logs, args.world_config, args.seed)
     scorer = make_scorer(args.scorer, world, args.logs)
     outcome = run_scenario(world, scenario, scorer, args.seed, args.out,
                            progress=not args.no_progress)
-    print(f"{'experiment':<28} {'lift':>8} {'95% CI':>20} {'p (delta)':>10} {'p (naive)':>10}")
+    from abtest.report import console_line, format_p
+
     for c in outcome["comparisons"]:
-        print(f"{c.treatment:<28} {100 * c.relative_lift:>+7.2f}% "
-              f"[{100 * c.ci_low:+6.2f}%, {100 * c.ci_high:+6.2f}%] {c.p_value:>10.3g} "
-              f"{c.p_value_naive:>10.3g}")
+        print(f"{console_line(c.to_dict())}  (naive p={format_p(c.p_value_naive)})")
     print(f"report: {outcome['paths']['html']} (+ report.md, report.json)")
     return 0

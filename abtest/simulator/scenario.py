@@ -1,7 +1,8 @@
 """Scenario files: a list of experiments in TOML, run on one world, reported together.
 
-``[defaults]`` sets days, split, slots, alpha and the practical threshold; each
-``[[experiment]]`` names its buckets' policies (see ``abtest/scenarios/001_table2.toml``).
+``[defaults]`` sets days, split, slots, alpha, the practical threshold and the pre-period length
+(``pre_days``, the CUPED covariates; 0 = none); each ``[[experiment]]`` names its buckets'
+policies (see ``abtest/scenarios/001_table2.toml``).
 The personalised policy's scorer is chosen at run time (served model, SavedModel, or the oracle).
 """
 from __future__ import annotations
@@ -16,13 +17,13 @@ import numpy as np
 
 from abtest.simulator.policies import Policy, keyword_click_counts
 from abtest.simulator.traffic import DisplayPool, Experiment, ExperimentResult, simulate_experiment
-from abtest.stats.comparison import compare_all
-from abtest.stats.sufficient import FIELD_NAMES
+from abtest.stats.comparison import DegenerateComparison, compare_all
+from abtest.stats.sufficient import ALL_FIELD_NAMES, FIELD_NAMES
 from adpush.errors import UserError
 
 DEFAULTS = {"days": 14, "split": [0.5, 0.5], "slots": 32, "alpha": 0.05,
-            "practical_threshold": 0.003, "displays": 30_000_000}
-EXPERIMENT_KEYS = {"name", "displays", "days", "split", "control", "treatment", "salt"}
+            "practical_threshold": 0.003, "displays": 30_000_000, "pre_days": 0}
+EXPERIMENT_KEYS = {"name", "displays", "days", "split", "control", "treatment", "salt", "pre_days"}
 BUCKET_KEYS = {"label", "policy", "k", "highlight"}
 BUILTIN = Path(__file__).resolve().parents[1] / "scenarios"
 
@@ -113,7 +114,11 @@ def build_experiment(spec: dict, defaults: dict, scorer, keyword_clicks) -> Expe
 
 def run_scenario(world, scenario: Scenario, scorer, seed: int, out_dir: str | Path,
                  title: str | None = None, progress: bool = True) -> dict:
-    """Run every experiment; write the report (MD/HTML/JSON + plots) and per-bucket statistics."""
+    """Run every experiment; write the report (MD/HTML/JSON + plots) and per-bucket statistics.
+
+    Experiments with ``pre_days > 0`` also simulate a pre-period (its own random stream), and
+    their report rows carry the CUPED-adjusted lift beside the unadjusted one.
+    """
     from tqdm.auto import tqdm
 
     from abtest.report import write_report
@@ -122,6 +127,7 @@ def run_scenario(world, scenario: Scenario, scorer, seed: int, out_dir: str | Pa
     out = Path(out_dir)
     (out / "stats").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
+    pre_rng = np.random.default_rng(np.random.SeedSequence([seed, 7, 0xC0DE]))
     pool = DisplayPool.sample(world, int(scenario.defaults["slots"]), rng)
     keyword_clicks = keyword_click_counts(world, rng)
     alpha = float(scenario.defaults["alpha"])
@@ -132,17 +138,26 @@ def run_scenario(world, scenario: Scenario, scorer, seed: int, out_dir: str | Pa
     for spec in bar:
         experiment = build_experiment(spec, scenario.defaults, scorer, keyword_clicks)
         bar.set_postfix_str(experiment.name)
-        result = simulate_experiment(world, pool, experiment, rng)
+        pre_days = int(spec.get("pre_days", scenario.defaults["pre_days"]))
+        if pre_days < 0:
+            raise UserError(f"experiment {experiment.name}: pre_days must be >= 0, got {pre_days}")
+        result = simulate_experiment(world, pool, experiment, rng, pre_days=pre_days, pre_rng=pre_rng)
         results.append(result)
         weights = dict(zip(result.names, experiment.split))
-        comparisons.extend(compare_all(result.stats(), experiment.control_name, weights=weights,
-                                       alpha=alpha, practical_threshold=threshold))
+        try:
+            comparisons.extend(compare_all(result.stats(), experiment.control_name, weights=weights,
+                                           alpha=alpha, practical_threshold=threshold))
+        except DegenerateComparison as err:
+            raise UserError(f"experiment {experiment.name}: {err}") from err
         for day in range(experiment.days):
             stats = result.stats(through_day=day)
-            per_day.append(compare(experiment.control_name, stats[experiment.control_name],
-                                   experiment.treatment_name, stats[experiment.treatment_name],
-                                   split=experiment.split, alpha=alpha,
-                                   practical_threshold=threshold, day=day))
+            try:
+                per_day.append(compare(experiment.control_name, stats[experiment.control_name],
+                                       experiment.treatment_name, stats[experiment.treatment_name],
+                                       split=experiment.split, alpha=alpha,
+                                       practical_threshold=threshold, day=day))
+            except DegenerateComparison:
+                continue  # too few users or clicks yet on this day: no point on the curve
         _write_stats(out / "stats", result)
 
     # Holm / BH across the comparisons of this report
@@ -153,22 +168,25 @@ def run_scenario(world, scenario: Scenario, scorer, seed: int, out_dir: str | Pa
         comparisons, per_day, out_dir=out,
         title=title or f"A/B report: {scenario.path.stem}",
         extra={"scenario": str(scenario.path), "seed": seed, "scorer": scorer.name,
-               "displays": {r.experiment.name: r.displays for r in results}},
+               "displays": {r.experiment.name: r.displays for r in results},
+               "pre_days": {r.experiment.name: r.pre_days for r in results}},
     )
     return {"comparisons": comparisons, "per_day": per_day, "paths": paths, "results": results}
 
 
 def _write_stats(directory: Path, result: ExperimentResult) -> None:
-    """Per-bucket sufficient statistics, overall and per day (analysable by `abtest analyze`)."""
+    """Per-bucket sufficient statistics, overall and per day (analysable by `abtest analyze`;
+    with the pre-period columns when the experiment has a pre-period)."""
     name = result.experiment.name.replace(" ", "_").replace("/", "_")
+    names = ALL_FIELD_NAMES if result.pre_impressions is not None else FIELD_NAMES
     with open(directory / f"{name}.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(("bucket", *FIELD_NAMES))
+        writer.writerow(("bucket", *names))
         for bucket, stats in result.stats().items():
-            writer.writerow((bucket, *(stats.to_dict()[f] for f in FIELD_NAMES)))
+            writer.writerow((bucket, *(stats.to_dict()[f] for f in names)))
     with open(directory / f"{name}_daily.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(("day", "bucket", *FIELD_NAMES))
+        writer.writerow(("day", "bucket", *names))
         for day, per_bucket in enumerate(result.daily_stats()):
             for bucket, stats in per_bucket.items():
-                writer.writerow((day, bucket, *(stats.to_dict()[f] for f in FIELD_NAMES)))
+                writer.writerow((day, bucket, *(stats.to_dict()[f] for f in names)))

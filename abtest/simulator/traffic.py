@@ -14,6 +14,12 @@ is computed once per pool and shared by all policies.
 
 The output per bucket is per-user sufficient statistics (n, Σc, Σm, Σc², Σm², Σcm) overall and
 per day, which is all the statistics in ``abtest.stats`` need.
+
+With ``pre_days > 0`` the same users also get a pre-period (the covariates of CUPED,
+``abtest.stats.cuped``): the ``pre_days`` days before the experiment on the same world, the same
+display contexts and the same daily traffic, with *every* user under the control policy (the
+treatment does not exist yet). It is drawn from its own random stream, so adding a pre-period
+changes no experiment-period draw.
 """
 from __future__ import annotations
 
@@ -113,29 +119,32 @@ class ExperimentResult:
     buckets: np.ndarray                 # (U,) bucket per user (0 control, 1 treatment)
     impressions: np.ndarray             # (days, U) displays per user per day
     clicks: np.ndarray                  # (days, U)
+    pre_impressions: np.ndarray | None = None   # (U,) displays per user over the pre-period
+    pre_clicks: np.ndarray | None = None        # (U,)
+    pre_days: int = 0
 
     @property
     def names(self) -> tuple[str, str]:
         return self.experiment.control_name, self.experiment.treatment_name
 
-    def stats(self, through_day: int | None = None) -> dict[str, SufficientStats]:
-        """Per-bucket sufficient statistics over users exposed up to ``through_day`` (inclusive)."""
-        last = self.impressions.shape[0] if through_day is None else through_day + 1
-        m = self.impressions[:last].sum(axis=0)
-        c = self.clicks[:last].sum(axis=0)
+    def _stats(self, m: np.ndarray, c: np.ndarray) -> dict[str, SufficientStats]:
         exposed = m > 0
-        per_bucket = stats_by_group(self.buckets[exposed], m[exposed], c[exposed], 2)
+        pre = {}
+        if self.pre_impressions is not None:
+            pre = {"pre_impressions": self.pre_impressions[exposed], "pre_clicks": self.pre_clicks[exposed]}
+        per_bucket = stats_by_group(self.buckets[exposed], m[exposed], c[exposed], 2, **pre)
         return dict(zip(self.names, per_bucket))
+
+    def stats(self, through_day: int | None = None) -> dict[str, SufficientStats]:
+        """Per-bucket sufficient statistics over users exposed up to ``through_day`` (inclusive),
+        with their pre-period sums when the experiment has a pre-period."""
+        last = self.impressions.shape[0] if through_day is None else through_day + 1
+        return self._stats(self.impressions[:last].sum(axis=0), self.clicks[:last].sum(axis=0))
 
     def daily_stats(self) -> list[dict[str, SufficientStats]]:
         """Per-bucket statistics of each day on its own (users exposed that day)."""
-        out = []
-        for day in range(self.impressions.shape[0]):
-            m, c = self.impressions[day], self.clicks[day]
-            exposed = m > 0
-            out.append(dict(zip(self.names, stats_by_group(self.buckets[exposed], m[exposed],
-                                                           c[exposed], 2))))
-        return out
+        return [self._stats(self.impressions[day], self.clicks[day])
+                for day in range(self.impressions.shape[0])]
 
     @property
     def displays(self) -> int:
@@ -143,8 +152,15 @@ class ExperimentResult:
 
 
 def simulate_experiment(world: World, pool: DisplayPool, experiment: Experiment,
-                        rng: np.random.Generator) -> ExperimentResult:
-    """Run one experiment over every user of the world; see the module docstring."""
+                        rng: np.random.Generator, pre_days: int = 0,
+                        pre_rng: np.random.Generator | None = None) -> ExperimentResult:
+    """Run one experiment over every user of the world; see the module docstring.
+
+    Args:
+        pre_days: length of the pre-period (0: none).
+        pre_rng: the pre-period's random stream (required with ``pre_days``; kept apart from
+            ``rng`` so the experiment's own draws do not depend on the pre-period).
+    """
     n_users, slots = pool.n_users, pool.slots
     buckets = assign_buckets(np.arange(n_users), experiment.salt or experiment.name,
                              experiment.split)
@@ -157,7 +173,20 @@ def simulate_experiment(world: World, pool: DisplayPool, experiment: Experiment,
     clicks = rng.poisson(np.broadcast_to(click_rate, (experiment.days, n_users)))
     impressions = clicks + rng.poisson(np.broadcast_to(no_click_rate,
                                                        (experiment.days, n_users)))
-    return ExperimentResult(experiment, buckets, impressions, clicks)
+    result = ExperimentResult(experiment, buckets, impressions, clicks)
+    if pre_days > 0:
+        if pre_rng is None:
+            raise ValueError("a pre-period needs its own random stream (pre_rng)")
+        pre_p = p.copy()
+        treated = np.flatnonzero(buckets == 1)
+        pre_p[treated] = _click_probability(world, pool, experiment.control, treated,
+                                            pre_rng).reshape(treated.size, slots)
+        pre_click_rate, pre_no_click_rate = user_day_rates(world, pre_p, experiment.displays,
+                                                           experiment.days)
+        result.pre_clicks = pre_rng.poisson(pre_days * pre_click_rate)
+        result.pre_impressions = result.pre_clicks + pre_rng.poisson(pre_days * pre_no_click_rate)
+        result.pre_days = int(pre_days)
+    return result
 
 
 def user_day_rates(world: World, p: np.ndarray, displays: int, days: int) -> tuple[np.ndarray, np.ndarray]:

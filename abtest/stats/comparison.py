@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from abtest.stats import inference, multiple, power, sequential, srm
+from abtest.stats import cuped, inference, multiple, power, sequential, srm
 from abtest.stats.sufficient import SufficientStats
 
 DEFAULT_ALPHA = 0.05
@@ -25,6 +25,21 @@ REPORT_KEYS = (
     "impressions_treatment", "clicks_control", "clicks_treatment", "ctr_control", "ctr_treatment",
     "relative_lift", "ci_low", "ci_high", "p_value", "p_value_naive", "srm_p", "mde",
 )
+
+
+class DegenerateComparison(ValueError):
+    """A bucket cannot be tested (too few users, no impressions, a control without clicks, zero
+    variance); the message names the bucket and the reason."""
+
+
+def check_testable(control_name: str, control: SufficientStats, treatment_name: str,
+                   treatment: SufficientStats) -> None:
+    """Raise ``DegenerateComparison`` when either bucket cannot enter the lift test."""
+    for name, stats, is_control in ((control_name, control, True), (treatment_name, treatment, False)):
+        reason = inference.degenerate_reason(stats, control=is_control)
+        if reason:
+            role = "control" if is_control else "treatment"
+            raise DegenerateComparison(f"{role} bucket {name!r} {reason}")
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,7 @@ class Comparison:
     se_lift: float = math.nan
     design_effect: float = math.nan
     ci_method: str = "delta"
+    test_statistic: str = inference.LIFT_TEST_STATISTICS["delta"]
     alpha: float = DEFAULT_ALPHA
     power: float = power.DEFAULT_POWER
     practical_threshold: float = DEFAULT_PRACTICAL_THRESHOLD
@@ -67,6 +83,15 @@ class Comparison:
     ci_low_sequential: float | None = None
     ci_high_sequential: float | None = None
     day: int | None = None
+    # CUPED (abtest.stats.cuped), when both buckets carry pre-period statistics.
+    relative_lift_cuped: float | None = None
+    ci_low_cuped: float | None = None
+    ci_high_cuped: float | None = None
+    p_value_cuped: float | None = None
+    se_lift_cuped: float | None = None
+    theta_cuped: float | None = None
+    variance_reduction_cuped: float | None = None
+    significant_cuped: bool | None = None
 
     @property
     def displays(self) -> float:
@@ -92,25 +117,35 @@ def compare(control_name: str, control: SufficientStats, treatment_name: str, tr
             *, split: Sequence[float] = (1.0, 1.0), alpha: float = DEFAULT_ALPHA,
             ci_method: str = "delta", power_target: float = power.DEFAULT_POWER,
             practical_threshold: float = DEFAULT_PRACTICAL_THRESHOLD, sequential_mode: bool = False,
-            sequential_tuning: float = sequential.DEFAULT_TUNING, day: int | None = None) -> Comparison:
+            sequential_tuning: float = sequential.DEFAULT_TUNING, day: int | None = None,
+            use_cuped: bool = True) -> Comparison:
     """Compare two buckets.
+
+    The p-value and the lift CI come from one statistic (``inference.lift_test``), so
+    ``significant`` (p < α) holds exactly when the CI excludes 0.
 
     Args:
         control, treatment: per-user sufficient statistics of each bucket (scalars).
         split: configured traffic weights of (control, treatment) for the SRM check.
-        ci_method: lift CI, ``delta`` | ``log`` | ``fieller``.
+        ci_method: lift CI and its test, ``delta`` | ``log`` | ``fieller``.
         practical_threshold: relative lift that matters in practice; ``significant_practical``
             means the whole lift CI lies above it.
         sequential_mode: also compute the always-valid p-value and confidence sequence for L.
         day: set for a cumulative-through-``day`` comparison (report time series).
+        use_cuped: add the CUPED-adjusted figures when both buckets have pre-period statistics.
+
+    Raises:
+        DegenerateComparison: a bucket cannot be tested (see ``inference.degenerate_reason``).
     """
+    check_testable(control_name, control, treatment_name, treatment)
     delta = inference.delta_method_test(control, treatment)
     naive = inference.naive_ztest(control, treatment)
-    lift = float(inference.relative_lift(control, treatment))
-    ci_low, ci_high = (float(v) for v in inference.lift_confint(control, treatment, alpha, ci_method))
+    test = inference.lift_test(control, treatment, alpha, ci_method)
+    lift = float(test.lift)
+    ci_low, ci_high = float(test.ci_low), float(test.ci_high)
     se_lift = float(inference.lift_se(control, treatment))
     srm_p = srm.srm_p_value([control.n, treatment.n], split)
-    p_value = float(delta.p_value)
+    p_value = float(test.p_value)
     result = Comparison(
         control=control_name, treatment=treatment_name,
         users_control=int(control.n), users_treatment=int(treatment.n),
@@ -122,10 +157,19 @@ def compare(control_name: str, control: SufficientStats, treatment_name: str, tr
         mde=float(power.minimum_detectable_effect(delta.se, control.ctr, alpha, power_target)),
         abs_diff=float(delta.diff), se_diff=float(delta.se), se_lift=se_lift,
         design_effect=float(inference.design_effect(control, treatment)),
-        ci_method=ci_method, alpha=alpha, power=power_target, practical_threshold=practical_threshold,
+        ci_method=ci_method, test_statistic=inference.LIFT_TEST_STATISTICS[ci_method], alpha=alpha,
+        power=power_target, practical_threshold=practical_threshold,
         srm_flag=srm.srm_flag(srm_p), significant=bool(p_value < alpha),
         significant_practical=bool(p_value < alpha and ci_low > practical_threshold), day=day,
     )
+    if use_cuped and control.has_pre_period and treatment.has_pre_period:
+        adjusted = cuped.adjusted_lift(control, treatment, alpha)
+        result = replace(
+            result, relative_lift_cuped=float(adjusted.lift), ci_low_cuped=float(adjusted.ci_low),
+            ci_high_cuped=float(adjusted.ci_high), p_value_cuped=float(adjusted.p_value),
+            se_lift_cuped=float(adjusted.se), theta_cuped=float(adjusted.theta),
+            variance_reduction_cuped=float(adjusted.variance_reduction),
+            significant_cuped=bool(adjusted.p_value < alpha))
     if sequential_mode:
         n_total = control.n + treatment.n
         half = float(sequential.sequential_halfwidth(se_lift, n_total, alpha, sequential_tuning))

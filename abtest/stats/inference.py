@@ -8,6 +8,15 @@
   differ in CTR and see several impressions (ABTEST_STATS.md §2.1–2.2).
 * ``lift_confint`` — CI for the relative lift L = R_B/R_A − 1: linear delta (default), log-ratio
   delta, or Fieller (ABTEST_STATS.md §2.4).
+* ``lift_test`` — the report's test: the p-value of H0: L = 0 from the *same* statistic as the
+  lift CI of the chosen method, so p < α exactly when the CI excludes 0 (gbstats'
+  ``TwoSidedTTest`` computes its p-value and CI from one point estimate and SE in the same way):
+  ``delta`` z = L̂ / SE(L̂) with the linear delta-method SE; ``log`` z = log(R_B/R_A) / SE of the
+  log ratio; ``fieller`` z = (R_B − R_A)/√(V_A + V_B), the statistic whose acceptance region in
+  ρ = R_B/R_A is Fieller's interval.
+* ``degenerate_reason`` — why a bucket cannot be tested (too few users, no impressions, a control
+  without clicks, zero variance), as gbstats refuses ``ZERO_NEGATIVE_VARIANCE`` and
+  ``ZERO_NEGATIVE_BASELINE_VARIATION``.
 
 All functions accept ``SufficientStats`` whose fields are scalars or equally-shaped arrays and
 return numpy values of that shape.
@@ -56,6 +65,76 @@ def delta_method_test(control: SufficientStats, treatment: SufficientStats) -> Z
     se = np.sqrt(np.asarray(control.ratio_variance + treatment.ratio_variance, dtype=np.float64))
     z, p = _z_and_p(diff, se)
     return ZTestResult(diff=diff, se=se, z=z, p_value=p)
+
+
+@dataclass(frozen=True)
+class LiftTest:
+    """Relative lift L̂, its (1 − α) CI and the p-value of H0: L = 0, all from one statistic z."""
+
+    lift: Any
+    ci_low: Any
+    ci_high: Any
+    z: Any
+    p_value: Any
+    method: str
+
+
+#: What each lift CI method's p-value tests (stated in the reports).
+LIFT_TEST_STATISTICS = {
+    "delta": "z = relative lift / its delta-method SE",
+    "log": "z = log(CTR_B / CTR_A) / its delta-method SE",
+    "fieller": "z = (CTR_B − CTR_A) / √(Var_A + Var_B), the statistic Fieller's interval inverts",
+}
+
+
+def lift_test(control: SufficientStats, treatment: SufficientStats, alpha: float = 0.05,
+              method: str = "delta") -> LiftTest:
+    """The relative lift, its CI and a p-value that agrees with it (see the module docstring).
+
+    For ``fieller`` the CI is unbounded when the control CTR is not significantly above 0; the
+    p-value is then still that of the absolute difference.
+    """
+    low, high = lift_confint(control, treatment, alpha, method)
+    lift = relative_lift(control, treatment)
+    r_a, r_b = np.asarray(control.ctr, float), np.asarray(treatment.ctr, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if method == "delta":
+            estimate, se = lift, lift_se(control, treatment)
+        elif method == "log":
+            estimate = np.log(r_b / r_a)
+            se = np.sqrt(treatment.ratio_variance / r_b**2 + control.ratio_variance / r_a**2)
+        else:
+            estimate = r_b - r_a
+            se = np.sqrt(np.asarray(control.ratio_variance + treatment.ratio_variance, dtype=np.float64))
+    z, p = _z_and_p(np.asarray(estimate, dtype=np.float64), np.asarray(se, dtype=np.float64))
+    return LiftTest(lift=lift, ci_low=low, ci_high=high, z=z, p_value=p, method=method)
+
+
+#: Variance of the linearised CTR at or below this fraction of its scale counts as zero.
+_ZERO_VARIANCE = 1e-10
+
+
+def degenerate_reason(stats: SufficientStats, control: bool) -> str | None:
+    """Why this bucket (scalar statistics) cannot enter a lift test, or None.
+
+    Args:
+        control: the bucket is the control (its CTR is the lift's denominator).
+    """
+    if stats.n < 2:
+        return f"has {stats.n} user(s); at least 2 are needed for a variance"
+    if not stats.sum_m > 0:
+        return "has zero impressions"
+    if control and not stats.sum_c > 0:
+        return ("has no clicks: the control CTR is 0, so the relative lift and its variance are "
+                "undefined (gbstats: ZERO_NEGATIVE_BASELINE_VARIATION)")
+    r = float(stats.ctr)
+    scale = float(stats.var_c + r * r * stats.var_m)
+    variance = float(stats.per_user_ratio_variance * stats.mean_m**2)
+    if not (scale > 0 and variance > _ZERO_VARIANCE * scale):
+        why = "no user clicked" if stats.sum_c == 0 else "every user has the same CTR"
+        return (f"has zero variance of the per-user linearised CTR ({why}), so the test has no "
+                f"standard error (gbstats: ZERO_NEGATIVE_VARIANCE)")
+    return None
 
 
 def naive_ztest(control: SufficientStats, treatment: SufficientStats) -> ZTestResult:

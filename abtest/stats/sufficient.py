@@ -6,6 +6,12 @@ consume (ABTEST_STATS.md §0, §2.3). Everything downstream (delta-method test, 
 lift CIs, power) is computed from these six numbers, so they can be produced by SQL or Beam
 and merged by addition.
 
+For CUPED (``abtest.stats.cuped``) the same users' pre-period clicks c'_i and impressions m'_i
+add nine sums (``PRE_FIELD_NAMES``): Σc', Σm', Σc'², Σm'², Σc'm' and the cross products Σc·c',
+Σm·m', Σc·m', Σm·c' — the 4×4 covariance of (c, m, c', m') that gbstats'
+``RegressionAdjustedRatioStatistic`` is built from. A user with no pre-period traffic has
+c' = m' = 0. The pre-period fields are ``None`` when there is no pre-period.
+
 Every field may be a scalar or a numpy array of one shape (e.g. one entry per A/A run), so the
 same formulas vectorise over many simulated experiments.
 """
@@ -17,6 +23,11 @@ from typing import Any
 import numpy as np
 
 FIELD_NAMES = ("n", "sum_c", "sum_m", "sum_c2", "sum_m2", "sum_cm")
+#: Pre-period sums (c' = pre-period clicks, m' = pre-period impressions of the same user):
+#: Σc', Σm', Σc'², Σm'², Σc'm', Σc·c', Σm·m', Σc·m', Σm·c'.
+PRE_FIELD_NAMES = ("sum_c_pre", "sum_m_pre", "sum_c_pre2", "sum_m_pre2", "sum_cm_pre",
+                   "sum_c_c_pre", "sum_m_m_pre", "sum_c_m_pre", "sum_m_c_pre")
+ALL_FIELD_NAMES = FIELD_NAMES + PRE_FIELD_NAMES
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,8 @@ class SufficientStats:
         n: number of users.
         sum_c, sum_m: Σ clicks, Σ impressions over users.
         sum_c2, sum_m2, sum_cm: Σ c_i², Σ m_i², Σ c_i·m_i over users.
+        sum_c_pre … sum_m_c_pre: the pre-period sums of ``PRE_FIELD_NAMES`` (all ``None``
+            without a pre-period).
     """
 
     n: Any
@@ -35,14 +48,43 @@ class SufficientStats:
     sum_c2: Any
     sum_m2: Any
     sum_cm: Any
+    sum_c_pre: Any = None
+    sum_m_pre: Any = None
+    sum_c_pre2: Any = None
+    sum_m_pre2: Any = None
+    sum_cm_pre: Any = None
+    sum_c_c_pre: Any = None
+    sum_m_m_pre: Any = None
+    sum_c_m_pre: Any = None
+    sum_m_c_pre: Any = None
+
+    def __post_init__(self):
+        given = [getattr(self, name) is not None for name in PRE_FIELD_NAMES]
+        if any(given) and not all(given):
+            missing = [name for name, ok in zip(PRE_FIELD_NAMES, given) if not ok]
+            raise ValueError(f"pre-period statistics need all of {PRE_FIELD_NAMES}; missing {missing}")
 
     @classmethod
-    def from_arrays(cls, impressions, clicks, axis: int = -1) -> "SufficientStats":
-        """Summarise per-user arrays (any shape; users along ``axis``)."""
+    def from_arrays(cls, impressions, clicks, axis: int = -1, pre_impressions=None,
+                    pre_clicks=None) -> "SufficientStats":
+        """Summarise per-user arrays (any shape; users along ``axis``), with the pre-period
+        arrays of the same users when given (both or neither)."""
         m = np.asarray(impressions, dtype=np.float64)
         c = np.asarray(clicks, dtype=np.float64)
         if m.shape != c.shape:
             raise ValueError(f"impressions {m.shape} and clicks {c.shape} differ in shape")
+        pre = {}
+        if (pre_impressions is None) != (pre_clicks is None):
+            raise ValueError("give both pre_impressions and pre_clicks, or neither")
+        if pre_impressions is not None:
+            mp = np.asarray(pre_impressions, dtype=np.float64)
+            cp = np.asarray(pre_clicks, dtype=np.float64)
+            if mp.shape != m.shape or cp.shape != m.shape:
+                raise ValueError(f"pre-period arrays {mp.shape}, {cp.shape} differ in shape from {m.shape}")
+            pre = dict(zip(PRE_FIELD_NAMES, (
+                cp.sum(axis=axis), mp.sum(axis=axis), (cp * cp).sum(axis=axis), (mp * mp).sum(axis=axis),
+                (cp * mp).sum(axis=axis), (c * cp).sum(axis=axis), (m * mp).sum(axis=axis),
+                (c * mp).sum(axis=axis), (m * cp).sum(axis=axis))))
         return cls(
             n=m.shape[axis] if m.ndim else 1,
             sum_c=c.sum(axis=axis),
@@ -50,24 +92,37 @@ class SufficientStats:
             sum_c2=(c * c).sum(axis=axis),
             sum_m2=(m * m).sum(axis=axis),
             sum_cm=(c * m).sum(axis=axis),
+            **pre,
         )
 
     @classmethod
     def from_dict(cls, row: dict) -> "SufficientStats":
-        return cls(**{name: row[name] for name in FIELD_NAMES})
+        names = ALL_FIELD_NAMES if row.get(PRE_FIELD_NAMES[0]) is not None else FIELD_NAMES
+        return cls(**{name: row[name] for name in names})
 
     @classmethod
-    def zero(cls) -> "SufficientStats":
-        return cls(0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    def zero(cls, pre_period: bool = False) -> "SufficientStats":
+        return cls(0, *([0.0] * (len(ALL_FIELD_NAMES if pre_period else FIELD_NAMES) - 1)))
+
+    @property
+    def has_pre_period(self) -> bool:
+        return self.sum_c_pre is not None
+
+    def without_pre_period(self) -> "SufficientStats":
+        return SufficientStats(*(getattr(self, name) for name in FIELD_NAMES))
 
     def __add__(self, other: "SufficientStats") -> "SufficientStats":
-        """Merge two disjoint sets of users (e.g. two shards of one bucket)."""
-        return SufficientStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        """Merge two disjoint sets of users (e.g. two shards of one bucket); the pre-period
+        sums survive only when both sides have them."""
+        names = ALL_FIELD_NAMES if self.has_pre_period and other.has_pre_period else FIELD_NAMES
+        return SufficientStats(*(getattr(self, name) + getattr(other, name) for name in names))
 
     merge = __add__
 
     def to_dict(self) -> dict:
-        return {name: _plain(getattr(self, name)) for name in FIELD_NAMES}
+        """The six post-period fields, plus the nine pre-period ones when present."""
+        names = ALL_FIELD_NAMES if self.has_pre_period else FIELD_NAMES
+        return {name: _plain(getattr(self, name)) for name in names}
 
     # --- derived quantities (ddof = 1, as in ABTEST_STATS.md §2.3) -------------------------
 
@@ -117,13 +172,15 @@ def _plain(value):
     return value
 
 
-def stats_by_group(group_codes, impressions, clicks, n_groups: int) -> list[SufficientStats]:
+def stats_by_group(group_codes, impressions, clicks, n_groups: int, pre_impressions=None,
+                   pre_clicks=None) -> list[SufficientStats]:
     """Sufficient statistics per group from per-user arrays, without a Python loop over users.
 
     Args:
         group_codes: int array [n_users], values in [0, n_groups).
         impressions, clicks: arrays [n_users].
         n_groups: number of groups.
+        pre_impressions, pre_clicks: the same users' pre-period arrays [n_users] (CUPED), or None.
 
     Returns:
         One ``SufficientStats`` per group code (n = 0 for empty groups).
@@ -131,16 +188,17 @@ def stats_by_group(group_codes, impressions, clicks, n_groups: int) -> list[Suff
     g = np.asarray(group_codes, dtype=np.int64)
     m = np.asarray(impressions, dtype=np.float64)
     c = np.asarray(clicks, dtype=np.float64)
-    sums = [
-        np.bincount(g, minlength=n_groups).astype(np.int64),
-        np.bincount(g, weights=c, minlength=n_groups),
-        np.bincount(g, weights=m, minlength=n_groups),
-        np.bincount(g, weights=c * c, minlength=n_groups),
-        np.bincount(g, weights=m * m, minlength=n_groups),
-        np.bincount(g, weights=c * m, minlength=n_groups),
-    ]
+    products = [c, m, c * c, m * m, c * m]
+    if (pre_impressions is None) != (pre_clicks is None):
+        raise ValueError("give both pre_impressions and pre_clicks, or neither")
+    if pre_impressions is not None:
+        mp = np.asarray(pre_impressions, dtype=np.float64)
+        cp = np.asarray(pre_clicks, dtype=np.float64)
+        products += [cp, mp, cp * cp, mp * mp, cp * mp, c * cp, m * mp, c * mp, m * cp]
+    counts = np.bincount(g, minlength=n_groups).astype(np.int64)
+    sums = [np.bincount(g, weights=x, minlength=n_groups) for x in products]
     return [
-        SufficientStats(int(sums[0][k]), *(float(s[k]) for s in sums[1:])) for k in range(n_groups)
+        SufficientStats(int(counts[k]), *(float(s[k]) for s in sums)) for k in range(n_groups)
     ]
 
 

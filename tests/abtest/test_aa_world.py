@@ -75,14 +75,27 @@ def test_daily_looks_never_read_above_the_final_p_value(traffic):
 
 
 def test_delta_within_band_naive_inflated_as_design_effect_predicts(traffic):
-    summary = run_aa_world(traffic, runs=2000, seed=3).summary()
+    """10,000 A/A runs on the world's traffic with a 7-day pre-period: the report's test and the
+    CUPED test both reject 5 % ± 1 point; the naive one is inflated as the design effect says."""
+    summary = run_aa_world(traffic, runs=10_000, seed=3, pre_days=7).summary()
     delta, naive = summary["tests"]["delta"], summary["tests"]["naive"]
-    assert summary["delta_within_band"]
+    assert summary["band_meaningful"] and summary["delta_within_band"] and summary["cuped_within_band"]
+    assert 0.04 <= summary["tests"]["cuped"]["false_positive_rate"] <= 0.06
+    assert summary["mean_cuped_variance_reduction"] > 0.02
+    assert summary["traffic"]["pre_days"] == 7
     assert delta["ci_low"] < 0.05 < delta["ci_high"]
     assert naive["ci_low"] > delta["ci_high"]
     assert summary["mean_design_effect"] > 1.2
     assert naive["ci_low"] < summary["naive_rate_predicted_by_design_effect"] < naive["ci_high"]
-    assert summary["lift_ci_coverage"] == pytest.approx(0.95, abs=0.015)
+    assert summary["lift_ci_coverage"] == pytest.approx(0.95, abs=0.01)
+
+
+def test_pre_period_leaves_the_experiment_draws_unchanged(traffic):
+    plain = run_aa_world(traffic, runs=40, seed=9)
+    with_pre = run_aa_world(traffic, runs=40, seed=9, pre_days=3)
+    for name in ("delta", "naive", "sequential"):
+        np.testing.assert_array_equal(plain.p_values[name], with_pre.p_values[name])
+    assert "cuped" in with_pre.p_values and "cuped" not in plain.p_values
 
 
 def test_other_policies_build(world):
@@ -106,7 +119,7 @@ def test_abtest_aa_world_cli(tmp_path, capsys):
     assert "design effect" in printed and "world traffic: 800 users" in printed
     summary = json.loads((out / "aa.json").read_text())
     assert rc == (0 if summary["delta_within_band"] else 1)
-    assert summary["runs"] == 200 and summary["traffic"]["source"] == "world"
+    assert summary["runs"] == 200 and not summary["band_meaningful"] and summary["traffic"]["source"] == "world"
     assert summary["traffic"]["world"] == str(config)
     assert (out / "aa_pvalues.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "World traffic" in (out / "aa.md").read_text()

@@ -84,3 +84,60 @@ def test_analyze_cli_writes_the_report(tmp_path):
     assert "From logs" in (tmp_path / "report" / "report.html").read_text()
     document = json.loads((tmp_path / "report" / "report.json").read_text())
     assert document["buckets"]["control"]["n"] == 300 and len(document["per_day"]) == 3
+
+
+def _row(lift_factor: float, seed: int = 0, n: int = 4000, pre: bool = False):
+    """A comparison with a true relative lift (× lift_factor), optionally with a pre-period."""
+    rng = np.random.default_rng(seed)
+    stats = []
+    for factor in (1.0, lift_factor):
+        theta = rng.beta(2, 40, n)
+        m, m_pre = rng.poisson(60, n), rng.poisson(60, n)
+        extra = {"pre_impressions": m_pre, "pre_clicks": rng.binomial(m_pre, theta)} if pre else {}
+        stats.append(SufficientStats.from_arrays(m, rng.binomial(m, np.clip(theta * factor, 0, 1)), **extra))
+    return compare("base", stats[0], "test", stats[1]).to_dict()
+
+
+def test_significant_lifts_are_shaded_by_direction():
+    from abtest.report import cell_classes, report_columns, table_html
+
+    up, down, flat = _row(1.2, seed=1), _row(0.8, seed=2), _row(1.0, seed=3)
+    assert up["significant"] and down["significant"] and not flat["significant"]
+    assert up["relative_lift"] > 0 > down["relative_lift"]
+    classes = cell_classes([up, down, flat])
+    lift_col = report_columns([up])
+    at = lift_col.index("relative lift [CI]")
+    assert [row[at] for row in classes] == ["num up", "num down", "num"]
+    page = table_html([up, down, flat])
+    assert page.count('class="num up"') == 3 and page.count('class="num down"') == 3  # lift, p, significant
+
+
+def test_p_value_underflow_and_cuped_columns():
+    from abtest.report import CUPED_COLUMNS, format_p, report_columns, table_rows
+
+    assert format_p(0.0) == "< 1e-16" and format_p(1e-300) == "< 1e-16"
+    assert format_p(3.6e-07) == "3.6e-07" and format_p(0.0188) == "0.0188" and format_p(None) == "n/a"
+    with_pre = _row(1.05, seed=4, pre=True)
+    columns = report_columns([with_pre])
+    assert columns[columns.index("p (delta)") + 1: columns.index("p (delta)") + 4] == CUPED_COLUMNS
+    cells = dict(zip(columns, table_rows([with_pre])[0]))
+    assert cells["variance reduction"] == f"{100 * with_pre['variance_reduction_cuped']:.1f} %"
+    assert cells["CUPED lift [CI]"].startswith(f"{100 * with_pre['relative_lift_cuped']:+.2f} % [")
+    assert report_columns([_row(1.05, seed=4)]) == COLUMNS
+
+
+def test_legends_sit_outside_the_axes():
+    from abtest.report import _pyplot, cumulative_figure, forest_figure
+
+    comparisons, per_day = _experiment(seed=3)
+    rows = [c.to_dict() for c in comparisons] + [_row(1.05, seed=5, pre=True)]
+    for fig in (forest_figure(rows), cumulative_figure([c.to_dict() for c in per_day])):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        (ax,) = fig.axes
+        legend = ax.get_legend().get_window_extent(renderer)
+        axes = ax.get_window_extent(renderer)
+        assert not legend.overlaps(axes), (legend, axes)
+        # and inside the figure (not cut off)
+        assert fig.bbox.contains(legend.x0, legend.y0) and fig.bbox.contains(legend.x1, legend.y1)
+        _pyplot().close(fig)

@@ -18,7 +18,7 @@ def report_dir(tmp_path_factory):
     scenario = load_scenario("001")
     for experiment in scenario.experiments:
         experiment["displays"] = 500_000
-    scenario.defaults.update(days=3, slots=8)
+    scenario.defaults.update(days=3, slots=8, pre_days=3)
     out = tmp_path_factory.mktemp("report")
     run_scenario(world, scenario, OracleScorer(world), 4, out, progress=False)
     return out
@@ -33,6 +33,31 @@ def test_report_table_renders_in_the_dom(report_dir):
         assert bucket in dom
     images = re.findall(r'<img[^>]+src="data:image/png;base64,', dom)
     assert len(images) == 2
+
+
+#: Injected into a copy of the report (the report itself has no script): for each cell, the
+#: number of line boxes its text takes in Chromium's layout.
+MEASURE = """<script>
+const lines = [...document.querySelectorAll("td.num")].map(td => {
+  const range = document.createRange(); range.selectNodeContents(td);
+  const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+  return [td.textContent, tops.size];
+});
+document.body.insertAdjacentHTML("beforeend", "<pre id=measure>" + JSON.stringify(lines) + "</pre>");
+</script>"""
+
+
+def test_numbers_do_not_wrap_in_the_browser(report_dir, tmp_path):
+    import html
+    import json
+
+    page = (report_dir / "report.html").read_text().replace("</body>", MEASURE + "</body>")
+    (tmp_path / "measured.html").write_text(page)
+    dom = dump_dom(tmp_path / "measured.html")
+    measured = json.loads(html.unescape(re.search(r"<pre id=\"measure\">(.*?)</pre>", dom, flags=re.S).group(1)))
+    lift_cells = [(text, n) for text, n in measured if "[" in text]
+    assert len(lift_cells) == 10  # unadjusted and CUPED lift [CI] of five experiments
+    assert all(n == 1 for _, n in measured), [m for m in measured if m[1] != 1]
 
 
 def test_report_plots_are_drawn_in_the_screenshot(report_dir, tmp_path):

@@ -193,3 +193,57 @@ def test_stats_by_group_and_day_cumulative_and_daily():
     assert cum[2][1] == SufficientStats.from_arrays([5, 7], [2, 0])
     daily = stats_by_group_and_day(groups, m, c, 2, cumulative=False)
     assert daily[1][1].n == 0 and daily[2][1] == SufficientStats.from_arrays([2], [1])
+
+
+def test_lift_test_by_hand_five_user_example():
+    # The report's p is the two-sided normal p of z = L / SE(L): L = 0.5, Var(L) = 891/4320 + 47/180
+    # (worked in test_delta_method_five_user_example_by_hand).
+    a, b = SufficientStats.from_arrays(A_M, A_C), SufficientStats.from_arrays(B_M, B_C)
+    z = 0.5 / math.sqrt(891 / 4320 + 47 / 180)
+    test = inference.lift_test(a, b, 0.05, "delta")
+    assert test.z == pytest.approx(z, rel=1e-12)
+    assert test.p_value == pytest.approx(2 * sps.norm.sf(z), rel=1e-12)
+    # log: z = log(1.5) / sqrt(V_B/R_B² + V_A/R_A²); fieller: the absolute-difference z.
+    va, vb = 47 / 32805, 11 / 4320
+    assert inference.lift_test(a, b, 0.05, "log").z == pytest.approx(
+        math.log(1.5) / math.sqrt(vb * 36 + va * 81), rel=1e-12)
+    assert inference.lift_test(a, b, 0.05, "fieller").z == pytest.approx((1 / 18) / math.sqrt(va + vb), rel=1e-12)
+    assert compare("A", a, "B", b).p_value == pytest.approx(2 * sps.norm.sf(z), rel=1e-12)
+
+
+@pytest.mark.parametrize("method", ["delta", "log", "fieller"])
+def test_p_value_and_ci_always_agree(method):
+    """Over 4,000 A/A-like runs of 300 users per bucket: p < α exactly when the CI excludes 0
+    (issue 16: the old p tested the absolute difference, the CI the relative lift, and 1 % of
+    runs disagreed)."""
+    rng = np.random.default_rng(16)
+    m = rng.geometric(1 / 20, size=(4000, 2, 300))
+    c = rng.binomial(m, rng.beta(2, 50, size=m.shape))
+    a, b = SufficientStats.from_arrays(m[:, 0], c[:, 0]), SufficientStats.from_arrays(m[:, 1], c[:, 1])
+    test = inference.lift_test(a, b, 0.05, method)
+    excludes_zero = (test.ci_low > 0) | (test.ci_high < 0)
+    bounded = np.isfinite(test.ci_low) & np.isfinite(test.ci_high)
+    assert np.array_equal((test.p_value < 0.05)[bounded], excludes_zero[bounded])
+    assert bounded.mean() > 0.99
+    # The old pairing (absolute-difference p with the linear-delta lift CI) disagreed in some runs.
+    if method == "delta":
+        old = inference.delta_method_test(a, b).p_value < 0.05
+        assert (old != excludes_zero).sum() > 0
+
+
+def test_degenerate_buckets_are_refused_with_the_reason():
+    from abtest.stats.comparison import DegenerateComparison
+
+    ok = SufficientStats.from_arrays([10, 12], [1, 3])
+    # Issue 16: a control with zero clicks gave p = 1.6e-16 on 2 + 2 users.
+    no_clicks = SufficientStats.from_arrays([10, 12], [0, 0])
+    with pytest.raises(DegenerateComparison, match="control bucket 'A' has no clicks.*ZERO_NEGATIVE_BASELINE"):
+        compare("A", no_clicks, "B", ok)
+    with pytest.raises(DegenerateComparison, match="treatment bucket 'B' has zero variance.*no user clicked"):
+        compare("A", ok, "B", no_clicks)
+    same_ctr = SufficientStats.from_arrays([10, 20, 30], [1, 2, 3])
+    with pytest.raises(DegenerateComparison, match="zero variance.*every user has the same CTR"):
+        compare("A", same_ctr, "B", ok)
+    with pytest.raises(DegenerateComparison, match="has 1 user"):
+        compare("A", SufficientStats.from_arrays([10], [1]), "B", ok)
+    assert inference.degenerate_reason(ok, control=True) is None

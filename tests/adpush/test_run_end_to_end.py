@@ -25,6 +25,7 @@ n_users = 400
 n_ads = 600
 days = 6
 behaviour_users = 600
+behaviour_events_mean = 38.0   # 400 users x 38 = the cascade data of main's 600 x 25
 keywords_per_facet = 10
 n_categories = 8
 category_words = 12
@@ -75,9 +76,10 @@ def test_every_stage_ran_and_the_summary_names_the_outputs(tiny_run):
         assert marker["result"]["seconds"] >= 0
     assert f"run report: {run / 'report.html'}" in stdout
     # The summary's lift lines: one per experiment of 001 Table 2.
-    assert len(re.findall(r"^    No\.\d .*p=", stdout, flags=re.M)) == 5
-    # ... each beside the oracle scorer's lift on the same world and draws, and the share of it
-    assert len(re.findall(r"^    No\.\d .*p=.*p=\S+ +-?\d+%$", stdout, flags=re.M)) == 5
+    assert len(re.findall(r"^    served No\.\d .*p=.*CUPED .*p=", stdout, flags=re.M)) == 5
+    # ... each with the oracle scorer's lift on the same world and draws, and the share of it
+    assert len(re.findall(r"^    oracle No\.\d .*p=.*CUPED .*served/oracle +-?\d+% \(CUPED\)$",
+                          stdout, flags=re.M)) == 5
     assert (run / "abtest_oracle" / "report.json").is_file()
     published = sorted(p.name for p in (run / "models").iterdir())
     assert published == ["ctr_cvr", "selling_points"]
