@@ -12,7 +12,8 @@ setup(
     ),
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=[p for name in PACKAGES for p in (name, f"{name}.*")]),
-    package_data={"adpush": ["defaults/*.toml"], "abtest": ["scenarios/*.toml"]},
+    package_data={"adpush": ["defaults/*.toml"],
+                  "abtest": ["scenarios/*.toml", "world/configs/*.toml"]},
     install_requires=[
         # TFRS 0.7.7 needs Keras 2: tf-keras with TF_USE_LEGACY_KERAS=1 (see adpush/tfenv.py).
         "tensorflow==2.21.*",
@@ -29,6 +30,8 @@ setup(
         "grpcio>=1.60",
         "aiohttp>=3.9",  # serving: the local TF-Serving-compatible REST server
         "protobuf>=6.31.1,<8",
+        # adpush evaluate: the logistic-regression baseline with hashed crosses
+        "scikit-learn>=1.4",
     ],
     extras_require={
         # bench/peers.py: the gradient-boosting peers the models are held against.

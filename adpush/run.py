@@ -95,7 +95,9 @@ def stage_train_sf(ctx: RunContext) -> dict:
     run_dir = ctx.path("train", "sf")
     _adpush(ctx, "train", "sf", "--model", train["model"], "--strategy", train["strategy"],
             "--data", str(ctx.path("data")), "--run-dir", str(run_dir), "--seed", str(ctx.seed),
-            "--epochs", str(train["epochs"]), "--batch-size", str(train["batch_size"]))
+            "--epochs", str(train["sf_epochs"]), "--pretrain-epochs", str(train["sf_pretrain_epochs"]),
+            "--patience", str(train["sf_patience"]), "--learning-rate", str(train["sf_learning_rate"]),
+            "--batch-size", str(train["batch_size"]), *train["sf_args"].split())
     _adpush(ctx, "evaluate", "--run-dir", str(run_dir), "--data", str(ctx.path("data")),
             "--oracle", str(ctx.path("logs")), "--seed", str(ctx.seed))
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -172,14 +174,26 @@ def stage_abtest(ctx: RunContext) -> dict:
         outcome = run_scenario(world, scenario, scorer, ctx.seed, ctx.path("abtest"),
                                title="adpush demo: 001 Table 2 replayed on the world",
                                progress=ctx.progress)
-    rows = [{"experiment": c.treatment.split(" ")[0], "control": c.control,
-             "treatment": c.treatment, "relative_lift": c.relative_lift, "ci_low": c.ci_low,
-             "ci_high": c.ci_high, "p_value": c.p_value, "displays": c.displays,
-             "relative_lift_cuped": c.relative_lift_cuped, "ci_low_cuped": c.ci_low_cuped,
-             "ci_high_cuped": c.ci_high_cuped, "p_value_cuped": c.p_value_cuped,
-             "variance_reduction_cuped": c.variance_reduction_cuped}
-            for c in outcome["comparisons"]]
+
+    def lift_rows(comparisons):
+        keys = ("relative_lift_cuped", "ci_low_cuped", "ci_high_cuped", "p_value_cuped",
+                "variance_reduction_cuped")
+        return [{"experiment": c.treatment.split(" ")[0], "control": c.control,
+                 "treatment": c.treatment, "relative_lift": c.relative_lift, "ci_low": c.ci_low,
+                 "ci_high": c.ci_high, "p_value": c.p_value, "displays": c.displays,
+                 **{k: getattr(c, k) for k in keys}}
+                for c in comparisons]
+
+    rows = lift_rows(outcome["comparisons"])
+    # The same experiments with the world's own appeal as the scorer (the ceiling), on the same
+    # world, pool and random draws: how much of the reachable lift the served model gets.
+    from abtest.simulator.policies import OracleScorer
+
+    oracle = run_scenario(world, scenario, OracleScorer(world), ctx.seed, ctx.path("abtest_oracle"),
+                          title="001 Table 2 on the world, the oracle scorer", progress=ctx.progress)
     return {"report": str(outcome["paths"]["html"]), "lifts": rows,
+            "oracle_lifts": lift_rows(oracle["comparisons"]),
+            "oracle_report": str(oracle["paths"]["html"]),
             "scorer_requests": scorer.stats["requests"],
             "scorer_seconds": round(scorer.stats["seconds"], 1)}
 
@@ -295,8 +309,17 @@ def print_summary(ctx: RunContext, results: dict) -> None:
         print(f"  A/B report: {r['report']}")
         from abtest.report import console_line
 
-        for row in r["lifts"]:
-            print("    " + console_line(row))
+        oracle = r.get("oracle_lifts") or [None] * len(r["lifts"])
+        for row, best in zip(r["lifts"], oracle):
+            print("    served " + console_line(row))
+            if best is not None:
+                # The share of the oracle's lift on the primary figure (CUPED when present).
+                key = "relative_lift_cuped" if row.get("relative_lift_cuped") is not None \
+                    else "relative_lift"
+                ratio = row[key] / best[key] if best.get(key) else float("nan")
+                print("    oracle " + console_line(best)
+                      + f"  served/oracle {100 * ratio:.0f}%"
+                      + (" (CUPED)" if key.endswith("cuped") else ""))
     if "build" in results:
         counts = results["build"]["row_counts"]
         text = ", ".join(f"{name} {sum(c.values()):,}" for name, c in counts.items())

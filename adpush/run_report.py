@@ -43,11 +43,13 @@ def _sf_section(results: Mapping) -> dict | None:
     run_dir = Path(results["train_sf"]["run_dir"])
     metrics = _read_json(run_dir / "metrics.json")
     overall = metrics.get("overall", {})
-    # AUC of the model, of each restricted oracle (what a model could learn at best, issue 4)
-    # and of the oracle; GAUC and logloss of model and oracle.
-    scorers = ["model", *[c for c in CEILINGS if c in overall], "oracle"]
+    # AUC of the model, of the baseline on the same rows (issue 13), of each restricted oracle
+    # (what a model could learn at best, issue 4) and of the oracle; GAUC and logloss of model,
+    # baseline and oracle.
+    pair = [w for w in ("model", "baseline") if w in overall]
+    scorers = [*pair, *[c for c in CEILINGS if c in overall], "oracle"]
     columns = [("auc", who) for who in scorers] + [(m, who) for m in ("gauc", "logloss")
-                                                     for who in ("model", "oracle")]
+                                                     for who in (*pair, "oracle")]
 
     def cells(node: Mapping) -> list[str]:
         return [_num(node.get(who, {}).get(metric)) for metric, who in columns]

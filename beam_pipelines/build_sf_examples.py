@@ -4,9 +4,13 @@
 of the user's impressions (already checked by ``world.check_sf_impression`` /
 ``check_ad_impression``: known user, known ad), which it parses again.
 
-``history_sf_keywords`` = the SF keywords the user clicked on days strictly before the
-impression's day, most recent first, at most ``max_sf_history``; computed once per distinct
-day of the user, not per impression.
+The user's click history (001 characterises a user by it), both strictly before the
+impression's day, computed once per distinct day of the user, not per impression:
+
+- ``history_sf_keywords``: the SF keywords the user clicked, most recent first, at most
+  ``max_sf_history``;
+- ``history_ad_title_tokens``: the title tokens of the ads the user clicked, most recent ad
+  first (each title in its own order), at most ``max_ad_history_tokens`` tokens.
 """
 from __future__ import annotations
 
@@ -16,10 +20,12 @@ from beam_pipelines.sources.world import parse_ad_impression, parse_sf_impressio
 
 
 def query_category(tokens) -> str:
-    """Category id named by the query's first ``cat_<nn>`` token ("" if none)."""
+    """Category id named by the query's first ``cat_<digits>`` token, ASCII digits only, leading
+    zeros dropped ("" if none); serving/families.py derives it the same way in the graph."""
     for token in tokens:
-        if token.startswith("cat_") and token[4:].isdigit():
-            return str(int(token[4:]))
+        digits = token[4:]
+        if token.startswith("cat_") and digits.isascii() and digits.isdigit():
+            return str(int(digits))
     return ""
 
 
@@ -45,19 +51,29 @@ def build_user_examples(user_id: int, sf_lines, ad_lines, profile, ads: dict, co
     sf_rows = sorted((parse_sf_impression(text)[1] for text in sf_lines), key=lambda r: r[:3])
     ad_rows = sorted((parse_ad_impression(text)[1] for text in ad_lines), key=lambda r: r[:3])
     max_history, max_query, max_title = config.max_sf_history, config.max_query_tokens, config.max_title_tokens
+    max_ad_history = config.max_ad_history_tokens
     user = str(user_id)
     user_features = {"user_id": wire.bytes_feature([user.encode()])}
     for name, value in zip(PROFILE_FIELDS, profile):
         user_features[name] = wire.bytes_feature([value.encode()])
     clicks = [(row[0], row[4]) for row in sf_rows if row[5] == 1]  # (day, keyword), by ts
-    history_cache: dict[int, bytes] = {}
+    ad_clicks = [(row[0], ads[row[4]][1]) for row in ad_rows if row[6] == 1]  # (day, title)
+    history_cache: dict[int, tuple[bytes, bytes]] = {}
 
-    def history(day: int) -> bytes:
-        feature = history_cache.get(day)
-        if feature is None:
+    def history(day: int) -> tuple[bytes, bytes]:
+        features = history_cache.get(day)
+        if features is None:
             earlier = [kw for d, kw in clicks if d < day][::-1][:max_history]
-            feature = history_cache[day] = wire.bytes_feature([kw.encode() for kw in earlier])
-        return feature
+            tokens = []
+            for d, title in reversed(ad_clicks):
+                if len(tokens) >= max_ad_history:
+                    break
+                if d < day:
+                    tokens.extend(title[:max_title])
+            features = history_cache[day] = (
+                wire.bytes_feature([kw.encode() for kw in earlier]),
+                wire.bytes_feature([t.encode() for t in tokens[:max_ad_history]]))
+        return features
 
     counts_by_day: dict = {}
 
@@ -72,7 +88,7 @@ def build_user_examples(user_id: int, sf_lines, ad_lines, profile, ads: dict, co
         if category:
             _bump(counts, "category", [category])
         features = dict(user_features)
-        features["history_sf_keywords"] = history(day)
+        features["history_sf_keywords"], features["history_ad_title_tokens"] = history(day)
         features["query_tokens"] = wire.bytes_feature([t.encode() for t in query])
         features["query_category"] = wire.bytes_feature([category.encode()])
         features["clicked"] = wire.int64_feature([clicked])

@@ -25,6 +25,7 @@ class BuildConfig:
       num_shards: files per (dataset, split); records go to ``crc32(key) % num_shards``.
       max_history: cap of the behaviour sequence (most recent kept).
       max_sf_history: cap of ``history_sf_keywords``.
+      max_ad_history_tokens: cap of ``history_ad_title_tokens`` (about 6 clicked ads' titles).
       window_start / window_days: the Taobao observation window (Unix seconds, days);
         rows outside are dead-lettered. The world's window is read from its own logs.
       window_seconds: the Taobao window in seconds (overrides window_days), for samples that
@@ -41,6 +42,7 @@ class BuildConfig:
     num_shards: int = 4
     max_history: int = 50
     max_sf_history: int = 20
+    max_ad_history_tokens: int = 48
     max_query_tokens: int = 4
     max_title_tokens: int = 16
     window_start: int = TAOBAO_WINDOW_START

@@ -21,6 +21,8 @@ def _user_query_features(config) -> dict:
         features[name] = _f("string", "user_profile", vocab=name)
     features["history_sf_keywords"] = _f("string", "history", vocab="token", kind="varlen",
                                          max_length=config.max_sf_history)
+    features["history_ad_title_tokens"] = _f("string", "history", vocab="token", kind="varlen",
+                                             max_length=config.max_ad_history_tokens)
     features["query_tokens"] = _f("string", "query", vocab="token", kind="varlen",
                                   max_length=config.max_query_tokens)
     features["query_category"] = _f("string", "query_extra", vocab="category")

@@ -102,7 +102,9 @@ def world_manifest_window(path: str):
         start, days = int(world_params["window_start"]), int(world_params["days"])
     except Exception:  # noqa: BLE001  (absent or older manifest: fall back to the data)
         return None
-    return make_window(start // 86400 * 86400, start, start + days * 86400)
+    # Days count from the window start, as the logs' day column does (contracts §1), so a
+    # 10-day world has 10 days (the UTC midnight before a 16:00 UTC start made it 11).
+    return make_window(start, start, start + days * 86400)
 
 
 def _pick_window(_, manifest_window, data_window):

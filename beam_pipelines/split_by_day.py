@@ -44,8 +44,9 @@ def make_window(day_origin: int, start: int, end: int,
                 split_seconds: int = 86400) -> tuple[int, int, int, int]:
     """``(day_origin, start_ts, end_ts, num_days)``: valid rows have ``start <= ts < end``;
     ``day = (ts - day_origin) // 86400``. Taobao: the origin is the window start (China
-    midnight); world (contracts §1): ``day = ts // 86400 - window_start // 86400``, so the origin
-    is the UTC midnight before the start and a non-aligned window touches one more day.
+    midnight); world (contracts §1): ``day = (ts - window_start) // 86400``, so the origin is the
+    start too. A window whose origin is the UTC midnight before a non-aligned start touches one
+    more day (the world's windows did, before issue 13: 6/1/3 days of a 10-day world).
     ``split_seconds`` < 86400 makes the "days" shorter periods (a sample that covers hours)."""
     return (day_origin, start, end, (end - 1 - day_origin) // split_seconds + 1)
 

@@ -1,31 +1,39 @@
-"""Peers: simple, strong non-neural models trained and scored on the same rows as a family.
+"""Standard peers trained on the same rows as adpush's models, scored on the same test rows.
 
-    .venv/bin/python bench/peers.py cascade --data DATA [--oracle LOGS] [--seeds 3] [--compare DIR]
+    python bench/peers.py sf --data W/data --runs W/table/amtdl_pretrain_finetune   # bench/peers_sf.py
+    python bench/peers.py cascade ...                                               # bench/peers_cascade.py
 
-Subcommands (one module each): ``cascade`` — LightGBM for click and conversion on the
-``sequence`` dataset (bench/peers_cascade.py).
+Each subcommand's logic lives in its own module (``peers_<name>.py``: ``add_arguments``, ``run``).
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+SUBCOMMANDS = {"sf": "peers_sf", "cascade": "peers_cascade"}
 
 
 def main(argv=None) -> int:
-    import peers_cascade  # noqa: PLC0415
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="family", required=True)
-    cascade = sub.add_parser("cascade", help="LightGBM peer of the CTR→CVR models (000)",
-                             description=peers_cascade.__doc__.split("\n\n")[0])
-    peers_cascade.add_arguments(cascade)
-    cascade.set_defaults(func=peers_cascade.run)
+    sub = parser.add_subparsers(dest="command", required=True)
+    modules = {}
+    for name, module_name in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:
+                raise
+            continue
+        modules[name] = module
+        module.add_arguments(sub.add_parser(name, help=(module.__doc__ or "").split("\n")[0]))
     args = parser.parse_args(argv)
-    return args.func(args)
+    return modules[args.command].run(args)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

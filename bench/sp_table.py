@@ -52,15 +52,18 @@ def main(argv=None) -> int:
     parser.add_argument("--data", required=True)
     parser.add_argument("--logs", required=True, help="the world's simulate-logs output")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--pretrain-epochs", type=int, default=2)
-    parser.add_argument("--patience", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--pretrain-epochs", type=int, default=40)
+    parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--model-config", default="{}",
                         help="JSON of ModelConfig fields shared by every run")
     parser.add_argument("--runs", default="",
                         help="comma-separated model_strategy runs, in this order (default: all seven)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also fit the LR baseline in every evaluation (bench/peers.py sf "
+                             "fits it once for all runs)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -91,7 +94,7 @@ def main(argv=None) -> int:
             start = time.time()
             trained = train(spec, config, run_dir, verbose=0)
             timings[name] = round(time.time() - start, 1)
-            evaluate_run(run_dir, oracle_dir=args.logs)
+            evaluate_run(run_dir, oracle_dir=args.logs, baseline=args.baseline)
             print(f"{name}: best valid AUC {trained.best_valid_auc:.4f} in {timings[name]} s",
                   flush=True)
         results[name] = json.loads(metrics_path.read_text())

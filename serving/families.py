@@ -3,11 +3,14 @@
 A training run (``RUN/config.json`` with ``family``) becomes ``RUN/export/saved_model`` plus
 ``RUN/export_info.json`` (the contract ``export.export_run`` reads, serving/README.md):
 
-- **selling_point** (001 BM/MTDL/AMTDL): inputs are the SF log's raw strings — ``user_id``, the
-  profile fields, ``query`` (space-separated tokens, as in ``sf_impressions.csv``),
-  ``history_sf_keywords`` (space-separated, most recent first) and ``sf_keyword``. Token bags are
-  split and padded inside the graph (``tf.strings.split``, core ops), the query's category is
-  derived from its ``cat_<nn>`` token as the Beam job does. Signatures: ``serving_default``
+- **selling_point** (001 BM/MTDL/AMTDL): inputs are the SF log's raw strings — the profile
+  fields (and ``user_id`` if the model uses it), ``query`` (space-separated tokens, as in
+  ``sf_impressions.csv``), the click history ``history_sf_keywords`` and
+  ``history_ad_title_tokens`` (space-separated, most recent first) and ``sf_keyword``. Token bags
+  are split and padded inside the graph (``tf.strings.split``, core ops); the query's category is
+  derived from its first ``cat_<digits>`` token among its first ``max_length`` tokens, as the Beam
+  job does, and a query without one (``"shoes"``, ``""``, any text) gets the empty category, i.e.
+  padding: a request never fails on a query's wording. Signatures: ``serving_default``
   (``p_sf_click``), ``regress``/``classify`` over ``tf.Example``, and ``select_selling_points``
   (the context features + ``candidate_selling_points`` → a score per candidate and the top-k).
 - **cascade** (000 CTR→CVR): ``serving_default`` over the sequence features as the model reads
@@ -23,6 +26,7 @@ from adpush.errors import UserError
 EXPORT_INFO = "export_info.json"
 SAVED_MODEL_DIR = "export/saved_model"
 PROFILE_FIELDS = ("age_bucket", "gender", "city_tier", "activity_level")
+HISTORY_FIELDS = ("history_sf_keywords", "history_ad_title_tokens")
 
 
 def run_family(run_dir: Path) -> str:
@@ -118,10 +122,34 @@ def selling_point_raw_inputs(model) -> dict:
     import tensorflow as tf
 
     needed = set(model.input_signature("sf"))
-    names = ["user_id", *PROFILE_FIELDS, "history_sf_keywords", "query", "sf_keyword"]
+    names = ["user_id", *PROFILE_FIELDS, *HISTORY_FIELDS, "query", "sf_keyword"]
     wanted = [n for n in names
               if n in needed or (n == "query" and needed & {"query_tokens", "query_category"})]
     return {n: tf.TensorSpec([None], tf.string, name=n) for n in wanted}
+
+
+# Every character Python's str.split() splits on (what the Beam job does with a log field):
+# ASCII whitespace, the information separators \x1c-\x1f, NEL and Unicode separators (Z*).
+_WHITESPACE = r"[\t\n\x0b\x0c\r \x1c-\x1f\x{85}\p{Z}]+"
+
+
+def split_tokens(text):
+    """``[B]`` strings → ragged ``[B, None]`` tokens, split as Python's ``str.split()``."""
+    import tensorflow as tf
+
+    return tf.strings.split(tf.strings.regex_replace(text, _WHITESPACE, " "))
+
+
+def query_category(query, max_tokens: int):
+    """``[B]`` string: the category id of each query's first ``cat_<digits>`` token among its
+    first ``max_tokens`` tokens, leading zeros dropped (``"cat_07 mod_x"`` → ``"7"``), as
+    ``beam_pipelines.build_sf_examples.query_category``; ``""`` (padding) when there is none."""
+    import tensorflow as tf
+
+    tokens = split_tokens(query)[:, :max_tokens]
+    is_category = tf.strings.regex_full_match(tokens, "cat_[0-9]+")
+    first = tf.strings.reduce_join(tf.ragged.boolean_mask(tokens, is_category)[:, :1], axis=1)
+    return tf.strings.regex_replace(first, "^cat_0*([0-9])", r"\1")
 
 
 def selling_point_score_fn(model, spec):
@@ -131,11 +159,9 @@ def selling_point_score_fn(model, spec):
     features = spec.dataset("sf").features
     signature = model.input_signature("sf")
     query_len = features["query_tokens"].max_length
-    history_len = features["history_sf_keywords"].max_length
 
     def bag(text, length):
-        tokens = tf.strings.split(text)
-        return tokens.to_tensor(default_value="", shape=[None, length])
+        return split_tokens(text).to_tensor(default_value="", shape=[None, length])
 
     def score(raw):
         inputs = {}
@@ -143,15 +169,9 @@ def selling_point_score_fn(model, spec):
             if name == "query_tokens":
                 inputs[name] = bag(raw["query"], query_len)
             elif name == "query_category":
-                tokens = tf.strings.split(raw["query"])
-                is_category = tf.strings.regex_full_match(tokens, "cat_[0-9]+")
-                first = tf.strings.reduce_join(
-                    tf.ragged.boolean_mask(tokens, is_category)[:, :1], axis=1)
-                number = tf.strings.regex_replace(tf.strings.substr(first, 4, 8), "^0+([0-9])",
-                                                  r"\1")
-                inputs[name] = number
-            elif name == "history_sf_keywords":
-                inputs[name] = bag(raw[name], history_len)
+                inputs[name] = query_category(raw["query"], query_len)
+            elif name in HISTORY_FIELDS:
+                inputs[name] = bag(raw[name], features[name].max_length)
             else:
                 inputs[name] = raw[name]
         return model.predict_sf(inputs, training=False)
@@ -181,8 +201,8 @@ def _prepare_selling_point(run_dir: Path, k: int) -> dict:
         shutil.rmtree(out)
     tf.saved_model.save(module, str(out), signatures=signatures)
     example = {"user_id": ["0"], "age_bucket": ["2"], "gender": ["1"], "city_tier": ["2"],
-               "activity_level": ["1"], "history_sf_keywords": [""], "query": ["cat_00"],
-               "sf_keyword": [""]}
+               "activity_level": ["1"], "history_sf_keywords": [""],
+               "history_ad_title_tokens": [""], "query": ["cat_00"], "sf_keyword": [""]}
     warmup = {"serving_default": {n: example[n] for n in input_spec}}
     context = {n: example[n] for n in input_spec if n != "sf_keyword"}
     warmup["select_selling_points"] = {**context, "candidate_selling_points": [["", ""]]}

@@ -57,6 +57,7 @@ class DatasetSpec:
     key: tuple[str, ...]
     features: dict[str, FeatureSpec]
     proto: str = "tf.train.Example"
+    label_rates: dict = field(default_factory=dict)  # {split: {label: rate}}
 
     def model_features(self, groups) -> list[FeatureSpec]:
         """Features with ``role: feature`` whose group is in ``groups``, in spec order."""
@@ -77,6 +78,12 @@ class DataSpec:
             raise UserError(f"{self.root}/spec.json has no dataset {name!r} "
                             f"(it has {sorted(self.datasets)})")
         return self.datasets[name]
+
+    def label_rate(self, dataset: str, split: str, label: str) -> float | None:
+        """The share of positive ``label`` in ``dataset``'s ``split`` (spec.json), or None."""
+        rates = self.datasets.get(dataset)
+        value = rates.label_rates.get(split, {}).get(label) if rates else None
+        return None if value is None else float(value)
 
 
 def load_spec(data_dir) -> DataSpec:
@@ -105,7 +112,7 @@ def load_spec(data_dir) -> DataSpec:
             name=name, compression=d.get("compression", ""), files=dict(d["files"]),
             row_counts={k: int(v) for k, v in d.get("row_counts", {}).items()},
             labels=tuple(d.get("labels", ())), key=tuple(d.get("key", ())), features=features,
-            proto=d.get("proto", "tf.train.Example"))
+            proto=d.get("proto", "tf.train.Example"), label_rates=dict(d.get("label_rates", {})))
     return DataSpec(root=str(root), source=raw.get("source", ""), vocabularies=vocabularies,
                     datasets=datasets)
 

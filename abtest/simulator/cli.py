@@ -42,7 +42,7 @@ def world_from_args(logs: Path | None, world_config: Path | None, seed: int):
         if not manifest_path.is_file():
             raise UserError(f"{logs} holds no manifest.json: not a simulate-logs directory")
         params = json.loads(manifest_path.read_text())["parameters"]
-        return World.build(WorldConfig.from_dict(params["world"], where=str(manifest_path)),
+        return World.build(WorldConfig.from_manifest(params["world"], where=str(manifest_path)),
                            params["seed"])
     config = WorldConfig.from_toml(world_config) if world_config else WorldConfig()
     return World.build(config, seed)

@@ -5,9 +5,10 @@
   ``select_selling_points`` signature through ``serving.client`` (TF Serving or adpush's server);
 - ``saved_model:PATH``: the same signature from a SavedModel loaded in this process.
 
-The served model sees what production would send: the user's id and profile, their recent SF
-clicks (from the world's logs, most recent first), the query text, and the ad's true attributes
-as candidates. Rows are sent in batches; each (user, display context) is scored once per scenario.
+The served model sees what production would send: the user's id and profile, their click history
+as build-data writes it (from the world's logs, most recent first: the SF keywords they clicked
+and the title tokens of the ads they clicked), the query text, and the ad's true attributes as
+candidates. Rows are sent in batches; each (user, display context) is scored once per scenario.
 """
 from __future__ import annotations
 
@@ -22,34 +23,69 @@ from abtest.world.world import PAD, PROFILE_FIELDS, World
 from adpush.errors import UserError
 
 SIGNATURE = "select_selling_points"
+# The caps build-data writes (beam_pipelines.config.BuildConfig defaults).
 HISTORY_LENGTH = 20
+AD_HISTORY_TOKENS = 48
+TITLE_TOKENS = 16
+
+
+def _read(path: Path, columns: dict):
+    import pyarrow.compute as pc
+    from pyarrow import csv as pa_csv
+
+    if not path.is_file():
+        raise UserError(f"{path} not found: --logs must be a simulate-logs directory")
+    table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(
+        include_columns=list(columns), column_types=columns))
+    if "clicked" in columns:
+        table = table.filter(pc.equal(table["clicked"], 1))
+    return table
+
+
+def _most_recent(users: np.ndarray, items: list, n_users: int, take) -> np.ndarray:
+    """Space-joined ``take(items of one user, oldest first)`` per user; users in file order."""
+    history = np.full(n_users, "", dtype=object)
+    order = np.argsort(users, kind="stable")          # file (time) order kept within a user
+    users = users[order]
+    items = [items[i] for i in order]
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if users.size else []
+    ends = np.r_[starts[1:], users.size] if users.size else []
+    for start, end in zip(starts, ends):
+        if users[start] < n_users:
+            history[users[start]] = " ".join(take(items[start:end]))
+    return history
 
 
 def sf_click_history(logs_dir: Path | None, n_users: int, length: int = HISTORY_LENGTH) -> np.ndarray:
     """Each user's most recent clicked SF keywords (space-joined, most recent first)."""
-    history = np.full(n_users, "", dtype=object)
     if logs_dir is None:
-        return history
-    path = Path(logs_dir) / "sf_impressions.csv"
-    if not path.is_file():
-        raise UserError(f"{path} not found: --logs must be a simulate-logs directory")
-    import pyarrow.compute as pc
-    from pyarrow import csv as pa_csv
+        return np.full(n_users, "", dtype=object)
+    table = _read(Path(logs_dir) / "sf_impressions.csv",
+                  {"user_id": "int64", "sf_keyword": "string", "clicked": "int64"})
+    return _most_recent(table["user_id"].to_numpy(), table["sf_keyword"].to_pylist(), n_users,
+                        lambda kws: kws[::-1][:length])
 
-    table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(
-        include_columns=["user_id", "sf_keyword", "clicked"],
-        column_types={"user_id": "int64", "sf_keyword": "string", "clicked": "int64"}))
-    table = table.filter(pc.equal(table["clicked"], 1))
-    users = table["user_id"].to_numpy()
-    keywords = np.asarray(table["sf_keyword"].to_pylist(), dtype=object)
-    order = np.argsort(users, kind="stable")          # file (time) order kept within a user
-    users, keywords = users[order], keywords[order]
-    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
-    ends = np.r_[starts[1:], users.size]
-    for start, end in zip(starts, ends):
-        if users[start] < n_users:
-            history[users[start]] = " ".join(keywords[max(start, end - length):end][::-1])
-    return history
+
+def ad_title_history(logs_dir: Path | None, n_users: int,
+                     length: int = AD_HISTORY_TOKENS) -> np.ndarray:
+    """Each user's clicked ads' title tokens, most recent ad first, at most ``length`` tokens
+    (what build-data writes as ``history_ad_title_tokens``)."""
+    if logs_dir is None:
+        return np.full(n_users, "", dtype=object)
+    ads = _read(Path(logs_dir) / "ads.csv", {"ad_id": "int64", "title": "string"})
+    titles = dict(zip(ads["ad_id"].to_pylist(), (t.split()[:TITLE_TOKENS] for t in ads["title"].to_pylist())))
+    table = _read(Path(logs_dir) / "ad_impressions.csv",
+                  {"user_id": "int64", "ad_id": "int64", "clicked": "int64"})
+
+    def take(clicked_ads):
+        tokens = []
+        for ad in reversed(clicked_ads):
+            if len(tokens) >= length:
+                break
+            tokens.extend(titles[ad])
+        return tokens[:length]
+
+    return _most_recent(table["user_id"].to_numpy(), table["ad_id"].to_pylist(), n_users, take)
 
 
 @dataclass
@@ -60,6 +96,7 @@ class ModelScorer:
     call: object                     # features dict -> {"scores": (N, A)}
     name: str
     history: np.ndarray
+    title_history: np.ndarray | None = None
     input_names: tuple[str, ...] | None = None
     batch_size: int = 2048
     stats: dict = field(default_factory=lambda: {"rows": 0, "requests": 0, "seconds": 0.0})
@@ -72,6 +109,8 @@ class ModelScorer:
             **{name: profile[:, i].astype(str).astype(object)
                for i, name in enumerate(PROFILE_FIELDS)},
             "history_sf_keywords": self.history[users],
+            "history_ad_title_tokens": (self.title_history[users] if self.title_history is not None
+                                        else np.full(users.size, "", dtype=object)),
             "query": self.world.query_texts[queries].astype(object),
             "candidate_selling_points": keyword_names[candidates].astype(object),
         }
@@ -99,6 +138,7 @@ def make_scorer(spec: str, world: World, logs_dir: Path | None = None):
     if spec == "oracle":
         return OracleScorer(world)
     history = sf_click_history(logs_dir, world.n_users)
+    titles = ad_title_history(logs_dir, world.n_users)
     if spec.startswith(("rest://", "grpc://")):
         scheme, rest = spec.split("://", 1)
         try:
@@ -111,7 +151,7 @@ def make_scorer(spec: str, world: World, logs_dir: Path | None = None):
                   else GrpcClient(address, model_name, timeout=60.0))
         client.wait_until_ready(timeout=60.0)
         return ModelScorer(world, lambda f: client.predict(f, SIGNATURE), f"served {scheme}",
-                           history)
+                           history, titles, input_names=_served_inputs(client))
     if spec.startswith("saved_model:"):
         from adpush.tfenv import import_tensorflow
 
@@ -126,6 +166,15 @@ def make_scorer(spec: str, world: World, logs_dir: Path | None = None):
             tensors = {k: tf.constant(np.asarray(v.tolist())) for k, v in features.items()}
             return {k: v.numpy() for k, v in signature(**tensors).items()}
 
-        return ModelScorer(world, call, "saved model", history, input_names=names)
+        return ModelScorer(world, call, "saved model", history, titles, input_names=names)
     raise UserError(f"unknown scorer {spec!r}: use oracle, rest://HOST:PORT/MODEL, "
                     f"grpc://HOST:PORT/MODEL or saved_model:PATH")
+
+
+def _served_inputs(client) -> tuple[str, ...] | None:
+    """The input names of the served ``select_selling_points`` (from the model's metadata), so
+    the scorer sends only what the model reads (e.g. no ``user_id`` unless it uses it)."""
+    try:
+        return tuple(client.metadata()[SIGNATURE]["inputs"])
+    except Exception:  # noqa: BLE001 - a server without metadata: send everything
+        return None

@@ -1,8 +1,13 @@
 """Typed world parameters with documented defaults, loadable from TOML.
 
-Defaults follow issue 2 / 001: ~300 SP keywords in facets, ~40 categories, ~20k ads, ~50k users,
-SF (main-task) data far sparser per user than ad-click (auxiliary) data, and an added-SP click
-model in which 2 SPs are best, 3 slightly below, personalised > popular > none.
+Defaults follow issue 2 / 001: ~300 SP keywords in facets, ~40 categories, ~20k ads, SF
+(main-task) data far sparser per user than ad-click (auxiliary) data, and an added-SP click model
+in which 2 SPs are best, 3 slightly below, personalised > popular > none. Since issue 13 the
+default world has 12k users who are more active (about as many rows as v1's 50k), so that every
+cell of 001's Table 3 (train SF clicks <=6/>6 x ad clicks <=21/>21) holds >= 10% of the test SF
+rows, and ad clicks reveal the SP preferences through the title (``title_weight``). The world
+before issue 13 is ``configs/v1.toml`` (``WorldConfig.named("v1")``); ``configs/README.md``
+says what changed and why.
 """
 from __future__ import annotations
 
@@ -13,6 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from adpush.errors import UserError
+
+# Keys added after the v1 world (issue 13), with the values that reproduce v1.
+ADDED_SINCE_V1 = {"sf_exposure_scale": 1.0, "sf_exposure_activity_corr": 0.0,
+                  "ad_clicks_use_sp_appeal": True}
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 
 DEFAULT_FACETS = (
     "price", "quality", "delivery", "brand", "material", "style",
@@ -39,32 +49,41 @@ class WorldConfig:
     queries_per_category: int = 20
     modifiers_per_facet: int = 5
     # --- users -----------------------------------------------------------------------------
-    n_users: int = 50_000
+    n_users: int = 12_000
     latent_dim: int = 8
     profile_share: float = 0.5              # share of latent variance explained by the profile
-    activity_sigma: float = 1.2             # log-normal sigma of sessions per day (heavy tail)
-    sessions_per_day: float = 1.0           # mean sessions per user per day
+    activity_sigma: float = 0.7             # log-normal sigma of sessions per day (heavy tail)
+    sessions_per_day: float = 4.2           # mean sessions per user per day
     category_concentration: float = 0.3     # Dirichlet concentration of a user's category taste
     # --- logs ------------------------------------------------------------------------------
     days: int = 14
     window_start: int = 1_511_539_200       # 2017-11-25 00:00 UTC, as the Taobao window
     ads_per_session: int = 10
     sf_keywords_per_bar: int = 5
-    sf_exposure_beta: tuple[float, float] = (1.2, 3.0)  # per-user chance the SF bar is shown
+    sf_exposure_beta: tuple[float, float] = (0.4, 2.0)  # per-user SF-bar use, Beta(a, b) draw e_u
+    # Expected SF bars per session = sf_exposure_scale · e_u: floor(x) bars, plus one more with
+    # probability frac(x). 1.0 = at most one bar, shown with probability e_u (the v1 world).
+    sf_exposure_scale: float = 2.0
+    # Correlation (Gaussian copula) of e_u with log activity; < 0: heavy searchers use the SF
+    # bar less, so rich ad clicks and sparse SF clicks go together, as in 001's data.
+    sf_exposure_activity_corr: float = 0.0
     # --- click model: preference ----------------------------------------------------------
     pref_scale: float = 1.0                 # std of the user x keyword preference
     popularity_scale: float = 0.5           # std of the global keyword popularity
     facet_boost: float = 0.8                # query modifier -> keywords of its facet
     # --- click model 1: SF keywords (main task) ---------------------------------------------
-    sf_bias: float = -3.3
+    sf_bias: float = -3.9
     # --- click model 2: ads (auxiliary task) ------------------------------------------------
-    ad_bias: float = -3.2
+    ad_bias: float = -3.7
     ad_quality_scale: float = 0.3
     position_decay: float = 0.12            # logit penalty per position below the first
     off_category_rate: float = 0.1          # share of ad slots filled from another category
     off_category_penalty: float = 1.5
-    title_weight: float = 0.6               # weight of the attention-pooled title appeal
-    title_temperature: float = 1.5          # sharpness of the user/query-dependent token weights
+    title_weight: float = 1.5               # weight of the attention-pooled title appeal
+    # Ablation: False gives every SP token of a title the same fixed appeal (the mean keyword
+    # popularity) for every user and query, so ad clicks carry nothing about SP preferences.
+    ad_clicks_use_sp_appeal: bool = True
+    title_temperature: float = 1.0          # sharpness of the user/query-dependent token weights
     category_word_appeal: float = 0.3
     filler_appeal: float = -1.0
     # --- click model 3: ads with added SPs and highlight ------------------------------------
@@ -104,13 +123,17 @@ class WorldConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise UserError(f"world parameter {name} must be a positive integer, got {value!r}")
         non_negative = ("sessions_per_day", "activity_sigma", "pref_scale", "popularity_scale",
-                        "behaviour_events_mean", "category_concentration", "behaviour_item_zipf")
+                        "behaviour_events_mean", "category_concentration", "behaviour_item_zipf",
+                        "sf_exposure_scale")
         if not self.context_half_life_hours > 0:
             raise UserError("world parameter context_half_life_hours must be > 0, "
                             f"got {self.context_half_life_hours!r}")
         for name in non_negative:
             if not getattr(self, name) >= 0:
                 raise UserError(f"world parameter {name} must be >= 0, got {getattr(self, name)!r}")
+        if not -1.0 < self.sf_exposure_activity_corr < 1.0:
+            raise UserError("world parameter sf_exposure_activity_corr must be in (-1, 1), "
+                            f"got {self.sf_exposure_activity_corr!r}")
         for name in ("profile_share", "off_category_rate", "stay_in_context", "sp_attention_decay"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UserError(f"world parameter {name} must be in [0, 1], got {getattr(self, name)!r}")
@@ -166,6 +189,13 @@ class WorldConfig:
         return cls(**converted).validate()
 
     @classmethod
+    def from_manifest(cls, values: dict[str, Any], where: str = "manifest") -> "WorldConfig":
+        """The world of a simulate-logs ``manifest.json`` (``parameters.world``): every key is
+        written there, except the ones added since, which take the value that reproduces the
+        world that wrote it."""
+        return cls.from_dict({**ADDED_SINCE_V1, **values}, where=where)
+
+    @classmethod
     def from_toml(cls, path: str | Path) -> "WorldConfig":
         path = Path(path)
         if not path.is_file():
@@ -178,14 +208,28 @@ class WorldConfig:
         return cls.from_dict(data, where=str(path))
 
     @classmethod
-    def tiny(cls) -> "WorldConfig":
-        """A world small enough for unit tests that still populates every 001 segment."""
-        return cls(
+    def named(cls, name: str) -> "WorldConfig":
+        """A packaged world config, ``abtest/world/configs/<name>.toml`` (e.g. ``v1``)."""
+        path = CONFIGS_DIR / f"{name}.toml"
+        if not path.is_file():
+            known = sorted(p.stem for p in CONFIGS_DIR.glob("*.toml"))
+            raise UserError(f"no packaged world config {name!r}; known: {', '.join(known)}")
+        return cls.from_toml(path)
+
+    @classmethod
+    def tiny(cls, base: "WorldConfig | None" = None) -> "WorldConfig":
+        """A world small enough for unit tests that still populates every 001 segment: the
+        catalogue and sizes shrunk, the behaviour of ``base`` (default: today's defaults; e.g.
+        ``WorldConfig.named("v1")`` for tests calibrated on the v1 world's traffic)."""
+        sizes = dict(
             keywords_per_facet=10, n_categories=8, category_words=12, applicable_sps_per_category=24,
             n_filler_words=60, n_ads=600, queries_per_category=6, modifiers_per_facet=2,
-            n_users=1_500, days=8, behaviour_users=400, behaviour_events_mean=20.0,
-            behaviour_events_max=80,
-        ).validate()
+            n_users=400, days=8, behaviour_users=400, behaviour_events_mean=20.0,
+            behaviour_events_max=80)
+        if base is not None:
+            sizes["n_users"] = 1_500
+            return base.replace(**sizes)
+        return cls(**sizes).validate()
 
 
 def _jsonable(value: Any) -> Any:

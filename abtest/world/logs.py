@@ -60,16 +60,21 @@ def simulate_search_day(world: World, day: int, rng: np.random.Generator) -> Sea
     ad_queries = np.repeat(queries, cfg.ads_per_session)
     ad_ts = np.repeat(ts, cfg.ads_per_session) + np.tile(np.arange(cfg.ads_per_session),
                                                          users.size)
+    ad_ts = np.minimum(ad_ts, day_start + 86_399)  # a session's last slots stay in its day
     p_ad = world.p_ad_click(ad_users, ad_queries, ads.ravel(), positions.ravel())
     ad_clicked = rng.random(p_ad.size) < p_ad
 
-    # SF bar: shown in a session with the user's exposure probability.
-    shown = rng.random(users.size) < world.user_sf_exposure[users]
-    bar = world.sample_sf_bar(queries[shown], rng)
+    # SF bars: sf_exposure_scale · e_u expected per session, floor(x) + Bernoulli(frac(x))
+    # (with scale 1 this is one bar shown with probability e_u, drawing the same numbers).
+    expected = cfg.sf_exposure_scale * world.user_sf_exposure[users]
+    whole = np.floor(expected)
+    n_bars = whole.astype(np.int64) + (rng.random(users.size) < expected - whole)
+    session = np.repeat(np.arange(users.size), n_bars)
+    bar = world.sample_sf_bar(queries[session], rng)
     k = bar.shape[1]
-    sf_users = np.repeat(users[shown], k)
-    sf_queries = np.repeat(queries[shown], k)
-    sf_ts = np.repeat(ts[shown], k)
+    sf_users = np.repeat(users[session], k)
+    sf_queries = np.repeat(queries[session], k)
+    sf_ts = np.repeat(ts[session], k)
     sf_keywords = bar.ravel()
     real = sf_keywords != PAD
     sf_users, sf_queries, sf_ts, sf_keywords = (x[real] for x in (sf_users, sf_queries, sf_ts,

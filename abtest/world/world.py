@@ -84,7 +84,7 @@ class World:
     user_latent: np.ndarray            # (U, r) θ_u
     user_activity: np.ndarray          # (U,) mean sessions per day
     user_category_cdf: np.ndarray      # (U, C) float32 cumulative category taste
-    user_sf_exposure: np.ndarray       # (U,) chance the SF bar is shown in a session
+    user_sf_exposure: np.ndarray       # (U,) e_u: expected SF bars per session / sf_exposure_scale
 
     # ------------------------------------------------------------------------------------------
     @classmethod
@@ -153,7 +153,16 @@ class World:
         taste = u_rng.gamma(cfg.category_concentration, size=(n_u, cfg.n_categories)) + 1e-12
         taste_cdf = np.cumsum(taste / taste.sum(axis=1, keepdims=True), axis=1).astype(np.float32)
         taste_cdf[:, -1] = 1.0
-        sf_exposure = u_rng.beta(*cfg.sf_exposure_beta, size=n_u)
+        if cfg.sf_exposure_activity_corr == 0.0:
+            sf_exposure = u_rng.beta(*cfg.sf_exposure_beta, size=n_u)
+        else:  # Gaussian copula: Beta marginal, correlated with log activity
+            from scipy.stats import beta as beta_dist, norm  # noqa: PLC0415
+
+            z_activity = (np.log(activity) - np.log(activity).mean()) / max(
+                np.log(activity).std(), 1e-12)
+            rho = cfg.sf_exposure_activity_corr
+            z = rho * z_activity + np.sqrt(1.0 - rho**2) * u_rng.standard_normal(n_u)
+            sf_exposure = beta_dist.ppf(norm.cdf(z), *cfg.sf_exposure_beta)
 
         world = cls(
             config=cfg, seed=seed, keyword_facet=keyword_facet,
@@ -295,7 +304,10 @@ class World:
             tokens < cfg.n_keywords + cfg.n_categories * cfg.category_words)
         r = np.where(is_category_word, np.float32(cfg.category_word_appeal),
                      np.float32(cfg.filler_appeal))
-        sp_appeal = self.appeal(users[:, None], queries[:, None], np.where(is_sp, tokens, PAD))
+        if cfg.ad_clicks_use_sp_appeal:
+            sp_appeal = self.appeal(users[:, None], queries[:, None], np.where(is_sp, tokens, PAD))
+        else:  # the ablation: SP tokens count alike for everyone, whatever the user's taste
+            sp_appeal = np.float32(self.keyword_popularity.mean())
         r = np.where(is_sp, sp_appeal, r)
         logits = np.where(tokens == PAD, -np.inf, np.float32(cfg.title_temperature) * r)
         logits -= logits.max(axis=1, keepdims=True)

@@ -16,7 +16,8 @@ from adpush.cli import main
 
 @pytest.fixture(scope="module")
 def world():
-    return World.build(WorldConfig.tiny().replace(n_users=3000), seed=11)
+    # the A/B statistics are calibrated on the v1 world's traffic (abtest/world/configs/v1.toml)
+    return World.build(WorldConfig.tiny(WorldConfig.named("v1")).replace(n_users=3000), seed=11)
 
 
 @pytest.fixture(scope="module")

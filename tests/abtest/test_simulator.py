@@ -20,7 +20,8 @@ from adpush.errors import UserError
 
 @pytest.fixture(scope="module")
 def world():
-    return World.build(WorldConfig.tiny().replace(n_users=3000), seed=11)
+    # the A/B statistics are calibrated on the v1 world's traffic (abtest/world/configs/v1.toml)
+    return World.build(WorldConfig.tiny(WorldConfig.named("v1")).replace(n_users=3000), seed=11)
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +218,17 @@ def test_sf_click_history_keeps_the_latest_clicks_most_recent_first(tmp_path):
     assert history.tolist() == ["d c b", "", "x", ""]
     with pytest.raises(UserError, match="sf_impressions.csv not found"):
         sf_click_history(tmp_path / "missing", n_users=4)
+
+
+def test_ad_title_history_is_the_clicked_titles_most_recent_ad_first(tmp_path):
+    """What build-data writes as history_ad_title_tokens: whole titles, latest ad first, capped."""
+    from abtest.simulator.scorers import ad_title_history
+
+    (tmp_path / "ads.csv").write_text("ad_id,category,title,attributes\n"
+                                      "0,1,c01_w00 sp_a,sp_a\n1,1,sp_b f001 c01_w02,sp_b\n2,2,sp_c,sp_c\n")
+    (tmp_path / "ad_impressions.csv").write_text(
+        "impression_id,user_id,query,ad_id,position,day,ts,clicked\n"
+        "0,0,cat_01,0,1,0,100,1\n1,0,cat_01,2,2,0,101,0\n2,0,cat_01,1,1,1,200,1\n"
+        "3,1,cat_02,2,1,0,150,1\n4,9,cat_02,2,1,0,150,1\n")
+    history = ad_title_history(tmp_path, n_users=3, length=4)
+    assert history.tolist() == ["sp_b f001 c01_w02 c01_w00", "sp_c", ""]

@@ -21,10 +21,11 @@ pytestmark = pytest.mark.slow
 
 TINY = """
 [world]
-n_users = 1500
+n_users = 400
 n_ads = 600
 days = 6
 behaviour_users = 600
+behaviour_events_mean = 38.0   # 400 users x 38 = the cascade data of main's 600 x 25
 keywords_per_facet = 10
 n_categories = 8
 category_words = 12
@@ -38,6 +39,8 @@ min_count = 2
 
 [train]
 epochs = 1
+sf_epochs = 2
+sf_patience = 1
 batch_size = 256
 
 [abtest]
@@ -75,7 +78,11 @@ def test_every_stage_ran_and_the_summary_names_the_outputs(tiny_run):
     assert re.search(r"CTR->CVR model: click AUC 0\.\d{4} vs oracle 0\.\d{4}, conversion AUC "
                      r"0\.\d{4} vs oracle 0\.\d{4}", stdout)
     # The summary's lift lines: one per experiment of 001 Table 2.
-    assert len(re.findall(r"^    No\.\d .*p=", stdout, flags=re.M)) == 5
+    assert len(re.findall(r"^    served No\.\d .*p=.*CUPED .*p=", stdout, flags=re.M)) == 5
+    # ... each with the oracle scorer's lift on the same world and draws, and the share of it
+    assert len(re.findall(r"^    oracle No\.\d .*p=.*CUPED .*served/oracle +-?\d+% \(CUPED\)$",
+                          stdout, flags=re.M)) == 5
+    assert (run / "abtest_oracle" / "report.json").is_file()
     published = sorted(p.name for p in (run / "models").iterdir())
     assert published == ["ctr_cvr", "selling_points"]
     assert (run / "models" / "selling_points" / "1" / "saved_model.pb").is_file()
@@ -105,6 +112,9 @@ def test_metrics_and_report_agree(tiny_run):
     overall = dict(zip(sf["header"], sf["rows"][0]))
     assert overall["segment (SF clicks, ad clicks per user)"] == "all test users"
     assert overall["auc model"] == f"{model_auc:.4f}" and overall["auc oracle"] == f"{oracle_auc:.4f}"
+    # the LR baseline trained and scored on the same rows sits beside the model
+    assert overall["auc baseline"] == f"{metrics['overall']['baseline']['auc']:.4f}"
+    assert metrics["baseline"]["chosen_C"] in (0.03, 0.1, 0.3, 1.0)
     # the restricted oracles (what a model can learn at best) sit between popularity and oracle
     ceilings = [float(overall[f"auc ceiling {c}"]) for c in ("popularity", "query", "profile")]
     assert ceilings[0] < ceilings[2] < oracle_auc

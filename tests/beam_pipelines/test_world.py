@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from beam_pipelines.config import BuildConfig
 from beam_pipelines.pipeline import build_data
 from beam_test_helpers import count_records, dead_letters, read_split, tree_digest
 
@@ -75,6 +76,12 @@ def test_world_fixture_end_to_end(tmp_path):
     assert list(ads[11]["title_tokens"]) == [b"c03_w01", b"sp_color_01", b"f001"]
     assert (ads[11]["category"], ads[11]["position"], ads[11]["clicked"]) == (b"3", b"1", 1)
     assert list(ads[12]["history_sf_keywords"]) == []  # user 2 never clicked an SF
+    # ad 100 clicked by user 1 on day 0 at T0+150: in the history from day 1 on, never on day 0
+    # (not even for SF impression 2, later that same day)
+    title = [b"c03_w01", b"sp_color_01", b"f001"]
+    assert {i: list(sf[i]["history_ad_title_tokens"]) for i in (1, 2, 3, 4, 7)} == {
+        1: [], 2: [], 3: title, 4: title, 7: title}
+    assert list(ads[11]["history_ad_title_tokens"]) == [] == list(ads[12]["history_ad_title_tokens"])
 
     seq = [r for s in ("train", "valid", "test") for r in read_split(out, "sequence", s)]
     by_ts = {int(r["ts"]): r for r in seq}
@@ -139,6 +146,40 @@ def test_tiny_world_logs_end_to_end(tmp_path, request):
         assert count_records(out, dataset, "valid") == spec["datasets"][dataset]["row_counts"]["valid"] > 0
     for row in read_split(out, "sequence", "test"):
         assert np.all(row["hist_time_gap"] > 0)  # log1p(gap) > 0 <=> history strictly before
+    assert_history_is_strictly_before_the_day(logs, out, BuildConfig())
+
+
+def assert_history_is_strictly_before_the_day(logs, out, config):
+    """Every SF / ad example's history equals the user's clicks of earlier days, rebuilt here
+    from the raw logs: no row of the impression's own day or later leaks in."""
+    import csv
+
+    def rows(name):
+        with open(logs / name, newline="") as fh:
+            return list(csv.DictReader(fh))
+
+    titles = {int(r["ad_id"]): r["title"].split()[:config.max_title_tokens] for r in rows("ads.csv")}
+    sf_clicks, ad_clicks = {}, {}
+    for r in rows("sf_impressions.csv"):
+        if r["clicked"] == "1":
+            sf_clicks.setdefault(int(r["user_id"]), []).append((int(r["day"]), int(r["ts"]), int(r["impression_id"]), r["sf_keyword"]))
+    for r in rows("ad_impressions.csv"):
+        if r["clicked"] == "1":
+            ad_clicks.setdefault(int(r["user_id"]), []).append((int(r["day"]), int(r["ts"]), int(r["impression_id"]), titles[int(r["ad_id"])]))
+    checked = with_history = 0
+    for dataset in ("sf", "ad_click"):
+        for split in ("train", "valid", "test"):
+            for row in read_split(out, dataset, split):
+                user, day = int(row["user_id"]), int(row["day"])
+                keywords = [k for d, *_, k in sorted(sf_clicks.get(user, []), reverse=True) if d < day]
+                tokens = [t for d, *_, title in sorted(ad_clicks.get(user, []), reverse=True) if d < day
+                          for t in title]
+                assert [t.decode() for t in row["history_sf_keywords"]] == keywords[:config.max_sf_history]
+                got = [t.decode() for t in row["history_ad_title_tokens"]]
+                assert got == tokens[:config.max_ad_history_tokens]
+                checked += 1
+                with_history += bool(got)
+    assert checked > 1000 and with_history > checked / 2
 
 
 def test_rows_lost_between_read_and_write_fail_the_build():

@@ -32,7 +32,7 @@ def _sf_raw_inputs(batch, names) -> dict[str, np.ndarray]:
     for name in names:
         if name == "query":
             raw[name] = np.array([_text(row) for row in batch["query_tokens"].numpy()], dtype=object)
-        elif name == "history_sf_keywords":
+        elif name in ("history_sf_keywords", "history_ad_title_tokens"):
             raw[name] = np.array([_text(row) for row in batch[name].numpy()], dtype=object)
         else:
             raw[name] = batch[name].numpy().astype(object)

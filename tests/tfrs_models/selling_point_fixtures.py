@@ -3,7 +3,8 @@
 Planted signal: every user prefers one SP facet. An SF impression is clicked with probability
 0.7 when its keyword belongs to that facet (else 0.05); an ad impression is clicked with
 probability 0.6 when its title carries a keyword of that facet (else 0.05). History features
-hold the user's earlier SF clicks, so a model can learn the preference from them. Days 0–3 are
+hold the user's earlier SF clicks and the titles of the ads they clicked, so a model can learn the
+preference from them. Days 0–3 are
 train, day 4 valid, day 5 test. The true probabilities go to ``<logs>/oracle/sf_impressions.csv``.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ SF_FEATURES = {
     "city_tier": {"dtype": "string", "kind": "scalar", "vocab": "city_tier", "group": "user_profile", "role": "feature"},
     "activity_level": {"dtype": "string", "kind": "scalar", "vocab": "activity_level", "group": "user_profile", "role": "feature"},
     "history_sf_keywords": {"dtype": "string", "kind": "varlen", "max_length": 20, "vocab": "token", "group": "history", "role": "feature"},
+    "history_ad_title_tokens": {"dtype": "string", "kind": "varlen", "max_length": 24, "vocab": "token", "group": "history", "role": "feature"},
     "query_tokens": {"dtype": "string", "kind": "varlen", "max_length": 4, "vocab": "token", "group": "query", "role": "feature"},
     "query_category": {"dtype": "string", "kind": "scalar", "vocab": "category", "group": "query_extra", "role": "feature"},
     "clicked": {"dtype": "int64", "kind": "scalar", "role": "label"},
@@ -78,9 +80,11 @@ def generate_rows(seed: int = 0, n_users: int = 40, sf_per_user_day: int = 4,
                     "facets": {FACETS.index(s.split("_")[1]) for s in sps}})
     sf_rows, ad_rows = [], []
     history = collections.defaultdict(list)  # user -> clicked keywords, most recent first
+    title_history = collections.defaultdict(list)  # user -> clicked ads' title tokens
     impression = 0
     for day in range(6):
         todays_clicks = collections.defaultdict(list)
+        todays_titles = collections.defaultdict(list)
         for user in users:
             u = int(user["user_id"])
             for _ in range(sf_per_user_day):
@@ -92,6 +96,7 @@ def generate_rows(seed: int = 0, n_users: int = 40, sf_per_user_day: int = 4,
                 impression += 1
                 sf_rows.append({**{k: user[k] for k in ("user_id", *PROFILE)},
                                 "history_sf_keywords": history[u][:20],
+                                "history_ad_title_tokens": title_history[u][:24],
                                 "query_tokens": [f"cat_{cat:02d}"] + ([f"mod_{FACETS[facet]}_1"] if rng.random() < 0.3 else []),
                                 "query_category": str(cat), "sf_keyword": keyword,
                                 "clicked": clicked, "impression_id": impression, "day": day,
@@ -104,14 +109,19 @@ def generate_rows(seed: int = 0, n_users: int = 40, sf_per_user_day: int = 4,
                 impression += 1
                 ad_rows.append({**{k: user[k] for k in ("user_id", *PROFILE)},
                                 "history_sf_keywords": history[u][:20],
+                                "history_ad_title_tokens": title_history[u][:24],
                                 "query_tokens": [f"cat_{int(ad['category']):02d}"],
                                 "query_category": ad["category"], "ad_id": ad["ad_id"],
                                 "category": ad["category"], "title_tokens": ad["title"],
                                 "position": str(int(rng.integers(1, 6))),
                                 "clicked": int(rng.random() < p), "impression_id": impression,
                                 "day": day})
+                if ad_rows[-1]["clicked"]:
+                    todays_titles[u][:0] = ad["title"]
         for u, clicks in todays_clicks.items():
             history[u] = clicks + history[u]
+        for u, titles in todays_titles.items():
+            title_history[u] = titles + title_history[u]
     return sf_rows, ad_rows
 
 

@@ -50,7 +50,7 @@ def test_evaluate_writes_model_and_oracle_figures_per_segment(sp_data, sp_spec, 
     assert json.loads((tmp_path / "metrics.json").read_text()) == result
     assert (tmp_path / "roc.png").stat().st_size > 0
     assert (tmp_path / "training_curves.png").stat().st_size > 0
-    assert result["n"] == 160 and set(result["overall"]) == {"model", "oracle"}
+    assert result["n"] == 160 and set(result["overall"]) == {"model", "baseline", "oracle"}
     assert set(result["overall"]["oracle"]["at_k"]["precision"]) == {str(k) for k in range(1, 11)}
     # The fixture's oracle separates its planted 0.7 / 0.05 click probabilities well.
     assert result["overall"]["oracle"]["auc"] > 0.8

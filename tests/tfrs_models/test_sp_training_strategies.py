@@ -9,7 +9,7 @@ from tfrs_models.input import make_dataset
 from tfrs_models.selling_point.config import ModelConfig, RunConfig, TrainConfig
 from tfrs_models.training.strategies import Trainer, default_k, train
 
-SMALL = dict(embedding_dim=4, hidden_units=(8,), attention_units=4)
+SMALL = dict(embedding_dim=4, hidden_units=(8,), attention_units=4, use_user_id=True)
 
 
 def _config(sp_data, model="mtdl", **train_kwargs):

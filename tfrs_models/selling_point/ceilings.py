@@ -40,7 +40,7 @@ def load_world(logs_dir):
     if not path.is_file():
         raise UserError(f"{path} does not exist; ceilings need the simulate-logs output")
     params = json.loads(path.read_text())["parameters"]
-    config = WorldConfig.from_dict(params["world"], where=str(path))
+    config = WorldConfig.from_manifest(params["world"], where=str(path))
     return World.build(config, int(params["seed"]))
 
 
@@ -211,7 +211,10 @@ def posterior_latent(world, sf: dict, ad: dict | None = None, steps: int = 300,
     @tf.function
     def ad_loss(users, safe, is_sp, pad, r_const, base, y):
         scores = tf.einsum("nr,nlr->nl", tf.gather(theta, users), tf.gather(phi, safe))
-        r = tf.where(is_sp, r_const + cfg.pref_scale * scores, r_const)
+        if cfg.ad_clicks_use_sp_appeal:
+            r = tf.where(is_sp, r_const + cfg.pref_scale * scores, r_const)
+        else:  # the ablation world: ad clicks do not depend on θ (world.title_appeal)
+            r = tf.where(is_sp, tf.cast(world.keyword_popularity.mean(), tf.float32), r_const)
         logits = tf.where(pad, -1e9, cfg.title_temperature * r)
         w = tf.nn.softmax(logits, axis=1)
         appeal = tf.reduce_sum(tf.where(pad, 0.0, w * r), axis=1)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from tfrs_models.selling_point.config import MODELS, STRATEGIES, ModelConfig, RunConfig, TrainConfig
+from tfrs_models.selling_point.config import (INTERACTIONS, MODELS, STRATEGIES, ModelConfig,
+                                              RunConfig, TrainConfig)
 
 
 def register_train(kind_subparsers) -> None:
@@ -16,21 +17,32 @@ def register_train(kind_subparsers) -> None:
     p.add_argument("--data", required=True, help="build-data output directory (spec.json)")
     p.add_argument("--run-dir", required=True, help="checkpoints, logs and the trained model")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--pretrain-epochs", type=int, default=10)
-    p.add_argument("--patience", type=int, default=2, help="early stopping on validation AUC")
+    p.add_argument("--epochs", type=int, default=40, help="cap of the main phase's epochs")
+    p.add_argument("--pretrain-epochs", type=int, default=40, help="cap of the pretrain phase")
+    p.add_argument("--patience", type=int, default=5,
+                   help="early stopping: epochs without a better validation logloss")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--learning-rate", default="1e-3",
+                   help="one rate, or comma-separated rates: one run each, the best validation "
+                        "logloss is kept (RUN/lr_sweep.json)")
     p.add_argument("--k", type=float, default=None,
                    help="alternating: auxiliary:main draw ratio (default rows(ad)/rows(sf))")
     p.add_argument("--embedding-dim", type=int, default=16)
     p.add_argument("--hidden-units", default="64,32")
     p.add_argument("--attention-units", type=int, default=16)
+    p.add_argument("--interactions", choices=INTERACTIONS, default="dot",
+                   help="candidate x user/query/profile crosses: FM-style dot products into the "
+                        "output layer, a DCN-v2 cross layer (tfrs.layers.dcn.Cross), or none")
+    p.add_argument("--cross-layers", type=int, default=1, help="DCN-v2 cross layers")
+    p.add_argument("--use-user-id", action="store_true",
+                   help="also embed user_id (off by default: at ~10 SF rows per user it overfits; "
+                        "001's user is its click history)")
+    p.add_argument("--no-ad-context", action="store_true",
+                   help="the ad head reads only the pooled title, not ad id / category / position")
     p.add_argument("--exclude-features", default="",
-                   help="comma-separated spec features the model leaves out (e.g. user_id: with "
-                        "~10 SF rows per user its embedding overfits; 001's user is its history)")
+                   help="comma-separated spec features the model leaves out (ablations)")
     p.add_argument("--dropout", type=float, default=0.0, help="MLP dropout (training only)")
-    p.add_argument("--embedding-l2", type=float, default=0.0,
+    p.add_argument("--embedding-l2", type=float, default=1e-3,
                    help="L2 on the embedding rows each batch looks up")
     p.add_argument("--mirrored", action="store_true", help="train under MirroredStrategy")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -44,10 +56,25 @@ def run_config_from_args(args) -> RunConfig:
                           hidden_units=tuple(int(u) for u in args.hidden_units.split(",") if u),
                           attention_units=args.attention_units,
                           exclude_features=tuple(f for f in args.exclude_features.split(",") if f),
-                          dropout=args.dropout, embedding_l2=args.embedding_l2),
+                          dropout=args.dropout, embedding_l2=args.embedding_l2,
+                          interactions=args.interactions, cross_layers=args.cross_layers,
+                          use_user_id=args.use_user_id, ad_context=not args.no_ad_context),
         train=TrainConfig(strategy=args.strategy, epochs=args.epochs, batch_size=args.batch_size,
-                          learning_rate=args.learning_rate, k=args.k, patience=args.patience,
-                          pretrain_epochs=args.pretrain_epochs, seed=args.seed))
+                          learning_rate=learning_rates(args.learning_rate)[0], k=args.k,
+                          patience=args.patience, pretrain_epochs=args.pretrain_epochs,
+                          seed=args.seed))
+
+
+def learning_rates(text: str) -> list[float]:
+    from adpush.errors import UserError  # noqa: PLC0415
+
+    try:
+        rates = [float(r) for r in str(text).split(",") if r.strip()]
+    except ValueError:
+        raise UserError(f"--learning-rate {text!r}: expected numbers like 1e-3,3e-3") from None
+    if not rates or any(r <= 0 for r in rates):
+        raise UserError(f"--learning-rate {text!r}: every rate must be > 0")
+    return rates
 
 
 def train_command(args) -> int:
@@ -56,17 +83,18 @@ def train_command(args) -> int:
     tf = import_tensorflow()
     tf.config.experimental.enable_op_determinism()
     from tfrs_models.input import load_spec  # noqa: PLC0415
-    from tfrs_models.training.strategies import train  # noqa: PLC0415
+    from tfrs_models.training.strategies import train_with_learning_rates  # noqa: PLC0415
 
     run_config = run_config_from_args(args)
     distribution = tf.distribute.MirroredStrategy() if args.mirrored else None
-    result = train(load_spec(args.data), run_config, args.run_dir, distribution=distribution,
-                   verbose=0 if args.quiet else 1)
+    result = train_with_learning_rates(load_spec(args.data), run_config, args.run_dir,
+                                       learning_rates(args.learning_rate),
+                                       distribution=distribution, verbose=0 if args.quiet else 1)
     from serving.families import SAVED_MODEL_DIR, prepare_run  # noqa: PLC0415
 
     prepare_run(result.run_dir)  # the one serving export, over raw log values (serving/families.py)
-    print(f"trained {run_config.model.model}/{run_config.train.strategy}: best validation AUC "
-          f"{result.best_valid_auc:.4f}; weights in {result.run_dir}/model/, SavedModel "
+    print(f"trained {run_config.model.model}/{run_config.train.strategy}: best validation "
+          f"logloss {result.best_valid_logloss:.4f} (AUC {result.best_valid_auc:.4f}); weights in {result.run_dir}/model/, SavedModel "
           f"{result.run_dir / SAVED_MODEL_DIR}")
     return 0
 

@@ -1,7 +1,8 @@
 """``adpush evaluate`` for the selling-point family: metrics.json, ROC plot, training curves.
 
-Every figure is computed for the model and, given the world's logs, for the oracle (the world's
-true click probabilities joined on ``impression_id``) side by side — overall and per 001
+Every figure is computed for the model, for the baseline trained on the same rows (logistic
+regression with hashed crosses, ``baseline.py``) and, given the world's logs, for the oracle (the
+world's true click probabilities joined on ``impression_id``) side by side — overall and per 001
 Table 3 segment (per-user SF clicks ≤6/>6 × ad clicks ≤21/>21 on the train split). When the
 oracle directory is a world's simulate-logs output (``manifest.json``), the restricted oracles
 of ``ceilings.py`` (``ceiling_popularity``, ``ceiling_query``, ``ceiling_profile``) are scored too.
@@ -99,7 +100,7 @@ def table3_segments_of(spec, users, main_cut: int = 6, aux_cut: int = 21) -> np.
 
 
 def evaluate_run(run_dir, data_dir=None, oracle_dir=None, main_cut: int = 6,
-                 aux_cut: int = 21) -> dict:
+                 aux_cut: int = 21, baseline: bool = True) -> dict:
     """Evaluate a finished run on the SF test split; writes ``RUN/metrics.json`` and plots.
 
     Returns:
@@ -117,6 +118,18 @@ def evaluate_run(run_dir, data_dir=None, oracle_dir=None, main_cut: int = 6,
     result: dict = {"run_dir": str(run_dir), "data_dir": spec.root,
                     "model": run_config.model.model, "strategy": run_config.train.strategy,
                     "seed": run_config.train.seed, "split": "test", "n": int(labels.size)}
+    if baseline:
+        # The baseline on exactly the model's rows: fit on train, C chosen on valid (baseline.py).
+        from tfrs_models.selling_point.baseline import (  # noqa: PLC0415
+            baseline_columns, fit_and_score)
+
+        test = read_columns(spec, SF, "test", baseline_columns(spec) + ["impression_id"])
+        if not np.array_equal(test["impression_id"], pred["impression_id"]):
+            order = np.argsort(test["impression_id"], kind="stable")
+            where = order[np.searchsorted(test["impression_id"], pred["impression_id"],
+                                          sorter=order)]
+            test = {k: v[where] for k, v in test.items()}
+        scorers["baseline"], result["baseline"] = fit_and_score(spec, test)
     if oracle_dir is not None:
         oracle = read_oracle(oracle_dir)
         missing = [int(i) for i in pred["impression_id"] if int(i) not in oracle]

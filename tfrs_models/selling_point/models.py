@@ -7,6 +7,11 @@
   title is pooled by ``TitleAttentionPooling`` personalised by user and query (Eq. 11–13).
 - AMTDL: MTDL plus the ``user_profile`` and ``query_extra`` groups, each pooled within its group.
 
+Since issue 13 (``ModelConfig``): explicit candidate × group crosses (``interactions``: FM-style
+dot products into the output layer, or a DCN-v2 ``tfrs.layers.dcn.Cross`` on the MLP input);
+the ad head also reads the ad id, category and position; output biases start at the train
+base-rate logit; ``user_id`` is left out unless ``use_user_id``.
+
 Feature names come from spec.json groups (docs/contracts.md §5); vocabulary lookups live inside
 the model, so it takes raw string features and exports for serving as is.
 """
@@ -19,6 +24,7 @@ import tensorflow_recommenders as tfrs
 from adpush.errors import UserError
 from tfrs_models._tf import import_tensorflow
 from tfrs_models.input import DataSpec, FeatureSpec
+from tfrs_models.layers.candidate_dot_interactions import CandidateDotInteractions
 from tfrs_models.layers.mean_bag_pooling import MeanBagPooling
 from tfrs_models.layers.title_attention_pooling import TitleAttentionPooling
 from tfrs_models.selling_point.config import ModelConfig
@@ -59,20 +65,27 @@ class SellingPointModel(tfrs.models.Model):
         if unknown:  # a typo would otherwise train with the feature silently kept
             raise UserError(f"exclude_features: {', '.join(unknown)} not among the model features "
                             f"of {spec.root}/spec.json ({', '.join(sorted(known))})")
+        excluded = set(config.excluded)
+        self.ad_context_features: list[FeatureSpec] = []
         for task in tasks:
             ds = spec.dataset(task)
 
             def kept(groups, ds=ds):
-                return [f for f in ds.model_features(groups)
-                        if f.name not in config.exclude_features]
+                return [f for f in ds.model_features(groups) if f.name not in excluded]
 
             item = kept(("item",))
             if task == AD:
-                # Eq. (11)–(13): the ad is represented by its attention-pooled title bag(s).
+                # Eq. (11)–(13): the ad is represented by its attention-pooled title bag(s);
+                # its id, category and position go to the ad head (``ad_context``).
+                if config.ad_context:
+                    self.ad_context_features = [f for f in item if not f.is_varlen] + kept(
+                        ("context",))
                 item = [f for f in item if f.is_varlen]
             self.task_features[task] = {
                 **{g: kept((g,)) for g in user_groups + query_groups},
                 "item": item}
+            if task == AD:
+                self.task_features[task]["ad_context"] = self.ad_context_features
         vocab_names = sorted({f.vocab for sides in self.task_features.values()
                               for feats in sides.values() for f in feats if f.vocab})
         self.lookups = {}
@@ -83,8 +96,12 @@ class SellingPointModel(tfrs.models.Model):
                 vocabulary=vocab.path, mask_token="", num_oov_indices=vocab.num_oov_buckets,
                 name=f"lookup_{name}")
             self.lookups[name] = lookup
+            init = (tf.keras.initializers.RandomNormal(stddev=config.embedding_init_std,
+                                                       seed=len(self.embeddings))
+                    if config.embedding_init_std > 0 else "uniform")
             self.embeddings[name] = tf.keras.layers.Embedding(
-                lookup.vocabulary_size(), config.embedding_dim, name=f"embedding_{name}")
+                lookup.vocabulary_size(), config.embedding_dim, embeddings_initializer=init,
+                name=f"embedding_{name}")
         self.mean_pooling = MeanBagPooling(name="mean_bag_pooling")
         layers = []
         for units in config.hidden_units:
@@ -92,14 +109,26 @@ class SellingPointModel(tfrs.models.Model):
                 layers.append(tf.keras.layers.Dropout(config.dropout, seed=len(layers)))
             layers.append(tf.keras.layers.Dense(units, activation="relu"))
         self.shared_mlp = tf.keras.Sequential(layers, name="shared_mlp")
+        self.cross = None
+        if config.interactions == "cross":
+            self.cross = [tfrs.layers.dcn.Cross(name=f"cross_{i}")
+                          for i in range(max(1, config.cross_layers))]
+        self.dot_interactions = (CandidateDotInteractions(name="candidate_dot_interactions")
+                                 if config.interactions == "dot" else None)
         self._penalties = None  # a list while task_loss collects the looked-up embedding L2
-        self.sf_output = tf.keras.layers.Dense(1, activation="sigmoid", name="sf_output")
+        # Output biases start at the train base-rate logit: the first steps then learn the
+        # ranking rather than the click rate (a head at logit 0 predicts 50% against ~4%).
+        self.sf_output = tf.keras.layers.Dense(
+            1, activation="sigmoid", name="sf_output",
+            bias_initializer=tf.keras.initializers.Constant(base_rate_logit(spec, SF)))
         self.sf_task = tfrs.tasks.Ranking(
             loss=tf.keras.losses.BinaryCrossentropy(reduction=tf.keras.losses.Reduction.SUM))
         if config.multi_task:
             self.title_attention = TitleAttentionPooling(config.attention_units,
                                                          name="title_attention")
-            self.ad_output = tf.keras.layers.Dense(1, activation="sigmoid", name="ad_output")
+            self.ad_output = tf.keras.layers.Dense(
+                1, activation="sigmoid", name="ad_output",
+                bias_initializer=tf.keras.initializers.Constant(base_rate_logit(spec, AD)))
             self.ad_task = tfrs.tasks.Ranking(
                 loss=tf.keras.losses.BinaryCrossentropy(reduction=tf.keras.losses.Reduction.SUM))
 
@@ -128,47 +157,74 @@ class SellingPointModel(tfrs.models.Model):
         mask = tf.concat([m for _, m in embedded], axis=1)
         return self.mean_pooling(embeddings, mask)
 
-    def _user_query(self, task, features):
+    def _groups(self, task, features):
+        """``(user groups, query groups)``: lists of pooled ``[B, D]`` vectors, one per group
+        the task has features for (Eq. 4, within each group)."""
         sides = self.task_features[task]
-        batch = tf.shape(next(iter(features.values())))[0]
+        return tuple([self._pool_group(sides[g], features) for g in self.group_order[side]
+                      if sides[g]] for side in ("user", "query"))
 
-        def side(groups):
-            pooled = [self._pool_group(sides[g], features) for g in groups if sides[g]]
+    def _user_query(self, task, features):
+        batch = tf.shape(next(iter(features.values())))[0]
+        users, queries = self._groups(task, features)
+
+        def side(pooled):
             return tf.concat(pooled, axis=1) if pooled else tf.zeros([batch, 0])
 
-        return side(self.group_order["user"]), side(self.group_order["query"])
+        return side(users), side(queries)
 
-    def _mlp_input(self, user, query, item):
-        """``[user, query, item]`` (Eq. 5), plus ``group ⊙ item`` per pooled group if
-        ``config.interactions``."""
-        parts = [user, query, item]
-        if self.config.interactions:
-            dim = self.config.embedding_dim
-            for side in (user, query):
-                groups = tf.reshape(side, [-1, side.shape[1] // dim, dim])
-                parts.append(tf.reshape(groups * item[:, tf.newaxis, :], [-1, side.shape[1]]))
-        return tf.concat(parts, axis=1)
+    def _hidden(self, groups, item, training):
+        """Shared part: ``x = [groups…, item]`` (Eq. 5), DCN-v2 crosses if configured, MLP."""
+        x = tf.concat(groups + [item], axis=1)
+        if self.cross is not None:
+            x0 = x
+            for layer in self.cross:
+                x = layer(x0, x)
+        return self.shared_mlp(x, training=training)
+
+    def _dots(self, candidate, groups):
+        """FM-style ``<candidate, group>`` per group (``interactions="dot"``), else nothing."""
+        if self.dot_interactions is None or not groups:
+            return []
+        return [self.dot_interactions(candidate, groups)]
 
     def predict_sf(self, features, training=False):
         """``p_sf_click`` ``[B]`` from raw SF features (Eq. 4–8)."""
-        user, query = self._user_query(SF, features)
+        users, queries = self._groups(SF, features)
+        groups = users + queries
         keyword = self._pool_group(self.task_features[SF]["item"], features)
-        x = self._mlp_input(user, query, keyword)  # Eq. (5)
-        return tf.squeeze(self.sf_output(self.shared_mlp(x, training=training)), axis=-1)
+        head = [self._hidden(groups, keyword, training)] + self._dots(keyword, groups)
+        return tf.squeeze(self.sf_output(tf.concat(head, axis=1)), axis=-1)
 
     def title_attention_weights(self, features):
         """``(e_a [B, D], α [B, L])`` of the ad titles (Eq. 11–13)."""
-        user, query = self._user_query(AD, features)
+        users, queries = self._groups(AD, features)
+        return self._attend(features, users, queries)
+
+    def _attend(self, features, users, queries):
+        batch = tf.shape(next(iter(features.values())))[0]
+        user = tf.concat(users, axis=1) if users else tf.zeros([batch, 0])
+        query = tf.concat(queries, axis=1) if queries else tf.zeros([batch, 0])
         embedded = [self._embed(f, features[f.name]) for f in self.task_features[AD]["item"]]
         tokens = tf.concat([e for e, _ in embedded], axis=1)
         mask = tf.concat([m for _, m in embedded], axis=1)
-        return self.title_attention(tokens, mask, user, query), (user, query)
+        return self.title_attention(tokens, mask, user, query)
 
     def predict_ad(self, features, training=False):
-        """``p_ad_click`` ``[B]`` from raw ad-click features (Eq. 10–13)."""
-        (title, _), (user, query) = self.title_attention_weights(features)
-        x = self._mlp_input(user, query, title)
-        return tf.squeeze(self.ad_output(self.shared_mlp(x, training=training)), axis=-1)
+        """``p_ad_click`` ``[B]`` from raw ad-click features (Eq. 10–13): the shared MLP over
+        ``[user, query, e_a]``; the ad head adds the id / category / position embeddings (and
+        their crosses with the groups when ``interactions="dot"``)."""
+        users, queries = self._groups(AD, features)
+        groups = users + queries
+        title, _ = self._attend(features, users, queries)
+        head = [self._hidden(groups, title, training)] + self._dots(title, groups)
+        for feature in self.ad_context_features:
+            embedding, _ = self._embed(feature, features[feature.name])
+            embedding = embedding[:, 0, :]
+            head.append(embedding)
+            if feature.name == "category":  # the ad's category against the query (relevance)
+                head += self._dots(embedding, groups)
+        return tf.squeeze(self.ad_output(tf.concat(head, axis=1)), axis=-1)
 
     def call(self, features, training=False):
         outputs = {}
@@ -214,13 +270,23 @@ class SellingPointModel(tfrs.models.Model):
         """Variables only ``task``'s loss touches (its output layer; attention for ad clicks)."""
         if task == SF:
             return list(self.sf_output.trainable_variables)
-        return list(self.ad_output.trainable_variables) + list(
+        private = list(self.ad_output.trainable_variables) + list(
             self.title_attention.trainable_variables)
+        return private + [v for name in self._private_vocabularies(AD)
+                          for v in self.embeddings[name].trainable_variables]
+
+    def _private_vocabularies(self, task):
+        used = {t: {f.vocab for feats in sides.values() for f in feats if f.vocab}
+                for t, sides in self.task_features.items()}
+        others = set().union(*(v for t, v in used.items() if t != task))
+        return sorted(used[task] - others)
 
     def shared_variables(self):
-        """Embedding tables and MLP, used by both tasks (hard sharing)."""
-        return [v for e in self.embeddings.values() for v in e.trainable_variables] + list(
-            self.shared_mlp.trainable_variables)
+        """Embedding tables, cross layers and MLP used by both tasks (hard sharing)."""
+        private = set(self._private_vocabularies(AD)) if self.config.multi_task else set()
+        cross = [v for layer in (self.cross or []) for v in layer.trainable_variables]
+        return [v for name, e in self.embeddings.items() if name not in private
+                for v in e.trainable_variables] + cross + list(self.shared_mlp.trainable_variables)
 
     # -- serving ------------------------------------------------------------------------------
     def input_signature(self, task=SF):
@@ -245,6 +311,17 @@ class SellingPointModel(tfrs.models.Model):
         for task in self.task_features:
             self(self.dummy_features(task))
         return self
+
+
+def base_rate_logit(spec: DataSpec, task: str) -> float:
+    """``log(p / (1 - p))`` of the task's train click rate (spec.json ``label_rates``); 0 when
+    the spec has no rate."""
+    import math  # noqa: PLC0415
+
+    rate = spec.label_rate(task, "train", "clicked")
+    if rate is None or not 0.0 < rate < 1.0:
+        return 0.0
+    return math.log(rate / (1.0 - rate))
 
 
 def prediction_function(model: SellingPointModel, task: str = SF):

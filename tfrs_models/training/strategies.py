@@ -9,7 +9,11 @@
 - ``pretrain_finetune``: train the auxiliary task until its validation AUC stops improving,
   keep its best weights (the shared parameters carry over), then fine-tune on the main task.
 
-Early stopping uses the validation split only (AUC, ``patience`` epochs). State is checkpointed
+Early stopping uses the validation split only: a phase ends when the validation logloss has not
+improved for ``patience`` epochs (issue 13: the profile × keyword term is learnt only after a
+long plateau, which patience 2 on a 3-epoch cap cut short), and keeps its best-logloss weights.
+``train_with_learning_rates`` trains one run per learning rate and keeps the one with the best
+validation logloss (the same rule for every model of a comparison). State is checkpointed
 at every epoch end (``RUN/checkpoints``), so an interrupted run resumes from its last finished
 epoch; TensorBoard logs go to ``RUN/tensorboard``; a Keras progress bar shows each epoch.
 """
@@ -59,8 +63,9 @@ class TrainResult:
 
     run_dir: Path
     history: list = field(default_factory=list)
-    best_valid_auc: float = float("nan")
+    best_valid_auc: float = float("nan")   # at the best-logloss epoch
     model: object = None
+    best_valid_logloss: float = float("nan")
 
 
 class Trainer:
@@ -97,6 +102,7 @@ class Trainer:
                 optimizer.build(self.model.trainable_variables)
         self.state = {name: tf.Variable(0, dtype=tf.int64, name=name, trainable=False)
                       for name in ("step", "epoch", "phase", "wait", "sf_updates", "ad_updates")}
+        # The best validation logloss so far, negated (higher is better, -inf = none yet).
         self.best = tf.Variable(-math.inf, dtype=tf.float64, name="best", trainable=False)
         self.checkpoint = tf.train.Checkpoint(model=self.model, best=self.best,
                                               **self.optimizers, **self.state)
@@ -211,8 +217,8 @@ class Trainer:
             if self.verbose:
                 print(f"  valid {valid_task}: auc {record['valid_auc']:.4f} "
                       f"logloss {record['valid_logloss']:.4f}")
-            if record["valid_auc"] > float(self.best):  # NaN never improves
-                self.best.assign(record["valid_auc"])
+            if -record["valid_logloss"] > float(self.best):  # NaN never improves
+                self.best.assign(-record["valid_logloss"])
                 self.state["wait"].assign(0)
                 tf.train.Checkpoint(model=self.model).write(str(best_path))
             else:
@@ -249,15 +255,61 @@ class Trainer:
         self._run_phase(PHASE_MAIN, self.cfg.epochs, SF, self.run_dir / "best" / "weights", writer)
         tf.train.Checkpoint(model=self.model).write(str(self.run_dir / WEIGHTS))
         writer.flush()
-        best = max((r["valid_auc"] for r in self.history if r["phase"] == "main"
-                    and not np.isnan(r["valid_auc"])), default=float("nan"))
-        return TrainResult(self.run_dir, self.history, best, self.model)
+        main = [r for r in self.history if r["phase"] == "main"
+                and not np.isnan(r["valid_logloss"])]
+        best = min(main, key=lambda r: r["valid_logloss"]) if main else None
+        return TrainResult(self.run_dir, self.history,
+                           best["valid_auc"] if best else float("nan"), self.model,
+                           best["valid_logloss"] if best else float("nan"))
 
 
 def train(spec: DataSpec, run_config: RunConfig, run_dir, distribution=None, verbose: int = 1,
           hooks=None) -> TrainResult:
     """Train one selling-point model; see the module docstring for the strategies."""
     return Trainer(spec, run_config, run_dir, distribution, verbose, hooks).fit()
+
+
+SWEEP = "lr_sweep"
+
+
+def train_with_learning_rates(spec: DataSpec, run_config: RunConfig, run_dir, learning_rates,
+                              distribution=None, verbose: int = 1, hooks=None) -> TrainResult:
+    """Train one run per learning rate under ``RUN/lr_sweep/lr_<rate>`` and keep the one whose
+    best validation logloss is lowest: its config, weights and history become ``RUN``'s, and
+    ``RUN/lr_sweep.json`` records every rate's figures. One rate trains straight into ``RUN``."""
+    import dataclasses  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+
+    run_dir = Path(run_dir)
+    rates = [float(r) for r in learning_rates]
+    if len(rates) == 1:
+        config = dataclasses.replace(run_config, train=dataclasses.replace(
+            run_config.train, learning_rate=rates[0]))
+        return train(spec, config, run_dir, distribution, verbose, hooks)
+    results = {}
+    for rate in rates:
+        config = dataclasses.replace(run_config, train=dataclasses.replace(
+            run_config.train, learning_rate=rate))
+        if verbose:
+            print(f"== learning rate {rate:g}")
+        results[rate] = train(spec, config, run_dir / SWEEP / f"lr_{rate:g}", distribution,
+                              verbose, hooks)
+    chosen = min(rates, key=lambda r: (math.inf if np.isnan(results[r].best_valid_logloss)
+                                       else results[r].best_valid_logloss))
+    source = run_dir / SWEEP / f"lr_{chosen:g}"
+    for name in ("config.json", "history.json"):
+        shutil.copy2(source / name, run_dir / name)
+    if (run_dir / "model").exists():
+        shutil.rmtree(run_dir / "model")
+    shutil.copytree(source / "model", run_dir / "model")
+    (run_dir / "lr_sweep.json").write_text(json.dumps({
+        "chosen": chosen, "rule": "lowest best validation logloss",
+        "runs": {f"{r:g}": {"best_valid_logloss": results[r].best_valid_logloss,
+                            "best_valid_auc": results[r].best_valid_auc,
+                            "epochs": len(results[r].history)} for r in rates}}, indent=1))
+    best = results[chosen]
+    return TrainResult(run_dir, best.history, best.best_valid_auc, best.model,
+                       best.best_valid_logloss)
 
 
 def load_trained_model(run_dir, data_dir=None):
