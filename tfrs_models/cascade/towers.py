@@ -41,7 +41,11 @@ class ProbabilityHead(tf.keras.layers.Layer):
         bias = "zeros"
         if prior is not None and 0.0 < prior < 1.0:
             bias = tf.keras.initializers.Constant(math.log(prior / (1.0 - prior)))
-        self.dense = tf.keras.layers.Dense(1, activation="sigmoid", bias_initializer=bias, name="logit")
+        # A small kernel keeps the untrained logit at the bias: Glorot's scale on a 64-wide input
+        # moved the untrained mean click rate anywhere in 0.05-0.63 for a 0.23 train rate.
+        self.dense = tf.keras.layers.Dense(
+            1, activation="sigmoid", bias_initializer=bias, name="logit",
+            kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.01))
 
     def call(self, x):
         return self.dense(x)
