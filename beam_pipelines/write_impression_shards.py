@@ -28,6 +28,7 @@ import os
 import struct
 import tempfile
 import typing
+import zlib
 
 import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindows
@@ -55,11 +56,21 @@ def _user_of(line: str) -> int:
     return int(line.split(",", 2)[1])
 
 
+def _pack(lines) -> bytes:
+    return zlib.compress("\n".join(lines).encode("utf-8"), 1)
+
+
+def _unpack(packed: bytes) -> list[str]:
+    return zlib.decompress(packed).decode("utf-8").split("\n")
+
+
 class _PackLinesFn(beam.DoFn):
-    """``(user_id, [lines])`` -> ``(shard, (kind, newline-joined lines))``, up to PACK_LINES lines
-    an element. The shuffle then holds a few thousand strings instead of one Python object per
-    line (the local runner keeps a grouping's values as objects), and the user ids are read back
-    from the lines (field 2)."""
+    """``(user_id, [lines])`` -> ``(shard, (kind, packed lines))``, up to PACK_LINES lines an
+    element, packed = the newline-joined lines deflated at level 1 (~5x smaller). The local
+    runner holds a shuffle three times over (the stage's encoded output, the grouping table of
+    Python objects, the table encoded again per consumer), so it then holds a few thousand
+    compact bytes objects instead of one Python object per line; the user ids are read back from
+    the lines (field 2)."""
 
     def __init__(self, kind: int, num_shards: int):
         self._kind, self._num_shards = kind, num_shards
@@ -73,13 +84,13 @@ class _PackLinesFn(beam.DoFn):
         buffer = self._lines.setdefault(shard, [])
         buffer.extend(lines)
         if len(buffer) >= PACK_LINES:
-            yield str(shard), (self._kind, "\n".join(buffer))
+            yield str(shard), (self._kind, _pack(buffer))
             buffer.clear()
 
     def finish_bundle(self):
         for shard, buffer in sorted(self._lines.items()):
             if buffer:
-                yield GlobalWindows.windowed_value((str(shard), (self._kind, "\n".join(buffer))))
+                yield GlobalWindows.windowed_value((str(shard), (self._kind, _pack(buffer))))
         self._lines = {}
 
 
@@ -161,8 +172,8 @@ class _BuildShardFn(beam.DoFn):
         users: dict = {}
         for pack in packs:
             if pack is not None:
-                kind, text = pack
-                for line in text.split("\n"):
+                kind, packed = pack
+                for line in _unpack(packed):
                     user_id = _user_of(line)
                     lines = users.get(user_id)
                     if lines is None:
