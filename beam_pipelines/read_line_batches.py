@@ -104,9 +104,12 @@ class _ReadBatchesFn(beam.DoFn):
                 for chunk in chunks(raw):
                     parts = (tail + chunk).split(b"\n") if tail else chunk.split(b"\n")
                     tail = parts.pop()
-                    for part in parts:
-                        batch.append(part + b"\n")
-                        line_number += 1
+                    i, n = 0, len(parts)
+                    while i < n:   # whole slices of lines, no Python step per line
+                        take = min(size - len(batch), n - i)
+                        batch.extend([part + b"\n" for part in parts[i:i + take]])
+                        i += take
+                        line_number += take
                         if len(batch) >= size:
                             yield (path, first, batch)
                             batch, first = [], line_number + 1

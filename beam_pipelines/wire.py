@@ -31,8 +31,15 @@ _VARINTS = [_varint_slow(i) for i in range(1 << 14)]
 
 
 def varint(n: int) -> bytes:
-    """Base-128 varint (two's complement on 64 bits for negatives); table lookup below 2^14."""
-    return _VARINTS[n] if 0 <= n < 16384 else _varint_slow(n)
+    """Base-128 varint (two's complement on 64 bits for negatives); table lookup below 2^14,
+    arithmetic below 2^28 (ids, timestamps' neighbours), the loop beyond."""
+    if 0 <= n < 16384:
+        return _VARINTS[n]
+    if 0 < n < 1 << 21:
+        return bytes(((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80, n >> 14))
+    if 0 < n < 1 << 28:
+        return bytes(((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80, ((n >> 14) & 0x7F) | 0x80, n >> 21))
+    return _varint_slow(n)
 
 
 def _ld(tag: bytes, payload: bytes) -> bytes:

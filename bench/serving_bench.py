@@ -318,9 +318,48 @@ def main(argv: list[str] | None = None) -> int:
         for row in v["throughput"]:
             print(f"| {row['concurrency']} | {row['rest_rps']:.0f} | "
                   f"{' / '.join(f'{x:.0f}' for x in row['rest_rps_rounds'])} | {row['grpc_rps']:.0f} | {row['errors']} |")
+    print_targets(results, args)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
+
+
+LATENCY_SLACK_MS = 0.5      # issue 18: REST and gRPC p50 <= in-process p50 + 0.5 ms at concurrency 1
+BATCHED_RPS = 3000.0        # issue 18: REST and gRPC >= 3,000 req/s at concurrency 16 with batching
+BATCHED_CONCURRENCY = 16
+
+
+def targets(results: dict) -> list[tuple[str, float, float, str]]:
+    """(figure, value, limit, relation) of issue 18's targets, per variant of this tree; the
+    latency limit is the in-process p50 measured in the same run plus LATENCY_SLACK_MS."""
+    limit = results["in_process_ms"]["p50"] + LATENCY_SLACK_MS
+    rows = []
+    for v in results["variants"]:
+        if v["server"] != "this tree":
+            continue
+        tag = f"batching={v['enable_batching']}"
+        rows.append((f"{tag} REST p50 ms", v["rest_ms"]["p50"], limit, "<="))
+        rows.append((f"{tag} gRPC p50 ms", v["grpc_ms"]["p50"], limit, "<="))
+        rows.append((f"{tag} gRPC p50 / REST p50", v["grpc_ms"]["p50"] / v["rest_ms"]["p50"], 1.0, "<="))
+        if v["enable_batching"] == "true":
+            for row in v["throughput"]:
+                if row["concurrency"] == BATCHED_CONCURRENCY:
+                    rows.append((f"{tag} c={BATCHED_CONCURRENCY} REST req/s", row["rest_rps"], BATCHED_RPS, ">="))
+                    rows.append((f"{tag} c={BATCHED_CONCURRENCY} gRPC req/s", row["grpc_rps"], BATCHED_RPS, ">="))
+    return rows
+
+
+def print_targets(results: dict, args) -> None:
+    rows = targets(results)
+    if not rows:
+        return
+    print(f"\n## issue 18 targets (limits from this run: in-process p50 {results['in_process_ms']['p50']:.3f} ms "
+          f"+ {LATENCY_SLACK_MS} ms; {BATCHED_RPS:.0f} req/s at concurrency {BATCHED_CONCURRENCY} with batching; "
+          f"load generator on the same {results['cpus']} cores)")
+    print("\n| figure | value | limit | value / limit | reached |\n|---|---:|---:|---:|---|")
+    for name, value, limit, rel in rows:
+        ok = value <= limit if rel == "<=" else value >= limit
+        print(f"| {name} | {value:.3f} | {rel} {limit:.3f} | {value / limit:.2f} | {'yes' if ok else 'NO'} |")
 
 
 if __name__ == "__main__":

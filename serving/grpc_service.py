@@ -3,10 +3,18 @@
 Outputs are typed ``*_val`` TensorProtos as the real server writes them; the response
 ``model_spec`` carries the resolved version and ``serving_default`` for an empty signature name.
 Errors abort with TF Serving's status code and message (TFSERVING_CONTRACT.md §5).
+
+The server is ``grpc.aio`` on one event loop of its own, with REST's concurrency model: a small
+request is decoded, run and encoded on the loop; a batched Predict waits for its batch without
+holding a thread, so the loop keeps taking requests (that is what lets batching merge gRPC
+requests, as it merges REST ones); a large request (over ``large_request_bytes``) runs in a
+pool, so the loop keeps answering small ones meanwhile.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from concurrent import futures
 
 import grpc
@@ -35,8 +43,8 @@ def _fill_spec(out_spec, servable, signature_name: str) -> None:
     out_spec.signature_name = signature_name or DEFAULT_SIGNATURE
 
 
-def _abort(context, err: ServingError):
-    context.abort(grpc.StatusCode[err.code.name], err.grpc_details())
+async def _abort(context, err: ServingError):
+    await context.abort(grpc.StatusCode[err.code.name], err.grpc_details())
 
 
 _ITEMSIZE = {1: 4, 2: 8, 3: 4, 4: 1, 5: 2, 6: 1, 7: 8, 8: 8, 9: 8, 10: 1, 14: 2, 17: 2, 18: 16, 19: 2,
@@ -78,82 +86,136 @@ def request_inputs(servable, signature_name: str, request, max_decoded_bytes: in
     return inputs
 
 
+def _predict_response(servable, signature_name: str, outputs) -> predict_pb2.PredictResponse:
+    resp = predict_pb2.PredictResponse()
+    _fill_spec(resp.model_spec, servable, signature_name)
+    for alias, arr in outputs.items():
+        ndarray_to_tensor_proto(arr, resp.outputs[alias])
+    return resp
+
+
+def _output_filter(request) -> tuple[str, ...]:
+    seen = set()
+    for alias in request.output_filter:
+        if alias in seen:
+            raise invalid(f"duplicate output tensor alias: {alias}")
+        seen.add(alias)
+    return tuple(request.output_filter)
+
+
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, manager, max_decoded_bytes: int = 2 << 30):
+    """``PredictionService`` on ``grpc.aio`` (see the module docstring for where each request runs).
+
+    ``predict`` / ``classify`` / ``regress`` / ``metadata`` are the blocking logic (request →
+    response, ``ServingError`` for TF Serving's errors); the ``async`` RPC methods place it."""
+
+    def __init__(self, manager, max_decoded_bytes: int = 2 << 30, executor=None,
+                 large_request_bytes: int = 256 << 10):
         self.manager = manager
         self.max_decoded_bytes = max_decoded_bytes
+        self.executor = executor          # for large requests (None: everything on the loop)
+        self.large_request_bytes = large_request_bytes
 
-    def Predict(self, request, context):
+    # -- the logic -------------------------------------------------------------------------------
+    def _predict_inputs(self, request):
+        if not request.HasField("model_spec"):
+            raise invalid("Missing ModelSpec")
+        servable = _resolve(self.manager, request.model_spec)
+        inputs = request_inputs(servable, request.model_spec.signature_name, request, self.max_decoded_bytes)
+        return servable, inputs, _output_filter(request)
+
+    def predict(self, request) -> predict_pb2.PredictResponse:
+        servable, inputs, output_filter = self._predict_inputs(request)
+        signature_name = request.model_spec.signature_name
+        return _predict_response(servable, signature_name, servable.predict(signature_name, inputs, output_filter))
+
+    def classify(self, request) -> classification_pb2.ClassificationResponse:
+        servable = _resolve(self.manager, request.model_spec)
+        results = servable.classify(request.model_spec.signature_name, examples_from_input(request.input))
+        resp = classification_pb2.ClassificationResponse()
+        _fill_spec(resp.model_spec, servable, request.model_spec.signature_name)
+        for row in results:
+            c = resp.result.classifications.add()
+            for label, score in row:
+                c.classes.add(label=label, score=score)
+        return resp
+
+    def regress(self, request) -> regression_pb2.RegressionResponse:
+        servable = _resolve(self.manager, request.model_spec)
+        values = servable.regress(request.model_spec.signature_name, examples_from_input(request.input))
+        resp = regression_pb2.RegressionResponse()
+        _fill_spec(resp.model_spec, servable, request.model_spec.signature_name)
+        for v in values:
+            resp.result.regressions.add(value=v)
+        return resp
+
+    def metadata(self, request) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        if not request.metadata_field:
+            raise invalid("GetModelMetadataRequest must specify at least one metadata_field")
+        for f in request.metadata_field:
+            if f != "signature_def":
+                raise invalid(f"Metadata field {f} is not supported")
+        servable = _resolve(self.manager, request.model_spec)
+        resp = get_model_metadata_pb2.GetModelMetadataResponse()
+        resp.model_spec.name = servable.name
+        resp.model_spec.version.value = servable.version
+        resp.metadata["signature_def"].Pack(signature_def_map(servable))
+        return resp
+
+    # -- where it runs ---------------------------------------------------------------------------
+    def _is_large(self, request) -> bool:
+        return self.executor is not None and request.ByteSize() > self.large_request_bytes
+
+    async def _run(self, method, request, context):
         try:
-            if not request.HasField("model_spec"):
-                raise invalid("Missing ModelSpec")
-            servable = _resolve(self.manager, request.model_spec)
-            inputs = request_inputs(servable, request.model_spec.signature_name, request, self.max_decoded_bytes)
-            seen = set()
-            for alias in request.output_filter:
-                if alias in seen:
-                    raise invalid(f"duplicate output tensor alias: {alias}")
-                seen.add(alias)
-            outputs = servable.predict(request.model_spec.signature_name, inputs, tuple(request.output_filter))
-            resp = predict_pb2.PredictResponse()
-            _fill_spec(resp.model_spec, servable, request.model_spec.signature_name)
-            for alias, arr in outputs.items():
-                resp.outputs[alias].CopyFrom(ndarray_to_tensor_proto(arr))
-            return resp
+            if self._is_large(request):
+                return await asyncio.get_running_loop().run_in_executor(self.executor, _large, method, request)
+            return method(request)
         except ServingError as err:
-            _abort(context, err)
+            await _abort(context, err)
 
-    def Classify(self, request, context):
+    async def Predict(self, request, context):
         try:
-            servable = _resolve(self.manager, request.model_spec)
-            results = servable.classify(request.model_spec.signature_name, examples_from_input(request.input))
-            resp = classification_pb2.ClassificationResponse()
-            _fill_spec(resp.model_spec, servable, request.model_spec.signature_name)
-            for row in results:
-                c = resp.result.classifications.add()
-                for label, score in row:
-                    c.classes.add(label=label, score=score)
-            return resp
+            if self._is_large(request):
+                return await asyncio.get_running_loop().run_in_executor(self.executor, _large, self.predict, request)
+            servable, inputs, output_filter = self._predict_inputs(request)
+            signature_name = request.model_spec.signature_name
+            future = servable.predict_future(signature_name, inputs, output_filter)
+            if future is None:
+                outputs = servable.predict(signature_name, inputs, output_filter)
+            else:   # batched: the loop takes other requests until the batch has run
+                outputs = await asyncio.wrap_future(future)
+                if output_filter:
+                    outputs = {alias: outputs[alias] for alias in output_filter}
+            return _predict_response(servable, signature_name, outputs)
         except ServingError as err:
-            _abort(context, err)
+            await _abort(context, err)
 
-    def Regress(self, request, context):
-        try:
-            servable = _resolve(self.manager, request.model_spec)
-            values = servable.regress(request.model_spec.signature_name, examples_from_input(request.input))
-            resp = regression_pb2.RegressionResponse()
-            _fill_spec(resp.model_spec, servable, request.model_spec.signature_name)
-            for v in values:
-                resp.result.regressions.add(value=v)
-            return resp
-        except ServingError as err:
-            _abort(context, err)
+    async def Classify(self, request, context):
+        return await self._run(self.classify, request, context)
 
-    def GetModelMetadata(self, request, context):
-        try:
-            if not request.metadata_field:
-                raise invalid("GetModelMetadataRequest must specify at least one metadata_field")
-            for f in request.metadata_field:
-                if f != "signature_def":
-                    raise invalid(f"Metadata field {f} is not supported")
-            servable = _resolve(self.manager, request.model_spec)
-            resp = get_model_metadata_pb2.GetModelMetadataResponse()
-            resp.model_spec.name = servable.name
-            resp.model_spec.version.value = servable.version
-            resp.metadata["signature_def"].Pack(signature_def_map(servable))
-            return resp
-        except ServingError as err:
-            _abort(context, err)
+    async def Regress(self, request, context):
+        return await self._run(self.regress, request, context)
 
-    def MultiInference(self, request, context):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not implemented by the local server")
+    async def GetModelMetadata(self, request, context):
+        return await self._run(self.metadata, request, context)
+
+    async def MultiInference(self, request, context):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not implemented by the local server")
+
+
+def _large(method, request):
+    from serving.rest import large_request_mode
+
+    with large_request_mode():
+        return method(request)
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, manager):
         self.manager = manager
 
-    def GetModelStatus(self, request, context):
+    async def GetModelStatus(self, request, context):
         try:
             spec = request.model_spec
             if not spec.name:
@@ -161,39 +223,66 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             version = spec.version.value if spec.HasField("version") else None
             return status_response(self.manager, spec.name, version)
         except ServingError as err:
-            _abort(context, err)
+            await _abort(context, err)
 
-    def HandleReloadConfigRequest(self, request, context):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                      "HandleReloadConfigRequest is not implemented by the local server")
+    async def HandleReloadConfigRequest(self, request, context):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                            "HandleReloadConfigRequest is not implemented by the local server")
 
 
 class GrpcServer:
-    """``grpc.server`` with a thread pool (TF releases the GIL inside ops)."""
+    """``grpc.aio`` on an event loop thread of its own; large requests in a pool of
+    ``max_workers`` threads (TF releases the GIL inside ops)."""
 
     def __init__(self, manager, host: str = "127.0.0.1", port: int = 0, max_workers: int = 16,
                  max_request_bytes: int = 2**31 - 1, max_decoded_bytes: int = 2 << 30,
-                 interceptors=()):
+                 interceptors=(), large_request_bytes: int = 256 << 10):
         self.manager = manager
-        self.server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-            interceptors=tuple(interceptors),  # e.g. serving.metrics.MetricsInterceptor
-            options=[("grpc.max_receive_message_length", max_request_bytes),
-                     ("grpc.max_send_message_length", 2**31 - 1),
-                     ("grpc.so_reuseport", 0)])
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager, max_decoded_bytes), self.server)
-        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), self.server)
+        self._executor = futures.ThreadPoolExecutor(max(1, max_workers), thread_name_prefix="grpc")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="grpc-server", daemon=True)
+        self._thread.start()
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.port = self.server.add_insecure_port(address)
+        servicer = PredictionServicer(manager, max_decoded_bytes, self._executor, large_request_bytes)
+
+        async def create():
+            server = grpc.aio.server(
+                migration_thread_pool=self._executor,
+                interceptors=tuple(interceptors),  # e.g. serving.metrics.MetricsInterceptor
+                options=[("grpc.max_receive_message_length", max_request_bytes),
+                         ("grpc.max_send_message_length", 2**31 - 1),
+                         ("grpc.so_reuseport", 0)])
+            prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
+            model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), server)
+            return server, server.add_insecure_port(address)
+
+        try:
+            self.server, self.port = self._call(create())
+        except BaseException:
+            self._close_loop()
+            raise
         if not self.port:
+            self._close_loop()
             raise OSError(f"cannot bind gRPC to {address}")
 
+    def _call(self, coroutine, timeout: float | None = 60):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
     def start(self) -> None:
-        self.server.start()
+        self._call(self.server.start())
 
     def stop(self, grace: float = 10.0) -> None:
         """Reject new RPCs, let in-flight ones finish within ``grace`` seconds."""
-        self.server.stop(grace).wait(grace + 5)
+        try:
+            self._call(self.server.stop(grace), timeout=grace + 5)
+        finally:
+            self._close_loop()
+
+    def _close_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+        self._executor.shutdown(wait=True)
 
 
 __all__ = ["GrpcServer", "PredictionServicer", "ModelServicer"]

@@ -228,37 +228,49 @@ def aiohttp_middleware(metrics: ServingMetrics, manager, config: MonitoringConfi
 
 
 def _grpc_interceptor_base():
-    import grpc
+    import grpc.aio
 
-    return grpc.ServerInterceptor
+    return grpc.aio.ServerInterceptor
 
 
 class MetricsInterceptor(_grpc_interceptor_base()):
-    """A gRPC server interceptor recording Predict / Classify / Regress as TF Serving does."""
+    """A ``grpc.aio`` server interceptor recording Predict / Classify / Regress as TF Serving does."""
 
     def __init__(self, metrics: ServingMetrics):
         self.metrics = metrics
+        self._wrapped: dict[str, tuple] = {}   # method -> (its handler, the recording handler)
 
-    def intercept_service(self, continuation, handler_call_details):
-        import grpc
-
-        handler = continuation(handler_call_details)
-        api = _GRPC_APIS.get(handler_call_details.method)
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        api = _GRPC_APIS.get(method)
         if handler is None or api is None or handler.unary_unary is None:
             return handler
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._recording(handler, api)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _recording(self, handler, api: str):
+        import grpc
+
         inner = handler.unary_unary
         metrics = self.metrics
 
-        def behaviour(request, context):
+        async def behaviour(request, context):
             start = time.perf_counter()
             response = None
             try:
-                response = inner(request, context)
+                response = await inner(request, context)
                 return response
             finally:
                 code = context.code()
                 if code is None:
                     code = grpc.StatusCode.OK if response is not None else grpc.StatusCode.UNKNOWN
+                elif not isinstance(code, grpc.StatusCode):
+                    code = _STATUS_BY_VALUE.get(code, grpc.StatusCode.UNKNOWN)
                 spec = response.model_spec if response is not None else request.model_spec
                 version = str(spec.version.value) if spec.HasField("version") else ""
                 metrics.record(model_name=request.model_spec.name, api=api, entrypoint="GRPC",
@@ -267,3 +279,12 @@ class MetricsInterceptor(_grpc_interceptor_base()):
 
         return grpc.unary_unary_rpc_method_handler(behaviour, request_deserializer=handler.request_deserializer,
                                                    response_serializer=handler.response_serializer)
+
+
+def _status_by_value():
+    import grpc
+
+    return {c.value[0]: c for c in grpc.StatusCode}
+
+
+_STATUS_BY_VALUE = _status_by_value()

@@ -1,4 +1,4 @@
-"""Servable's flat signature call gives what the structured call gives, and leaves errors to it."""
+"""Servable's session run (the fast path) gives what the structured call gives, and leaves errors to it."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,22 +15,22 @@ def servable(model_base):
 
 
 def _structured(servable, key, inputs):
-    saved = servable._flat
-    servable._flat = {}
+    saved = servable._fast
+    servable._fast = {}
     try:
         return servable.predict(key, inputs)
     finally:
-        servable._flat = saved
+        servable._fast = saved
 
 
 @pytest.mark.parametrize("key", ["serving_default", "select_selling_points"])
 @pytest.mark.parametrize("rows", [1, 7])
-def test_flat_call_equals_structured_call(servable, key, rows):
+def test_session_call_equals_structured_call(servable, key, rows):
     from serving import toy_models
 
     inputs = toy_models.keyword_ctr_requests(rows, seed=rows) if key == "serving_default" \
         else toy_models.select_request(rows, seed=rows)
-    assert servable._flat[key].accepts(inputs)
+    assert servable._fast[key].accepts(inputs)
     fast, slow = servable.predict(key, inputs), _structured(servable, key, inputs)
     assert fast.keys() == slow.keys()
     for alias in fast:
@@ -45,7 +45,7 @@ def test_a_shape_that_does_not_fit_goes_to_tensorflows_own_checks(servable):
 
     inputs = toy_models.keyword_ctr_requests(2, seed=0)
     inputs["hour"] = inputs["hour"].reshape(2, 1)      # rank 2 where the signature says [batch]
-    assert not servable._flat["serving_default"].accepts(inputs)
+    assert not servable._fast["serving_default"].accepts(inputs)
     with pytest.raises(ServingError) as fast:
         servable.predict("serving_default", inputs)
     with pytest.raises(ServingError) as slow:

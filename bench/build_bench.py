@@ -1,0 +1,137 @@
+"""Default-world build-data: this tree against a baseline tree, in the same run.
+
+Builds the same simulate-logs directory with both trees' ``adpush build-data --source world``
+(each under ``/usr/bin/time -v``), then prints wall time, CPU seconds (user + sys) and peak RSS
+of each, their ratios (this tree / baseline) and each figure against issue 18's limits
+(<= 180 s wall on a quiet machine, <= 2 GB peak RSS), and checks that every output file is
+byte-identical (sha256 per relative path; a missing or extra file is a difference).
+
+    adpush simulate-logs --out /tmp/dw/logs --seed 0                     # the default world
+    python bench/build_bench.py --logs /tmp/dw/logs --work /tmp/dw \\
+        --baseline_adpush /work/main/.venv/bin/adpush                      # main beside this tree
+    python bench/build_bench.py --logs /tmp/dw/logs --work /tmp/dw --reuse_baseline   # baseline built before
+
+The machine may be shared: the wall limit is for a quiet machine, so compare CPU seconds and
+the ratios, measured here under the load average printed beside them. ``--parallel`` runs both
+builds at once (the same conditions for both, each slower).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WALL_LIMIT_S = 180.0          # issue 18: <= 3 min on a quiet machine
+RSS_LIMIT_BYTES = 2 << 30     # issue 18: <= 2 GB peak
+
+
+def _time_v(text: str) -> dict:
+    def field(name):
+        m = re.search(rf"{re.escape(name)}: (.+)", text)
+        return m.group(1).strip() if m else None
+
+    wall = field("Elapsed (wall clock) time (h:mm:ss or m:ss)")
+    seconds = 0.0
+    if wall:
+        for part in wall.split(":"):
+            seconds = seconds * 60 + float(part)
+    return {"wall_s": seconds, "user_s": float(field("User time (seconds)") or "nan"),
+            "sys_s": float(field("System time (seconds)") or "nan"),
+            "peak_rss_bytes": int(field("Maximum resident set size (kbytes)") or 0) * 1024,
+            "exit": int(field("Exit status") or -1)}
+
+
+def _start(adpush: str, logs: str, out: Path, log: Path):
+    if out.exists():
+        shutil.rmtree(out)
+    cmd = ["/usr/bin/time", "-v", adpush, "build-data", "--source", "world", "--input", logs, "--out", str(out)]
+    fh = open(log, "w")
+    return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT), fh, os.getloadavg()[0]
+
+
+def _finish(job, log: Path) -> dict:
+    proc, fh, load_start = job
+    proc.wait()
+    fh.close()
+    figures = _time_v(log.read_text(errors="replace"))
+    figures["loadavg_start"], figures["loadavg_end"] = load_start, os.getloadavg()[0]
+    if figures["exit"] != 0:
+        raise SystemExit(f"build failed, see {log}")
+    figures["cpu_s"] = figures["user_s"] + figures["sys_s"]
+    return figures
+
+
+def digests(root: Path) -> dict[str, str]:
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--logs", required=True, help="a simulate-logs directory (the default world)")
+    parser.add_argument("--work", required=True, help="directory for both builds' outputs and logs")
+    parser.add_argument("--adpush", default=str(Path(sys.executable).with_name("adpush")),
+                        help="this tree's adpush (default: beside this Python)")
+    parser.add_argument("--baseline_adpush", default="/work/main/.venv/bin/adpush")
+    parser.add_argument("--reuse_baseline", action="store_true",
+                        help="use WORK/baseline and WORK/baseline.time from an earlier run")
+    parser.add_argument("--parallel", action="store_true", help="run both builds at once")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    base_out, base_log = work / "baseline", work / "baseline.time"
+    ours_out, ours_log = work / "ours", work / "ours.time"
+    t0 = time.time()
+    if args.reuse_baseline:
+        base = _time_v(base_log.read_text(errors="replace"))
+        base["cpu_s"] = base["user_s"] + base["sys_s"]
+        base["loadavg_start"] = base["loadavg_end"] = float("nan")
+        ours = _finish(_start(args.adpush, args.logs, ours_out, ours_log), ours_log)
+    elif args.parallel:
+        jobs = (_start(args.baseline_adpush, args.logs, base_out, base_log),
+                _start(args.adpush, args.logs, ours_out, ours_log))
+        base, ours = _finish(jobs[0], base_log), _finish(jobs[1], ours_log)
+    else:
+        base = _finish(_start(args.baseline_adpush, args.logs, base_out, base_log), base_log)
+        ours = _finish(_start(args.adpush, args.logs, ours_out, ours_log), ours_log)
+    a, b = digests(base_out), digests(ours_out)
+    differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    results = {"baseline": base, "ours": ours, "files": len(b), "differing_files": differ,
+               "bench_seconds": time.time() - t0, "cpus": os.cpu_count()}
+
+    print(f"# build-data --source world on {args.logs} ({results['cpus']} cpus; "
+          f"{'in parallel' if args.parallel else 'one after the other'})")
+    print("\n| figure | baseline | this tree | this / baseline |\n|---|---:|---:|---:|")
+    for name, key, scale in (("wall s", "wall_s", 1), ("CPU s (user+sys)", "cpu_s", 1),
+                             ("peak RSS GB", "peak_rss_bytes", 1 / 2**30)):
+        print(f"| {name} | {base[key] * scale:.2f} | {ours[key] * scale:.2f} | {ours[key] / base[key]:.2f} |")
+    print(f"| load avg start / end | {base['loadavg_start']:.1f} / {base['loadavg_end']:.1f} | "
+          f"{ours['loadavg_start']:.1f} / {ours['loadavg_end']:.1f} | |")
+    print("\n## issue 18 targets\n\n| figure | value | limit | value / limit | reached |\n|---|---:|---:|---:|---|")
+    print(f"| peak RSS GB | {ours['peak_rss_bytes'] / 2**30:.2f} | <= {RSS_LIMIT_BYTES / 2**30:.2f} | "
+          f"{ours['peak_rss_bytes'] / RSS_LIMIT_BYTES:.2f} | {'yes' if ours['peak_rss_bytes'] <= RSS_LIMIT_BYTES else 'NO'} |")
+    print(f"| wall s (this machine, load above) | {ours['wall_s']:.1f} | <= {WALL_LIMIT_S:.0f} (quiet) | "
+          f"{ours['wall_s'] / WALL_LIMIT_S:.2f} | {'yes' if ours['wall_s'] <= WALL_LIMIT_S else 'NO (see load)'} |")
+    print(f"| CPU s (bounds the quiet wall on 1 busy core) | {ours['cpu_s']:.1f} | <= {WALL_LIMIT_S:.0f} | "
+          f"{ours['cpu_s'] / WALL_LIMIT_S:.2f} | {'yes' if ours['cpu_s'] <= WALL_LIMIT_S else 'NO'} |")
+    print(f"| byte-identical files | {len(b) - len(differ)}/{len(set(a) | set(b))} | all | | "
+          f"{'yes' if not differ else 'NO: ' + ', '.join(differ[:10])} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0 if not differ else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
