@@ -158,3 +158,43 @@ def test_embedding_l2_counts_only_looked_up_rows_of_a_training_batch(layout):
             "behavior": [2 + 1, 1 + 1, 1 + 1, 3 + 1]}  # 99 is OOV (1)
     total += sum(np.sum(tables[f"embedding_{name}"][i] ** 2) for name, i in hist.items())
     assert float(sum(layer.losses)) == pytest.approx(0.5 * total, rel=1e-5)
+
+
+def test_decayed_half_life_is_learnt_from_a_planted_time_decay(layout):
+    """Clicks planted as σ(−1.5 + 2·Σ_{cart of the candidate's category} 2^(−age/3 h)), ages
+    0–48 h: a logistic layer on the decayed channels, started at h = 24 h, learns the planted
+    channel's half-life (3 h) by gradient descent; the other channels' weights stay small."""
+    import tensorflow as tf
+
+    from tfrs_models.cascade.features import SharedEmbeddings
+
+    tf.keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    n, length = 2048, 6
+    behaviours = rng.choice(["pv", "cart", "fav"], size=(n, length))
+    categories = rng.choice(["a", "b", "c"], size=(n, length))
+    candidate = rng.choice(["a", "b", "c"], size=n)
+    age_hours = rng.uniform(0.0, 48.0, size=(n, length))
+    hit = (behaviours == "cart") & (categories == candidate[:, None])
+    logit = -1.5 + 2.0 * (hit * 2.0 ** (-age_hours / 3.0)).sum(axis=1)
+    labels = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
+    batch = {"user_id": tf.constant(["u1"] * n), "item_id": tf.constant(["10"] * n),
+             "category": tf.constant(candidate), "hist_item_id": tf.constant([["11"] * length] * n),
+             "hist_category": tf.constant(categories), "hist_behavior": tf.constant(behaviours),
+             "hist_time_gap": tf.constant(np.log1p(age_hours * 3600.0), tf.float32)}
+    layer = SharedEmbeddings(layout, embedding_dim=2)
+    layer.SUMMARY_RECENT = 2        # the planted term reads every event: the "all" window
+    head = tf.keras.layers.Dense(1)
+    optimizer = tf.keras.optimizers.Adam(0.05)
+    for _ in range(200):
+        with tf.GradientTape() as tape:
+            decayed = layer(batch)["dense"][:, -layer.decay_size:]
+            loss = tf.reduce_mean(tf.keras.losses.binary_crossentropy(
+                labels[:, None], head(decayed), from_logits=True))
+        variables = [layer.log_half_life] + head.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    planted = 2 * 10 + 1 * 5 + 2            # scope category (stride 10), window all (5), cart
+    half_lives = layer.half_lives_hours()
+    assert 2.0 < half_lives[planted] < 4.5, half_lives[planted]
+    weights = head.kernel.numpy()[:, 0]
+    assert weights[planted] > 1.0 and weights[planted] == weights.max(), weights
