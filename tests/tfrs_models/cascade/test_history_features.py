@@ -163,7 +163,7 @@ def test_embedding_l2_counts_only_looked_up_rows_of_a_training_batch(layout):
 def test_decayed_half_life_is_learnt_from_a_planted_time_decay(layout):
     """Clicks planted as σ(−1.5 + 2·Σ_{cart of the candidate's category} 2^(−age/3 h)), ages
     0–48 h: a logistic layer on the decayed channels, started at h = 24 h, learns the planted
-    channel's half-life (3 h) by gradient descent; the other channels' weights stay small."""
+    channel's half-life (3 h) by gradient descent, and that channel gets the largest weight."""
     import tensorflow as tf
 
     from tfrs_models.cascade.features import SharedEmbeddings
