@@ -41,9 +41,9 @@ def read_split(spec, split: str, batch_size: int = 8192) -> dict:
     """Every parsed column of one split as numpy (feature lists left-padded, latest last)."""
     import tensorflow as tf  # noqa: PLC0415
 
-    from tfrs_models.cascade.input import parse_batch  # noqa: PLC0415
+    from tfrs_models.cascade.input import parse_batch, split_files  # noqa: PLC0415
 
-    files = sorted(str(p) for p in spec.data_dir.glob(spec.files[split]))
+    files = split_files(spec, split)
     records = tf.data.TFRecordDataset(files, compression_type=spec.compression or "")
     columns: dict[str, list] = {}
     for batch in records.batch(batch_size).map(lambda s: parse_batch(s, spec)):

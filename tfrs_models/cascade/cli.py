@@ -42,6 +42,8 @@ def _add_model_arguments(p) -> None:
                    help="no candidate-match channels per history event")
     p.add_argument("--no-history-summary", action="store_true",
                    help="no target-aware history counts and recencies")
+    p.add_argument("--no-history-decay", action="store_true",
+                   help="no time-decayed history counts (learnt half-lives)")
     p.add_argument("--field-interactions", action="store_true",
                    help="pairwise inner products of the context field embeddings as inputs")
     p.add_argument("--calibrator-weight", type=float, default=None,
@@ -84,6 +86,7 @@ def _model_config(args, name: str = "cnn_attention", encoder: str = "tcn"):
                        exclude_features=tuple(f for f in args.exclude_features.split(",") if f),
                        history_matches=not args.no_history_matches,
                        history_summary=not args.no_history_summary,
+                       history_decay=not args.no_history_decay,
                        field_interactions=args.field_interactions,
                        tower_units=_ints(args.tower_units), dropout=args.dropout,
                        calibrator_weight=args.calibrator_weight,

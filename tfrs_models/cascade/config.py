@@ -22,6 +22,7 @@ class ModelConfig:
     exclude_features: tuple[str, ...] = ()   # spec features left out (ablations)
     history_matches: bool = True  # candidate-match channels per event (features.SharedEmbeddings)
     history_summary: bool = True  # target-aware history counts and recencies in ``dense``
+    history_decay: bool = True    # + time-decayed counts with learnt half-lives (needs the summary)
     field_interactions: bool = False  # pairwise inner products of the context field embeddings
     tower_units: tuple[int, ...] = (64, 32)
     dropout: float = 0.1

@@ -95,7 +95,8 @@ def save_run(run_dir: Path, model, spec: DatasetSpec, model_config: ModelConfig,
     ``metrics.json``: ``history`` (per epoch), ``test`` (the model on every test row) and, given
     ``oracle`` (oracle.oracle_scores), ``oracle`` and ``ceilings`` ({item, context}) on the rows
     that join the world's oracle file, ``oracle_rows`` ({test, joined}) and ``test_on_oracle_rows``
-    (the model on exactly those rows, equal to ``test`` when every row joins).
+    (the model on exactly those rows, equal to ``test`` when every row joins);
+    ``decay_half_lives_hours``: the learnt half-life of each time-decayed history channel.
     """
     from tfrs_models.cascade.export import export_saved_model
 
@@ -105,6 +106,9 @@ def save_run(run_dir: Path, model, spec: DatasetSpec, model_config: ModelConfig,
               "model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_config)}
     (run_dir / "config.json").write_text(json.dumps(config, indent=1))
     metrics = {"history": history, "test": test_metrics}
+    half_lives = model.embeddings.half_lives_hours()
+    if half_lives.size:  # the decayed history channels' learnt half-lives (features.py order)
+        metrics["decay_half_lives_hours"] = [float(h) for h in half_lives]
     if oracle is not None:
         metrics["oracle"] = oracle["oracle"]
         metrics["ceilings"] = {name.removeprefix("ceiling_"): oracle[name]

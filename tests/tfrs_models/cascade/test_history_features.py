@@ -66,7 +66,7 @@ def test_match_channels_mark_events_equal_to_the_candidate(layout):
 def test_history_summary_counts_and_recencies_by_hand(layout):
     from tfrs_models.cascade.features import SharedEmbeddings
 
-    layer = SharedEmbeddings(layout, embedding_dim=2)
+    layer = SharedEmbeddings(layout, embedding_dim=2, history_decay=False)
     layer.SUMMARY_RECENT = 2
     # kinds = OOV + 4 behaviours = 5; scopes any/item/category = 3; (2 windows + recency) = 3
     assert layer.summary_size == 5 * 3 * 3
@@ -89,6 +89,48 @@ def test_history_summary_counts_and_recencies_by_hand(layout):
     # no buy anywhere, no OOV behaviour
     np.testing.assert_allclose(summary[:, :, buy], [[0.0, 0.0, layer.SUMMARY_NONE]] * 3)
     np.testing.assert_allclose(summary[:, :, 0], [[0.0, 0.0, layer.SUMMARY_NONE]] * 3)
+
+
+def test_decayed_history_by_hand_with_learnt_half_lives(layout):
+    """Σ hit · 2^(−age/h) per behaviour × scope × {since the 2nd latest view, all}; age in hours
+    from the raw log1p-seconds gap; h = exp(θ) per channel, trainable."""
+    import tensorflow as tf
+
+    from tfrs_models.cascade.features import SharedEmbeddings
+
+    layer = SharedEmbeddings(layout, embedding_dim=2)
+    layer.SUMMARY_RECENT = 2
+    assert layer.decay_size == 5 * 3 * 2 and layer.summary_size == 5 * 3 * 3 + 30
+    layer(_batch())
+    np.testing.assert_allclose(layer.half_lives_hours(), [layer.DECAY_INIT_HOURS] * 30, rtol=1e-6)
+    half_lives = np.arange(1, 31, dtype=np.float32)          # a different half-life per channel
+    layer.log_half_life.assign(np.log(half_lives))
+    decayed = layer(_batch())["dense"].numpy()[0, -30:].reshape(3, 2, 5)  # [scope, window, kind]
+    h = half_lives.reshape(3, 2, 5)
+    pv, cart, fav = 1, 2, 3
+    age = {g: math.expm1(g) / 3600.0 for g in (9.0, 7.0, 5.0, 3.0)}
+
+    def d(g, s, w, k):
+        return 2.0 ** (-age[g] / h[s, w, k])
+
+    # Events (oldest first): cart 11/b (gap 9), pv 12/b (7), pv 99/a (5), fav 12/b (3). With
+    # 2 recent views the recent window is the pv at 7 and everything after it (not the cart).
+    np.testing.assert_allclose(decayed[0, 0, pv], d(7.0, 0, 0, pv) + d(5.0, 0, 0, pv), rtol=1e-5)
+    np.testing.assert_allclose(decayed[0, 0, cart], 0.0)
+    np.testing.assert_allclose(decayed[0, 1, cart], d(9.0, 0, 1, cart), rtol=1e-5)
+    np.testing.assert_allclose(decayed[0, 0, fav], d(3.0, 0, 0, fav), rtol=1e-5)
+    np.testing.assert_allclose(decayed[1, 1, pv], d(7.0, 1, 1, pv), rtol=1e-5)       # item 12
+    np.testing.assert_allclose(decayed[1, 0, fav], d(3.0, 1, 0, fav), rtol=1e-5)
+    np.testing.assert_allclose(decayed[2, 1, cart], d(9.0, 2, 1, cart), rtol=1e-5)   # category b
+    np.testing.assert_allclose(decayed[2, 0, pv], d(7.0, 2, 0, pv), rtol=1e-5)
+    np.testing.assert_allclose(decayed[:, :, 4], 0.0)                                 # no buy
+    # The half-lives learn: a loss on one channel moves its θ (and only the θ it reads).
+    with tf.GradientTape() as tape:
+        loss = layer(_batch())["dense"][0, -30 + 5 + cart]     # scope any, window all, cart
+    grad = tape.gradient(loss, layer.log_half_life).numpy()
+    assert grad[5 + cart] > 0 and np.count_nonzero(grad) == 1
+    off = SharedEmbeddings(layout, embedding_dim=2, history_decay=False)
+    assert off.decay_size == 0 and off.summary_size == 45
 
 
 def test_field_interactions_are_pairwise_inner_products(layout):
@@ -116,3 +158,43 @@ def test_embedding_l2_counts_only_looked_up_rows_of_a_training_batch(layout):
             "behavior": [2 + 1, 1 + 1, 1 + 1, 3 + 1]}  # 99 is OOV (1)
     total += sum(np.sum(tables[f"embedding_{name}"][i] ** 2) for name, i in hist.items())
     assert float(sum(layer.losses)) == pytest.approx(0.5 * total, rel=1e-5)
+
+
+def test_decayed_half_life_is_learnt_from_a_planted_time_decay(layout):
+    """Clicks planted as σ(−1.5 + 2·Σ_{cart of the candidate's category} 2^(−age/3 h)), ages
+    0–48 h: a logistic layer on the decayed channels, started at h = 24 h, learns the planted
+    channel's half-life (3 h) by gradient descent, and that channel gets the largest weight."""
+    import tensorflow as tf
+
+    from tfrs_models.cascade.features import SharedEmbeddings
+
+    tf.keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    n, length = 2048, 6
+    behaviours = rng.choice(["pv", "cart", "fav"], size=(n, length))
+    categories = rng.choice(["a", "b", "c"], size=(n, length))
+    candidate = rng.choice(["a", "b", "c"], size=n)
+    age_hours = rng.uniform(0.0, 48.0, size=(n, length))
+    hit = (behaviours == "cart") & (categories == candidate[:, None])
+    logit = -1.5 + 2.0 * (hit * 2.0 ** (-age_hours / 3.0)).sum(axis=1)
+    labels = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
+    batch = {"user_id": tf.constant(["u1"] * n), "item_id": tf.constant(["10"] * n),
+             "category": tf.constant(candidate), "hist_item_id": tf.constant([["11"] * length] * n),
+             "hist_category": tf.constant(categories), "hist_behavior": tf.constant(behaviours),
+             "hist_time_gap": tf.constant(np.log1p(age_hours * 3600.0), tf.float32)}
+    layer = SharedEmbeddings(layout, embedding_dim=2)
+    layer.SUMMARY_RECENT = 2        # the planted term reads every event: the "all" window
+    head = tf.keras.layers.Dense(1)
+    optimizer = tf.keras.optimizers.Adam(0.05)
+    for _ in range(200):
+        with tf.GradientTape() as tape:
+            decayed = layer(batch)["dense"][:, -layer.decay_size:]
+            loss = tf.reduce_mean(tf.keras.losses.binary_crossentropy(
+                labels[:, None], head(decayed), from_logits=True))
+        variables = [layer.log_half_life] + head.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    planted = 2 * 10 + 1 * 5 + 2            # scope category (stride 10), window all (5), cart
+    half_lives = layer.half_lives_hours()
+    assert 2.0 < half_lives[planted] < 4.5, half_lives[planted]
+    weights = head.kernel.numpy()[:, 0]
+    assert weights[planted] > 1.0 and weights[planted] == weights.max(), weights

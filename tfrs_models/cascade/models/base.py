@@ -31,6 +31,7 @@ class CascadeModel(tfrs.models.Model):
         self.embeddings = SharedEmbeddings(layout, config.embedding_dim,
                                            history_matches=config.history_matches,
                                            history_summary=config.history_summary,
+                                           history_decay=config.history_decay,
                                            embedding_l2=config.embedding_l2,
                                            field_interactions=config.field_interactions,
                                            name="shared_embeddings")
