@@ -87,8 +87,11 @@ def test_dot_interactions_reach_the_sf_logit_linearly(sp_spec):
     n_groups = len([g for side in model.group_order.values() for g in side
                     if model.task_features["sf"][g]])
     assert n_groups == 4  # history, user_profile, query, query_extra (user_id is off)
-    # history pools SF keywords and ad title tokens separately: 5 pooled vectors, 5 dots
-    assert model.sf_output.kernel.shape[0] == 8 + n_groups + 1
+    # history pools SF keywords and ad title tokens separately: 5 pooled vectors, 5 dots,
+    # weighted by w_g that start at 1
+    assert model.sf_output.kernel.shape[0] == 8
+    np.testing.assert_array_equal(model.sf_dot_weights.kernel.numpy(), np.ones((n_groups + 1, 1)))
+    model.sf_dot_weights.kernel.assign(tf.random.normal([n_groups + 1, 1]))
     batch = next(iter(make_dataset(sp_spec, "sf", "train", 8)))
     users, queries = model._groups("sf", batch)
     assert len(users + queries) == 5
@@ -98,16 +101,17 @@ def test_dot_interactions_reach_the_sf_logit_linearly(sp_spec):
     model.item_bias.embeddings.assign(tf.random.normal(model.item_bias.embeddings.shape))
     ids = model.lookups["token"](batch["sf_keyword"])
     bias = tf.gather(model.item_bias.embeddings[:, 0], ids)
-    logit = (tf.concat([hidden, dots], axis=1) @ model.sf_output.kernel + model.sf_output.bias
-             )[:, 0] + bias
+    logit = (hidden @ model.sf_output.kernel + model.sf_output.bias
+             + dots @ model.sf_dot_weights.kernel)[:, 0] + bias
     np.testing.assert_allclose(model.predict_sf(batch).numpy(), tf.sigmoid(logit).numpy(),
                                rtol=1e-5)
     group = build_model(sp_spec, ModelConfig(model="amtdl", embedding_dim=4, hidden_units=(8,),
                                              history_pooling="group", item_bias=False))
-    assert group.sf_output.kernel.shape[0] == 8 + n_groups and group.item_bias is None
+    assert group.sf_dot_weights.kernel.shape[0] == n_groups and group.item_bias is None
     cross = build_model(sp_spec, ModelConfig(model="amtdl", embedding_dim=4, hidden_units=(8,),
                                              interactions="cross"))
     assert cross.sf_output.kernel.shape[0] == 8 and cross.cross[0].trainable_variables
+    assert cross.sf_dot_weights is None
 
 
 def test_regularisation_options_change_only_what_they_should(sp_spec):

@@ -52,6 +52,8 @@ def register_train(kind_subparsers) -> None:
                         "one mean (001)")
     p.add_argument("--no-item-bias", action="store_true",
                    help="no per-keyword scalar bias in the SF and ad logits")
+    p.add_argument("--embedding-init-std", type=float, default=0.05,
+                   help="std of the N(0, s^2) initial embedding rows (0 = Keras' uniform)")
     p.add_argument("--mirrored", action="store_true", help="train under MirroredStrategy")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=train_command)
@@ -66,6 +68,7 @@ def run_config_from_args(args) -> RunConfig:
                           exclude_features=tuple(f for f in args.exclude_features.split(",") if f),
                           dropout=args.dropout, embedding_l2=args.embedding_l2,
                           embedding_prior=args.embedding_prior,
+                          embedding_init_std=args.embedding_init_std,
                           interactions=args.interactions, cross_layers=args.cross_layers,
                           use_user_id=args.use_user_id, ad_context=not args.no_ad_context,
                           history_pooling=args.history_pooling,

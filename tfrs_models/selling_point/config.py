@@ -46,7 +46,7 @@ class ModelConfig:
     ad_context: bool = True
     # std of the N(0, σ²) initial embedding rows (0 = Keras' uniform ±0.05). Dot crosses of two
     # near-zero vectors start at a saddle and are learnt only after thousands of steps.
-    embedding_init_std: float = 0.0
+    embedding_init_std: float = 0.05
     # ``per_feature``: each history feature (SF keywords clicked, title tokens of ads clicked) is
     # pooled on its own and gets its own cross with the candidate; ``group``: 001's one mean
     # over the whole group, where the ~3x longer title bags (filler and category words included)

@@ -125,6 +125,15 @@ class SellingPointModel(tfrs.models.Model):
                 self.lookups[vocab].vocabulary_size(), 1, embeddings_initializer="zeros",
                 name=f"item_bias_{vocab}")
             self.item_bias_vocab = vocab
+        # w_g of the candidate × group dots start at 1 (an FM's pairwise term): with Glorot
+        # weights of either sign the dots of two near-zero embeddings sit at a saddle.
+        self.sf_dot_weights = self.ad_dot_weights = None
+        if self.dot_interactions is not None:
+            self.sf_dot_weights = tf.keras.layers.Dense(1, use_bias=False, kernel_initializer="ones",
+                                                        name="sf_dot_weights")
+            if config.multi_task:
+                self.ad_dot_weights = tf.keras.layers.Dense(
+                    1, use_bias=False, kernel_initializer="ones", name="ad_dot_weights")
         self.sf_output = tf.keras.layers.Dense(
             1, name="sf_output",
             bias_initializer=tf.keras.initializers.Constant(base_rate_logit(spec, SF)))
@@ -216,8 +225,10 @@ class SellingPointModel(tfrs.models.Model):
         users, queries = self._groups(SF, features)
         groups = users + queries
         keyword = self._pool_group(self.task_features[SF]["item"], features)
-        head = [self._hidden(groups, keyword, training)] + self._dots(keyword, groups)
-        logit = tf.squeeze(self.sf_output(tf.concat(head, axis=1)), axis=-1)
+        logit = self.sf_output(self._hidden(groups, keyword, training))
+        for dots in self._dots(keyword, groups):
+            logit += self.sf_dot_weights(dots)
+        logit = tf.squeeze(logit, axis=-1)
         if self.item_bias is not None:
             feature = self.task_features[SF]["item"][0]
             bias, _ = self._bias(feature, features[feature.name])
@@ -245,14 +256,17 @@ class SellingPointModel(tfrs.models.Model):
         users, queries = self._groups(AD, features)
         groups = users + queries
         title, alpha = self._attend(features, users, queries)
-        head = [self._hidden(groups, title, training)] + self._dots(title, groups)
+        head = [self._hidden(groups, title, training)]
         for feature in self.ad_context_features:
             embedding, _ = self._embed(feature, features[feature.name])
             embedding = embedding[:, 0, :]
             head.append(embedding)
             if feature.name == "category":  # the ad's category against the query (relevance)
                 head += self._dots(embedding, groups)
-        logit = tf.squeeze(self.ad_output(tf.concat(head, axis=1)), axis=-1)
+        logit = self.ad_output(tf.concat(head, axis=1))
+        for dots in self._dots(title, groups):
+            logit += self.ad_dot_weights(dots)
+        logit = tf.squeeze(logit, axis=-1)
         if self.item_bias is not None:  # Σ_j α_j b_j: the SF keywords' popularity in the title
             items = self.task_features[AD]["item"]
             if all(f.vocab == self.item_bias_vocab for f in items):
@@ -315,9 +329,11 @@ class SellingPointModel(tfrs.models.Model):
     def private_variables(self, task):
         """Variables only ``task``'s loss touches (its output layer; attention for ad clicks)."""
         if task == SF:
-            return list(self.sf_output.trainable_variables)
+            return list(self.sf_output.trainable_variables) + (
+                list(self.sf_dot_weights.trainable_variables) if self.sf_dot_weights else [])
         private = list(self.ad_output.trainable_variables) + list(
-            self.title_attention.trainable_variables)
+            self.title_attention.trainable_variables) + (
+                list(self.ad_dot_weights.trainable_variables) if self.ad_dot_weights else [])
         return private + [v for name in self._private_vocabularies(AD)
                           for v in self.embeddings[name].trainable_variables]
 
