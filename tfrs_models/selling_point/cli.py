@@ -28,7 +28,9 @@ def register_train(kind_subparsers) -> None:
     p.add_argument("--k", type=float, default=None,
                    help="alternating: auxiliary:main draw ratio (default rows(ad)/rows(sf))")
     p.add_argument("--embedding-dim", type=int, default=16)
-    p.add_argument("--hidden-units", default="64,32")
+    p.add_argument("--hidden-units", default="",
+                   help="comma-separated MLP widths over the concatenated vectors (default none: "
+                        "the candidate x group dots, item bias and linear terms only)")
     p.add_argument("--attention-units", type=int, default=16)
     p.add_argument("--interactions", choices=INTERACTIONS, default="dot",
                    help="candidate x user/query/profile crosses: FM-style dot products into the "

@@ -30,7 +30,9 @@ class ModelConfig:
 
     model: str = "mtdl"
     embedding_dim: int = 16
-    hidden_units: tuple[int, ...] = (64, 32)
+    # No MLP by default: on the demo world (AMTDL joint, the same prior and lr 1e-3) the (64, 32)
+    # MLP over the concatenated vectors reached valid logloss 0.14368, the dots alone 0.14264.
+    hidden_units: tuple[int, ...] = ()
     attention_units: int = 16
     dropout: float = 0.0                     # on the MLP input and hidden layers (training only)
     embedding_l2: float = 0.0                # L2 on the embedding rows a batch looks up
