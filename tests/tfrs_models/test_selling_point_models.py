@@ -150,10 +150,16 @@ def test_regularisation_options_change_only_what_they_should(sp_spec):
     squares = sum(float(np.sum(e.embeddings.numpy() ** 2)) for e in prior.embeddings.values())
     squares += float(np.sum(prior.item_bias.embeddings.numpy() ** 2))
     assert float(prior.prior_loss()) == pytest.approx(2.0 * squares / n_train, rel=1e-5)
+    # a step on the SF source alone charges only the tables SF features read (not ad_id, ...)
+    sf_vocabs = {f.vocab for fs in prior.task_features["sf"].values() for f in fs if f.vocab}
+    assert "ad_id" not in sf_vocabs
+    sf_squares = sum(float(np.sum(e.embeddings.numpy() ** 2))
+                     for name, e in prior.embeddings.items() if name in sf_vocabs)
+    sf_squares += float(np.sum(prior.item_bias.embeddings.numpy() ** 2))
     inputs = {"sf": batch}
     mean = float(prior.task_loss("sf", batch, training=False)) / 16
     assert float(prior.compute_loss(inputs, training=True)) == pytest.approx(
-        mean + 2.0 * squares / n_train, rel=1e-5)
+        mean + 2.0 * sf_squares / n_train, rel=1e-5)
     assert float(prior.compute_loss(inputs)) == pytest.approx(mean, rel=1e-5)
 
     drop = build_model(sp_spec, ModelConfig(model="bm", embedding_dim=4, hidden_units=(8,),

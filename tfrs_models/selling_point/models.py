@@ -12,6 +12,14 @@ dot products into the output layer, or a DCN-v2 ``tfrs.layers.dcn.Cross`` on the
 the ad head also reads the ad id, category and position; output biases start at the train
 base-rate logit; ``user_id`` is left out unless ``use_user_id``.
 
+The defaults follow the world's click model (``abtest/world/world.py``: logit = bias +
+θ_u·φ_v + popularity_v + query-facet term, the ad title seeing the same appeal): ONE token
+embedding φ shared by the candidate keyword, the history keywords and the ad title tokens (the
+tie that lets ad clicks train φ), a per-keyword bias ``b_v`` shared by the SF logit and the
+attention-weighted title, one dot ``w_g·<φ_v, e_g>`` per pooled group (w_g from 1), history
+features pooled one by one, a Gaussian prior on every embedding row, and no MLP (it overfit on
+validation) — ~17 parameters per keyword instead of a field-aware model's ~96.
+
 Feature names come from spec.json groups (docs/contracts.md §5); vocabulary lookups live inside
 the model, so it takes raw string features and exports for serving as is.
 """
@@ -305,13 +313,17 @@ class SellingPointModel(tfrs.models.Model):
             self._penalties = None
         return loss
 
-    def prior_loss(self):
-        """``embedding_prior · Σ‖E‖² / N_train`` over every embedding table (and the item
-        biases): the negative log of a Gaussian prior per row, on the mean-loss scale."""
+    def prior_loss(self, tasks=None):
+        """``embedding_prior · Σ‖E‖² / N_train`` over the embedding tables ``tasks`` read (all
+        by default) and the item biases: the negative log of a Gaussian prior per row, on the
+        mean-loss scale. A step on one source leaves the other source's private tables alone."""
         if self.config.embedding_prior <= 0:
             return tf.constant(0.0)
         rows = float(max(self.spec.dataset(SF).row_counts.get("train", 0), 1))
-        tables = [e.embeddings for e in self.embeddings.values()]
+        tasks = list(self.task_features) if tasks is None else list(tasks)
+        used = {f.vocab for t in tasks for feats in self.task_features[t].values()
+                for f in feats if f.vocab}
+        tables = [e.embeddings for name, e in self.embeddings.items() if name in used]
         if self.item_bias is not None:
             tables.append(self.item_bias.embeddings)
         return self.config.embedding_prior / rows * tf.add_n(
@@ -323,7 +335,7 @@ class SellingPointModel(tfrs.models.Model):
         for task, batch in inputs.items():
             count = tf.cast(tf.shape(batch["clicked"])[0], tf.float32)
             total += self.task_loss(task, batch, training) / count
-        return total + (self.prior_loss() if training else 0.0)
+        return total + (self.prior_loss(inputs) if training else 0.0)
 
     # -- parameter sets of Algorithm 1 ----------------------------------------------------------
     def private_variables(self, task):

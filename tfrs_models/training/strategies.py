@@ -128,7 +128,7 @@ class Trainer:
             with tf.GradientTape() as tape:
                 losses = {t: self.model.task_loss(t, batches[t], training=True) / global_batch
                           for t in tasks}
-                total = tf.add_n(list(losses.values())) + self.model.prior_loss() / float(
+                total = tf.add_n(list(losses.values())) + self.model.prior_loss(tasks) / float(
                 self.distribution.num_replicas_in_sync)
             variables = self.model.trainable_variables
             grads = tape.gradient(total, variables)
