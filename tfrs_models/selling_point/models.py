@@ -161,13 +161,17 @@ class SellingPointModel(tfrs.models.Model):
         return {"data_dir": self.spec.root, "model": dataclasses.asdict(self.config)}
 
     # -- encoding -----------------------------------------------------------------------------
-    def _embed(self, feature: FeatureSpec, values):
-        """Raw values ``[B]`` or ``[B, L]`` → (embeddings ``[B, L, D]``, mask ``[B, L]``)."""
+    def _ids(self, feature: FeatureSpec, values):
+        """Raw values ``[B]`` or ``[B, L]`` → vocabulary ids ``[B, L]`` (0 = padding)."""
         if values.dtype != tf.string:
             values = tf.strings.as_string(values)
         if not feature.is_varlen:
             values = tf.reshape(values, [-1, 1])
-        ids = self.lookups[feature.vocab](values)
+        return self.lookups[feature.vocab](values)
+
+    def _embed(self, feature: FeatureSpec, values):
+        """Raw values ``[B]`` or ``[B, L]`` → (embeddings ``[B, L, D]``, mask ``[B, L]``)."""
+        ids = self._ids(feature, values)
         embeddings, mask = self.embeddings[feature.vocab](ids), tf.not_equal(ids, 0)
         if self._penalties is not None:
             self._penalties.append(tf.reduce_sum(
@@ -197,11 +201,7 @@ class SellingPointModel(tfrs.models.Model):
 
     def _bias(self, feature: FeatureSpec, values):
         """``[B, L]`` per-token biases ``b_v`` (0 on padding) and the mask."""
-        if values.dtype != tf.string:
-            values = tf.strings.as_string(values)
-        if not feature.is_varlen:
-            values = tf.reshape(values, [-1, 1])
-        ids = self.lookups[feature.vocab](values)
+        ids = self._ids(feature, values)
         return self.item_bias(ids)[..., 0], tf.not_equal(ids, 0)
 
     def _user_query(self, task, features):
