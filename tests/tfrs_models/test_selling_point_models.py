@@ -78,26 +78,40 @@ def test_dot_interactions_on_a_hand_case():
 
 
 def test_dot_interactions_reach_the_sf_logit_linearly(sp_spec):
-    """interactions="dot": the SF head's input is [MLP output, one dot per group], and its
-    logit moves by w_g · Δ<e_v, e_g> when a group's dot changes (hand-checked on the layer)."""
+    """interactions="dot": the SF head's input is [MLP output, one dot per pooled group], and
+    its logit moves by w_g · Δ<e_v, e_g> when a group's dot changes, plus the keyword's own bias
+    b_v (hand-checked on the layer). The history group pools per feature by default."""
     import tensorflow as tf
 
     model = build_model(sp_spec, ModelConfig(model="amtdl", embedding_dim=4, hidden_units=(8,)))
     n_groups = len([g for side in model.group_order.values() for g in side
                     if model.task_features["sf"][g]])
     assert n_groups == 4  # history, user_profile, query, query_extra (user_id is off)
-    assert model.sf_output.kernel.shape[0] == 8 + n_groups
+    # history pools SF keywords and ad title tokens separately: 5 pooled vectors, 5 dots,
+    # weighted by w_g that start at 1
+    assert model.sf_output.kernel.shape[0] == 8
+    np.testing.assert_array_equal(model.sf_dot_weights.kernel.numpy(), np.ones((n_groups + 1, 1)))
+    model.sf_dot_weights.kernel.assign(tf.random.normal([n_groups + 1, 1]))
     batch = next(iter(make_dataset(sp_spec, "sf", "train", 8)))
     users, queries = model._groups("sf", batch)
+    assert len(users + queries) == 5
     keyword = model._pool_group(model.task_features["sf"]["item"], batch)
     hidden = model._hidden(users + queries, keyword, False)
     dots = tf.stack([tf.reduce_sum(keyword * g, axis=1) for g in users + queries], axis=1)
-    logit = tf.concat([hidden, dots], axis=1) @ model.sf_output.kernel + model.sf_output.bias
-    np.testing.assert_allclose(model.predict_sf(batch).numpy(), tf.sigmoid(logit)[:, 0].numpy(),
+    model.item_bias.embeddings.assign(tf.random.normal(model.item_bias.embeddings.shape))
+    ids = model.lookups["token"](batch["sf_keyword"])
+    bias = tf.gather(model.item_bias.embeddings[:, 0], ids)
+    logit = (hidden @ model.sf_output.kernel + model.sf_output.bias
+             + dots @ model.sf_dot_weights.kernel)[:, 0] + bias
+    np.testing.assert_allclose(model.predict_sf(batch).numpy(), tf.sigmoid(logit).numpy(),
                                rtol=1e-5)
+    group = build_model(sp_spec, ModelConfig(model="amtdl", embedding_dim=4, hidden_units=(8,),
+                                             history_pooling="group", item_bias=False))
+    assert group.sf_dot_weights.kernel.shape[0] == n_groups and group.item_bias is None
     cross = build_model(sp_spec, ModelConfig(model="amtdl", embedding_dim=4, hidden_units=(8,),
                                              interactions="cross"))
     assert cross.sf_output.kernel.shape[0] == 8 and cross.cross[0].trainable_variables
+    assert cross.sf_dot_weights is None
 
 
 def test_regularisation_options_change_only_what_they_should(sp_spec):
@@ -127,6 +141,20 @@ def test_regularisation_options_change_only_what_they_should(sp_spec):
     assert float(l2.task_loss("sf", batch, training=True)) == pytest.approx(
         base + 0.5 * expected, rel=1e-5)
     assert float(l2.task_loss("sf", batch, training=False)) == pytest.approx(base, rel=1e-5)
+
+    # embedding_prior: λ Σ‖E‖² / N_train over every table (and the item biases), whatever the
+    # batch looked up; compute_loss adds it in training only.
+    prior = build_model(sp_spec, ModelConfig(model="mtdl", embedding_dim=4, hidden_units=(8,),
+                                             embedding_prior=2.0))
+    n_train = sp_spec.dataset("sf").row_counts["train"]
+    squares = sum(float(np.sum(e.embeddings.numpy() ** 2)) for e in prior.embeddings.values())
+    squares += float(np.sum(prior.item_bias.embeddings.numpy() ** 2))
+    assert float(prior.prior_loss()) == pytest.approx(2.0 * squares / n_train, rel=1e-5)
+    inputs = {"sf": batch}
+    mean = float(prior.task_loss("sf", batch, training=False)) / 16
+    assert float(prior.compute_loss(inputs, training=True)) == pytest.approx(
+        mean + 2.0 * squares / n_train, rel=1e-5)
+    assert float(prior.compute_loss(inputs)) == pytest.approx(mean, rel=1e-5)
 
     drop = build_model(sp_spec, ModelConfig(model="bm", embedding_dim=4, hidden_units=(8,),
                                             dropout=0.5))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from tfrs_models.selling_point.config import (INTERACTIONS, MODELS, STRATEGIES, ModelConfig,
+from tfrs_models.selling_point.config import (HISTORY_POOLING, INTERACTIONS, MODELS, STRATEGIES, ModelConfig,
                                               RunConfig, TrainConfig)
 
 
@@ -28,7 +28,9 @@ def register_train(kind_subparsers) -> None:
     p.add_argument("--k", type=float, default=None,
                    help="alternating: auxiliary:main draw ratio (default rows(ad)/rows(sf))")
     p.add_argument("--embedding-dim", type=int, default=16)
-    p.add_argument("--hidden-units", default="64,32")
+    p.add_argument("--hidden-units", default="",
+                   help="comma-separated MLP widths over the concatenated vectors (default none: "
+                        "the candidate x group dots, item bias and linear terms only)")
     p.add_argument("--attention-units", type=int, default=16)
     p.add_argument("--interactions", choices=INTERACTIONS, default="dot",
                    help="candidate x user/query/profile crosses: FM-style dot products into the "
@@ -42,8 +44,18 @@ def register_train(kind_subparsers) -> None:
     p.add_argument("--exclude-features", default="",
                    help="comma-separated spec features the model leaves out (ablations)")
     p.add_argument("--dropout", type=float, default=0.0, help="MLP dropout (training only)")
-    p.add_argument("--embedding-l2", type=float, default=1e-3,
-                   help="L2 on the embedding rows each batch looks up")
+    p.add_argument("--embedding-l2", type=float, default=0.0,
+                   help="L2 on the embedding rows each batch looks up (per occurrence)")
+    p.add_argument("--embedding-prior", type=float, default=3.0,
+                   help="Gaussian prior on every embedding row: lambda * sum ||E||^2 / N_train "
+                        "added to the mean loss each step")
+    p.add_argument("--history-pooling", choices=HISTORY_POOLING, default="per_feature",
+                   help="pool each history feature on its own (default) or the whole group as "
+                        "one mean (001)")
+    p.add_argument("--no-item-bias", action="store_true",
+                   help="no per-keyword scalar bias in the SF and ad logits")
+    p.add_argument("--embedding-init-std", type=float, default=0.05,
+                   help="std of the N(0, s^2) initial embedding rows (0 = Keras' uniform)")
     p.add_argument("--mirrored", action="store_true", help="train under MirroredStrategy")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=train_command)
@@ -57,8 +69,12 @@ def run_config_from_args(args) -> RunConfig:
                           attention_units=args.attention_units,
                           exclude_features=tuple(f for f in args.exclude_features.split(",") if f),
                           dropout=args.dropout, embedding_l2=args.embedding_l2,
+                          embedding_prior=args.embedding_prior,
+                          embedding_init_std=args.embedding_init_std,
                           interactions=args.interactions, cross_layers=args.cross_layers,
-                          use_user_id=args.use_user_id, ad_context=not args.no_ad_context),
+                          use_user_id=args.use_user_id, ad_context=not args.no_ad_context,
+                          history_pooling=args.history_pooling,
+                          item_bias=not args.no_item_bias),
         train=TrainConfig(strategy=args.strategy, epochs=args.epochs, batch_size=args.batch_size,
                           learning_rate=learning_rates(args.learning_rate)[0], k=args.k,
                           patience=args.patience, pretrain_epochs=args.pretrain_epochs,

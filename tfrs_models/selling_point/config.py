@@ -8,6 +8,7 @@ STRATEGIES = ("joint", "alternating", "pretrain_finetune")
 
 
 INTERACTIONS = ("dot", "cross", "none")
+HISTORY_POOLING = ("per_feature", "group")
 
 
 @dataclass
@@ -29,10 +30,17 @@ class ModelConfig:
 
     model: str = "mtdl"
     embedding_dim: int = 16
-    hidden_units: tuple[int, ...] = (64, 32)
+    # No MLP by default: on the demo world (AMTDL joint, the same prior and lr 1e-3) the (64, 32)
+    # MLP over the concatenated vectors reached valid logloss 0.14368, the dots alone 0.14264.
+    hidden_units: tuple[int, ...] = ()
     attention_units: int = 16
     dropout: float = 0.0                     # on the MLP input and hidden layers (training only)
-    embedding_l2: float = 1e-3               # L2 on the embedding rows a batch looks up
+    embedding_l2: float = 0.0                # L2 on the embedding rows a batch looks up
+    # Gaussian prior on every embedding row: λ·Σ‖E‖²/N_train (N = SF train rows) added to the
+    # mean training loss once per step, whatever the batch holds — a MAP fit. The per-lookup L2
+    # above charges a row once per occurrence, so the profile rows (in every example) pay ~10⁴×
+    # more than a keyword row and the profile × keyword term was never learnt.
+    embedding_prior: float = 3.0
     exclude_features: tuple[str, ...] = ()   # spec features left out (ablations)
     interactions: str = "dot"
     cross_layers: int = 1
@@ -40,7 +48,15 @@ class ModelConfig:
     ad_context: bool = True
     # std of the N(0, σ²) initial embedding rows (0 = Keras' uniform ±0.05). Dot crosses of two
     # near-zero vectors start at a saddle and are learnt only after thousands of steps.
-    embedding_init_std: float = 0.0
+    embedding_init_std: float = 0.05
+    # ``per_feature``: each history feature (SF keywords clicked, title tokens of ads clicked) is
+    # pooled on its own and gets its own cross with the candidate; ``group``: 001's one mean
+    # over the whole group, where the ~3x longer title bags (filler and category words included)
+    # drown the SF keywords.
+    history_pooling: str = "per_feature"
+    # A per-token scalar bias (the keyword's popularity) added to the SF logit, and its
+    # attention-weighted sum over the title tokens to the ad logit: the same ``b_v`` in both.
+    item_bias: bool = True
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -49,6 +65,9 @@ class ModelConfig:
             self.interactions = "dot" if self.interactions else "none"
         if self.interactions not in INTERACTIONS:
             raise ValueError(f"interactions must be one of {INTERACTIONS}, got {self.interactions!r}")
+        if self.history_pooling not in HISTORY_POOLING:
+            raise ValueError(f"history_pooling must be one of {HISTORY_POOLING}, "
+                             f"got {self.history_pooling!r}")
         self.hidden_units = tuple(int(u) for u in self.hidden_units)
         self.exclude_features = tuple(str(f) for f in self.exclude_features)
         if not 0.0 <= self.dropout < 1.0:

@@ -118,8 +118,24 @@ class SellingPointModel(tfrs.models.Model):
         self._penalties = None  # a list while task_loss collects the looked-up embedding L2
         # Output biases start at the train base-rate logit: the first steps then learn the
         # ranking rather than the click rate (a head at logit 0 predicts 50% against ~4%).
+        self.item_bias = None
+        if config.item_bias:
+            vocab = next(f.vocab for f in self.task_features[SF]["item"])
+            self.item_bias = tf.keras.layers.Embedding(
+                self.lookups[vocab].vocabulary_size(), 1, embeddings_initializer="zeros",
+                name=f"item_bias_{vocab}")
+            self.item_bias_vocab = vocab
+        # w_g of the candidate × group dots start at 1 (an FM's pairwise term): with Glorot
+        # weights of either sign the dots of two near-zero embeddings sit at a saddle.
+        self.sf_dot_weights = self.ad_dot_weights = None
+        if self.dot_interactions is not None:
+            self.sf_dot_weights = tf.keras.layers.Dense(1, use_bias=False, kernel_initializer="ones",
+                                                        name="sf_dot_weights")
+            if config.multi_task:
+                self.ad_dot_weights = tf.keras.layers.Dense(
+                    1, use_bias=False, kernel_initializer="ones", name="ad_dot_weights")
         self.sf_output = tf.keras.layers.Dense(
-            1, activation="sigmoid", name="sf_output",
+            1, name="sf_output",
             bias_initializer=tf.keras.initializers.Constant(base_rate_logit(spec, SF)))
         self.sf_task = tfrs.tasks.Ranking(
             loss=tf.keras.losses.BinaryCrossentropy(reduction=tf.keras.losses.Reduction.SUM))
@@ -127,7 +143,7 @@ class SellingPointModel(tfrs.models.Model):
             self.title_attention = TitleAttentionPooling(config.attention_units,
                                                          name="title_attention")
             self.ad_output = tf.keras.layers.Dense(
-                1, activation="sigmoid", name="ad_output",
+                1, name="ad_output",
                 bias_initializer=tf.keras.initializers.Constant(base_rate_logit(spec, AD)))
             self.ad_task = tfrs.tasks.Ranking(
                 loss=tf.keras.losses.BinaryCrossentropy(reduction=tf.keras.losses.Reduction.SUM))
@@ -157,12 +173,28 @@ class SellingPointModel(tfrs.models.Model):
         mask = tf.concat([m for _, m in embedded], axis=1)
         return self.mean_pooling(embeddings, mask)
 
+    def _pooled(self, group, features_spec, features):
+        """The pooled vectors of one group: one, or one per feature for the history group
+        under ``history_pooling="per_feature"``."""
+        if group == "history" and self.config.history_pooling == "per_feature":
+            return [self._pool_group([f], features) for f in features_spec]
+        return [self._pool_group(features_spec, features)]
+
     def _groups(self, task, features):
         """``(user groups, query groups)``: lists of pooled ``[B, D]`` vectors, one per group
         the task has features for (Eq. 4, within each group)."""
         sides = self.task_features[task]
-        return tuple([self._pool_group(sides[g], features) for g in self.group_order[side]
-                      if sides[g]] for side in ("user", "query"))
+        return tuple([v for g in self.group_order[side] if sides[g]
+                      for v in self._pooled(g, sides[g], features)] for side in ("user", "query"))
+
+    def _bias(self, feature: FeatureSpec, values):
+        """``[B, L]`` per-token biases ``b_v`` (0 on padding) and the mask."""
+        if values.dtype != tf.string:
+            values = tf.strings.as_string(values)
+        if not feature.is_varlen:
+            values = tf.reshape(values, [-1, 1])
+        ids = self.lookups[feature.vocab](values)
+        return self.item_bias(ids)[..., 0], tf.not_equal(ids, 0)
 
     def _user_query(self, task, features):
         batch = tf.shape(next(iter(features.values())))[0]
@@ -193,8 +225,15 @@ class SellingPointModel(tfrs.models.Model):
         users, queries = self._groups(SF, features)
         groups = users + queries
         keyword = self._pool_group(self.task_features[SF]["item"], features)
-        head = [self._hidden(groups, keyword, training)] + self._dots(keyword, groups)
-        return tf.squeeze(self.sf_output(tf.concat(head, axis=1)), axis=-1)
+        logit = self.sf_output(self._hidden(groups, keyword, training))
+        for dots in self._dots(keyword, groups):
+            logit += self.sf_dot_weights(dots)
+        logit = tf.squeeze(logit, axis=-1)
+        if self.item_bias is not None:
+            feature = self.task_features[SF]["item"][0]
+            bias, _ = self._bias(feature, features[feature.name])
+            logit += bias[:, 0]
+        return tf.sigmoid(logit)
 
     def title_attention_weights(self, features):
         """``(e_a [B, D], α [B, L])`` of the ad titles (Eq. 11–13)."""
@@ -216,15 +255,24 @@ class SellingPointModel(tfrs.models.Model):
         their crosses with the groups when ``interactions="dot"``)."""
         users, queries = self._groups(AD, features)
         groups = users + queries
-        title, _ = self._attend(features, users, queries)
-        head = [self._hidden(groups, title, training)] + self._dots(title, groups)
+        title, alpha = self._attend(features, users, queries)
+        head = [self._hidden(groups, title, training)]
         for feature in self.ad_context_features:
             embedding, _ = self._embed(feature, features[feature.name])
             embedding = embedding[:, 0, :]
             head.append(embedding)
             if feature.name == "category":  # the ad's category against the query (relevance)
                 head += self._dots(embedding, groups)
-        return tf.squeeze(self.ad_output(tf.concat(head, axis=1)), axis=-1)
+        logit = self.ad_output(tf.concat(head, axis=1))
+        for dots in self._dots(title, groups):
+            logit += self.ad_dot_weights(dots)
+        logit = tf.squeeze(logit, axis=-1)
+        if self.item_bias is not None:  # Σ_j α_j b_j: the SF keywords' popularity in the title
+            items = self.task_features[AD]["item"]
+            if all(f.vocab == self.item_bias_vocab for f in items):
+                biases = [self._bias(f, features[f.name])[0] for f in items]
+                logit += tf.reduce_sum(alpha * tf.concat(biases, axis=1), axis=1)
+        return tf.sigmoid(logit)
 
     def call(self, features, training=False):
         outputs = {}
@@ -257,21 +305,35 @@ class SellingPointModel(tfrs.models.Model):
             self._penalties = None
         return loss
 
+    def prior_loss(self):
+        """``embedding_prior · Σ‖E‖² / N_train`` over every embedding table (and the item
+        biases): the negative log of a Gaussian prior per row, on the mean-loss scale."""
+        if self.config.embedding_prior <= 0:
+            return tf.constant(0.0)
+        rows = float(max(self.spec.dataset(SF).row_counts.get("train", 0), 1))
+        tables = [e.embeddings for e in self.embeddings.values()]
+        if self.item_bias is not None:
+            tables.append(self.item_bias.embeddings)
+        return self.config.embedding_prior / rows * tf.add_n(
+            [tf.reduce_sum(tf.square(t)) for t in tables])
+
     def compute_loss(self, inputs, training=False):
         """Mean BCE summed over the tasks present in ``inputs = {"sf": batch, "ad_click": batch}``."""
         total = 0.0
         for task, batch in inputs.items():
             count = tf.cast(tf.shape(batch["clicked"])[0], tf.float32)
             total += self.task_loss(task, batch, training) / count
-        return total
+        return total + (self.prior_loss() if training else 0.0)
 
     # -- parameter sets of Algorithm 1 ----------------------------------------------------------
     def private_variables(self, task):
         """Variables only ``task``'s loss touches (its output layer; attention for ad clicks)."""
         if task == SF:
-            return list(self.sf_output.trainable_variables)
+            return list(self.sf_output.trainable_variables) + (
+                list(self.sf_dot_weights.trainable_variables) if self.sf_dot_weights else [])
         private = list(self.ad_output.trainable_variables) + list(
-            self.title_attention.trainable_variables)
+            self.title_attention.trainable_variables) + (
+                list(self.ad_dot_weights.trainable_variables) if self.ad_dot_weights else [])
         return private + [v for name in self._private_vocabularies(AD)
                           for v in self.embeddings[name].trainable_variables]
 
@@ -285,8 +347,10 @@ class SellingPointModel(tfrs.models.Model):
         """Embedding tables, cross layers and MLP used by both tasks (hard sharing)."""
         private = set(self._private_vocabularies(AD)) if self.config.multi_task else set()
         cross = [v for layer in (self.cross or []) for v in layer.trainable_variables]
+        bias = list(self.item_bias.trainable_variables) if self.item_bias is not None else []
         return [v for name, e in self.embeddings.items() if name not in private
-                for v in e.trainable_variables] + cross + list(self.shared_mlp.trainable_variables)
+                for v in e.trainable_variables] + cross + bias + list(
+                    self.shared_mlp.trainable_variables)
 
     # -- serving ------------------------------------------------------------------------------
     def input_signature(self, task=SF):

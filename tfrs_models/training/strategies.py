@@ -128,7 +128,8 @@ class Trainer:
             with tf.GradientTape() as tape:
                 losses = {t: self.model.task_loss(t, batches[t], training=True) / global_batch
                           for t in tasks}
-                total = tf.add_n(list(losses.values()))
+                total = tf.add_n(list(losses.values())) + self.model.prior_loss() / float(
+                self.distribution.num_replicas_in_sync)
             variables = self.model.trainable_variables
             grads = tape.gradient(total, variables)
             opt.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
