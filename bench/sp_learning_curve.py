@@ -115,24 +115,40 @@ def point(args, config: dict, fraction: float, seed: int) -> dict:
     if summary_path.is_file():
         return json.loads(summary_path.read_text())
     start = time.time()
-    kept = write_subsample(Path(args.data), where / "data", fraction, seed, datasets)
-    history = run_dir / "history.json"
-    if not (run_dir / "model").exists() or not history.is_file():
-        subprocess.run(train_command(config, where / "data", run_dir, seed), check=True)
-    train_seconds = time.time() - start
-    metrics = evaluate_run(run_dir, where / "data", oracle_dir=args.logs)
+    if fraction == 1.0 and args.full_run:
+        # All the rows: an existing run trained by the same command on --data (e.g. the
+        # demo's RUN/train/sf, evaluated with --oracle by `adpush run`), read as it is.
+        run_dir = Path(args.full_run)
+        config_json = json.loads((run_dir / "config.json").read_text())
+        if Path(config_json["data_dir"]).resolve() != Path(args.data).resolve() or \
+                config_json["train"]["seed"] != seed:
+            raise SystemExit(f"--full-run {run_dir} was trained on {config_json['data_dir']} "
+                             f"with seed {config_json['train']['seed']}, not {args.data} / {seed}")
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        spec = json.loads((Path(args.data) / "spec.json").read_text())["datasets"]["sf"]
+        rows = spec["row_counts"]["train"]
+        kept = {"sf": (rows, round(rows * spec["label_rates"]["train"]["clicked"]))}
+        history, train_seconds = run_dir / "history.json", float("nan")
+    else:
+        kept = write_subsample(Path(args.data), where / "data", fraction, seed, datasets)
+        history = run_dir / "history.json"
+        if not (run_dir / "model").exists() or not history.is_file():
+            subprocess.run(train_command(config, where / "data", run_dir, seed), check=True)
+        train_seconds = time.time() - start
+        metrics = evaluate_run(run_dir, where / "data", oracle_dir=args.logs)
     epochs = [r for r in json.loads(history.read_text()) if r["phase"] == "main"]
     best = min(epochs, key=lambda r: r["valid_logloss"])
     result = {"fraction": fraction, "seed": seed, "sf_train_rows": kept["sf"][0],
               "sf_train_clicks": kept["sf"][1], "kept": kept, "epochs": len(epochs),
               "best_valid_logloss": best["valid_logloss"], "best_valid_auc": best["valid_auc"],
-              "baseline_c": metrics.get("baseline", {}).get("chosen_c"),
+              "baseline_c": metrics.get("baseline", {}).get("chosen_C"),
               "test_auc": {name: metrics["overall"][name]["auc"]
                            for name in ("model", "baseline", *REFERENCES)
                            if name in metrics["overall"]},
               "segments": {seg: {name: v[name]["auc"] for name in ("model", "baseline")
                                  if name in v} for seg, v in metrics["segments"].items()},
-              "seconds": round(time.time() - start, 1), "train_seconds": round(train_seconds, 1)}
+              "seconds": round(time.time() - start, 1), "train_seconds": round(train_seconds, 1),
+              "run_dir": str(run_dir)}
     summary_path.write_text(json.dumps(result, indent=1))
     return result
 
@@ -200,6 +216,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (subsample + training)")
     parser.add_argument("--subsample", default="sf",
                         help="datasets whose train rows are thinned: sf (default) or sf,ad_click")
+    parser.add_argument("--full-run", default=None,
+                        help="an evaluated run already trained on all of --data with the same "
+                             "command and seed (e.g. RUN/train/sf of `adpush run`): the fraction-1 "
+                             "point, not retrained")
     parser.add_argument("--config", default=None,
                         help="adpush config TOML whose [train] settings are used (default: the "
                              "embedded defaults, i.e. what make demo trains)")
