@@ -149,6 +149,7 @@ def point(args, config: dict, fraction: float, seed: int) -> dict:
                                  if name in v} for seg, v in metrics["segments"].items()},
               "seconds": round(time.time() - start, 1), "train_seconds": round(train_seconds, 1),
               "run_dir": str(run_dir)}
+    where.mkdir(parents=True, exist_ok=True)
     summary_path.write_text(json.dumps(result, indent=1))
     return result
 
