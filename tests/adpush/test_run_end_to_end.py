@@ -33,6 +33,8 @@ applicable_sps_per_category = 24
 n_filler_words = 60
 queries_per_category = 6
 modifiers_per_facet = 2
+ads_per_session = 10           # the library's ad traffic (the demo world shows 5 ads a session)
+ad_bias = -3.7
 
 [beam]
 min_count = 2
