@@ -6,6 +6,9 @@ import argparse
 from tfrs_models.selling_point.config import (HISTORY_POOLING, INTERACTIONS, MODELS, STRATEGIES, ModelConfig,
                                               RunConfig, TrainConfig)
 
+# The flags' defaults are the dataclasses' (one place to change a default).
+_MODEL, _TRAIN = ModelConfig(), TrainConfig()
+
 
 def register_train(kind_subparsers) -> None:
     """Add the ``sf`` kind to ``adpush train``."""
@@ -17,25 +20,25 @@ def register_train(kind_subparsers) -> None:
     p.add_argument("--data", required=True, help="build-data output directory (spec.json)")
     p.add_argument("--run-dir", required=True, help="checkpoints, logs and the trained model")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=40, help="cap of the main phase's epochs")
-    p.add_argument("--pretrain-epochs", type=int, default=40, help="cap of the pretrain phase")
-    p.add_argument("--patience", type=int, default=5,
+    p.add_argument("--epochs", type=int, default=_TRAIN.epochs, help="cap of the main phase's epochs")
+    p.add_argument("--pretrain-epochs", type=int, default=_TRAIN.pretrain_epochs, help="cap of the pretrain phase")
+    p.add_argument("--patience", type=int, default=_TRAIN.patience,
                    help="early stopping: epochs without a better validation logloss")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--learning-rate", default="1e-3",
+    p.add_argument("--batch-size", type=int, default=_TRAIN.batch_size)
+    p.add_argument("--learning-rate", default=f"{_TRAIN.learning_rate:g}",
                    help="one rate, or comma-separated rates: one run each, the best validation "
                         "logloss is kept (RUN/lr_sweep.json)")
     p.add_argument("--k", type=float, default=None,
                    help="alternating: auxiliary:main draw ratio (default rows(ad)/rows(sf))")
-    p.add_argument("--embedding-dim", type=int, default=16)
+    p.add_argument("--embedding-dim", type=int, default=_MODEL.embedding_dim)
     p.add_argument("--hidden-units", default="",
                    help="comma-separated MLP widths over the concatenated vectors (default none: "
                         "the candidate x group dots, item bias and linear terms only)")
-    p.add_argument("--attention-units", type=int, default=16)
-    p.add_argument("--interactions", choices=INTERACTIONS, default="dot",
+    p.add_argument("--attention-units", type=int, default=_MODEL.attention_units)
+    p.add_argument("--interactions", choices=INTERACTIONS, default=_MODEL.interactions,
                    help="candidate x user/query/profile crosses: FM-style dot products into the "
                         "output layer, a DCN-v2 cross layer (tfrs.layers.dcn.Cross), or none")
-    p.add_argument("--cross-layers", type=int, default=1, help="DCN-v2 cross layers")
+    p.add_argument("--cross-layers", type=int, default=_MODEL.cross_layers, help="DCN-v2 cross layers")
     p.add_argument("--use-user-id", action="store_true",
                    help="also embed user_id (off by default: at ~10 SF rows per user it overfits; "
                         "001's user is its click history)")
@@ -43,18 +46,18 @@ def register_train(kind_subparsers) -> None:
                    help="the ad head reads only the pooled title, not ad id / category / position")
     p.add_argument("--exclude-features", default="",
                    help="comma-separated spec features the model leaves out (ablations)")
-    p.add_argument("--dropout", type=float, default=0.0, help="MLP dropout (training only)")
-    p.add_argument("--embedding-l2", type=float, default=0.0,
+    p.add_argument("--dropout", type=float, default=_MODEL.dropout, help="MLP dropout (training only)")
+    p.add_argument("--embedding-l2", type=float, default=_MODEL.embedding_l2,
                    help="L2 on the embedding rows each batch looks up (per occurrence)")
-    p.add_argument("--embedding-prior", type=float, default=3.0,
+    p.add_argument("--embedding-prior", type=float, default=_MODEL.embedding_prior,
                    help="Gaussian prior on every embedding row: lambda * sum ||E||^2 / N_train "
                         "added to the mean loss each step")
-    p.add_argument("--history-pooling", choices=HISTORY_POOLING, default="per_feature",
+    p.add_argument("--history-pooling", choices=HISTORY_POOLING, default=_MODEL.history_pooling,
                    help="pool each history feature on its own (default) or the whole group as "
                         "one mean (001)")
     p.add_argument("--no-item-bias", action="store_true",
                    help="no per-keyword scalar bias in the SF and ad logits")
-    p.add_argument("--embedding-init-std", type=float, default=0.05,
+    p.add_argument("--embedding-init-std", type=float, default=_MODEL.embedding_init_std,
                    help="std of the N(0, s^2) initial embedding rows (0 = Keras' uniform)")
     p.add_argument("--mirrored", action="store_true", help="train under MirroredStrategy")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
