@@ -8,6 +8,7 @@ resumes where it stopped. ``adpush config show`` prints the effective configurat
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import time
@@ -32,6 +33,8 @@ class RunContext:
     config: dict
     seed: int
     progress: bool = True
+    log: Path | None = None          # stage subcommands write here instead of the console
+
 
     def path(self, *parts: str) -> Path:
         return self.run_dir.joinpath(*parts)
@@ -84,10 +87,15 @@ def _adpush(ctx: RunContext, *args: str) -> None:
     command = [sys.executable, "-m", "adpush.cli", *args]
     if not ctx.progress and args[:2] == ("train", "sf"):
         command.append("--quiet")
-    result = subprocess.run(command)
+    if ctx.log is None:
+        result = subprocess.run(command)
+    else:
+        ctx.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(ctx.log, "a") as log:
+            result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         raise UserError(f"stage command failed (exit {result.returncode}): adpush "
-                        + " ".join(args))
+                        + " ".join(args) + (f" (its output: {ctx.log})" if ctx.log else ""))
 
 
 def stage_train_sf(ctx: RunContext) -> dict:
@@ -218,10 +226,18 @@ def _fingerprint(config: dict, tables: tuple[str, ...], upstream: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+# A stage that may run beside the one before it: the two trainings read only the built data, and
+# each keeps about one of make demo's two cores busy (user time ~ wall time when run alone).
+BESIDE_PREVIOUS = {"train_cascade": "train_sf"}
+
+
 def run_stages(ctx: RunContext, force: bool = False, only: set[str] | None = None) -> dict:
+    """Run the stages in order, skipping finished ones; with ``[train] parallel`` the
+    CTR->CVR training runs beside the SF training, its console in ``RUN/train/cascade.log``."""
     markers = ctx.path(".stages")
     markers.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
+    todo: list[tuple[int, Stage, str, Path]] = []
     upstream = ""
     for index, stage in enumerate(STAGES, start=1):
         fingerprint = _fingerprint(ctx.config, stage.tables, upstream)
@@ -238,17 +254,60 @@ def run_stages(ctx: RunContext, force: bool = False, only: set[str] | None = Non
                       f"(--force redoes it)")
                 results[stage.name] = saved["result"]
                 continue
-        print(f"[{index}/{len(STAGES)}] {stage.name}: {stage.help} ...", flush=True)
+        todo.append((index, stage, fingerprint, marker))
+
+    def run_one(index, stage, fingerprint, marker, stage_ctx=ctx):
         start = time.perf_counter()
-        result = stage.run(ctx)
+        result = stage.run(stage_ctx)
         seconds = time.perf_counter() - start
         result["seconds"] = round(seconds, 1)
         marker.write_text(json.dumps({"fingerprint": fingerprint, "result": result}, indent=2))
         results[stage.name] = result
         line = _result_line(stage.name, result)
-        print(f"[{index}/{len(STAGES)}] {stage.name}: done in {seconds:.1f} s" + (f": {line}" if line else ""),
-              flush=True)
-    return results
+        print(f"[{index}/{len(STAGES)}] {stage.name}: done in {seconds:.1f} s"
+              + (f": {line}" if line else ""), flush=True)
+
+    parallel = bool(ctx.config.get("train", {}).get("parallel", False))
+    i = 0
+    while i < len(todo):
+        index, stage, fingerprint, marker = todo[i]
+        nxt = todo[i + 1] if i + 1 < len(todo) else None
+        if parallel and nxt is not None and BESIDE_PREVIOUS.get(nxt[1].name) == stage.name:
+            log = ctx.path("train", f"{nxt[1].name.removeprefix('train_')}.log")
+            print(f"[{nxt[0]}/{len(STAGES)}] {nxt[1].name}: {nxt[1].help}, beside "
+                  f"{stage.name} (its console: {log}) ...", flush=True)
+            print(f"[{index}/{len(STAGES)}] {stage.name}: {stage.help} ...", flush=True)
+            _run_beside(lambda: run_one(*nxt, stage_ctx=dataclasses.replace(ctx, log=log)),
+                        lambda: run_one(index, stage, fingerprint, marker))
+            i += 2
+            continue
+        print(f"[{index}/{len(STAGES)}] {stage.name}: {stage.help} ...", flush=True)
+        run_one(index, stage, fingerprint, marker)
+        i += 1
+    return {stage.name: results[stage.name] for stage in STAGES if stage.name in results}
+
+
+def _run_beside(background: Callable[[], None], foreground: Callable[[], None]) -> None:
+    """Run ``background`` in a thread while ``foreground`` runs; wait for both, then raise the
+    first failure (the foreground's if both failed)."""
+    import threading
+
+    failure: list[BaseException] = []
+
+    def target():
+        try:
+            background()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="adpush-run-beside", daemon=True)
+    thread.start()
+    try:
+        foreground()
+    finally:
+        thread.join()
+    if failure:
+        raise failure[0]
 
 
 def _result_line(stage: str, result: dict) -> str:

@@ -77,6 +77,13 @@ def test_every_stage_ran_and_the_summary_names_the_outputs(tiny_run):
         marker = json.loads((run / ".stages" / f"{stage}.json").read_text())
         assert marker["result"]["seconds"] >= 0
     assert f"run report: {run / 'report.html'}" in stdout
+    # [train] parallel (the default): the CTR->CVR training ran beside the SF training, its
+    # console in its own log, not interleaved with train_sf's
+    log = run / "train" / "cascade.log"
+    assert f"train_cascade: train the CTR->CVR model (000), beside train_sf (its console: {log})" \
+        in stdout
+    assert "trained cnn_attention/tcn" in log.read_text()
+    assert "trained cnn_attention/tcn" not in stdout
     assert re.search(r"CTR->CVR model: click AUC 0\.\d{4} vs oracle 0\.\d{4}, conversion AUC "
                      r"0\.\d{4} vs oracle 0\.\d{4}", stdout)
     # The summary's lift lines: one per experiment of 001 Table 2.
