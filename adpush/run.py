@@ -35,7 +35,6 @@ class RunContext:
     progress: bool = True
     log: Path | None = None          # stage subcommands write here instead of the console
 
-
     def path(self, *parts: str) -> Path:
         return self.run_dir.joinpath(*parts)
 
