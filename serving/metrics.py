@@ -228,20 +228,20 @@ def aiohttp_middleware(metrics: ServingMetrics, manager, config: MonitoringConfi
 
 
 def _grpc_interceptor_base():
-    import grpc.aio
+    import grpc
 
-    return grpc.aio.ServerInterceptor
+    return grpc.ServerInterceptor
 
 
 class MetricsInterceptor(_grpc_interceptor_base()):
-    """A ``grpc.aio`` server interceptor recording Predict / Classify / Regress as TF Serving does."""
+    """A gRPC server interceptor recording Predict / Classify / Regress as TF Serving does."""
 
     def __init__(self, metrics: ServingMetrics):
         self.metrics = metrics
         self._wrapped: dict[str, tuple] = {}   # method -> (its handler, the recording handler)
 
-    async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
         method = handler_call_details.method
         api = _GRPC_APIS.get(method)
         if handler is None or api is None or handler.unary_unary is None:
@@ -259,11 +259,11 @@ class MetricsInterceptor(_grpc_interceptor_base()):
         inner = handler.unary_unary
         metrics = self.metrics
 
-        async def behaviour(request, context):
+        def behaviour(request, context):
             start = time.perf_counter()
             response = None
             try:
-                response = await inner(request, context)
+                response = inner(request, context)
                 return response
             finally:
                 code = context.code()

@@ -256,6 +256,7 @@ def test_grpc_concurrent_distinct_requests_match(batching_server):
     from serving.tensors import ndarray_to_tensor_proto
 
     xs = np.arange(48, dtype=np.float32).reshape(-1, 1, 1) / 4.0   # 48 requests, distinct x, 1 row each
+    before = batching_server._batcher.stats["batches"], batching_server._batcher.stats["requests"]
     with grpc.insecure_channel(f"127.0.0.1:{batching_server.port}") as ch:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(ch)
 
@@ -278,6 +279,10 @@ def test_grpc_concurrent_distinct_requests_match(batching_server):
             assert a == grpc.StatusCode.INVALID_ARGUMENT and "Expects arg[x] to be float32 but float64 is provided" in b
         else:
             assert (a, b) == (123, [0.5 * float(xs[i, 0, 0]) + 2.0])
+    batches, requests_run = (batching_server._batcher.stats["batches"] - before[0],
+                             batching_server._batcher.stats["requests"] - before[1])
+    assert requests_run == 48 - 1        # the float64 one fails its dtype check before queueing
+    assert batches < requests_run        # gRPC requests waiting in their threads were merged
 
 
 def test_rest_batched_multi_row_requests_and_columnar(batching_server):
