@@ -311,6 +311,40 @@ def pipeline_options(beam_args=()) -> PipelineOptions:
     return PipelineOptions(beam_args)
 
 
+# Inputs at least this large run on one local worker process per core (up to LOCAL_MAX_WORKERS)
+# unless the runner or its mode is given: measured on 2 cores, quiet machine, byte-identical
+# outputs: the default world (491 MB of logs) 282 s -> 150 s, the demo world (52 MB) 24.9 s ->
+# 20.1 s; below this size the workers' start-up is most of the job.
+LOCAL_PARALLEL_BYTES = 32 << 20
+LOCAL_MAX_WORKERS = 4
+
+
+def local_parallelism(beam_args, files) -> list[str]:
+    """``beam_args`` plus ``--direct_running_mode=multi_processing --direct_num_workers=N`` for a
+    local run of at least LOCAL_PARALLEL_BYTES of local input, N = the usable cores (at most
+    LOCAL_MAX_WORKERS); unchanged when a runner other than FnApiRunner / DirectRunner, a running
+    mode or a worker count is given, on one core, or for remote inputs."""
+    beam_args = list(beam_args)
+    given = {a.split("=", 1)[0] for a in beam_args if a.startswith("--")}
+    if given & {"--direct_running_mode", "--direct_num_workers"}:
+        return beam_args
+    for a in beam_args:
+        if a.startswith("--runner="):
+            name = a.split("=", 1)[1].lower().removesuffix("runner")
+            if name not in ("fnapi", "direct"):
+                return beam_args
+    if "--runner" in beam_args:
+        return beam_args
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = min(cores, LOCAL_MAX_WORKERS)
+    if workers < 2 or any(_is_remote(f) for f in files):
+        return beam_args
+    size = sum(os.path.getsize(f) for pattern in files for f in glob.glob(pattern) if os.path.isfile(f))
+    if size < LOCAL_PARALLEL_BYTES:
+        return beam_args
+    return beam_args + ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
+
+
 def _is_dataflow(options: PipelineOptions) -> bool:
     from apache_beam.options.pipeline_options import StandardOptions
 
@@ -346,7 +380,9 @@ def build_data(source: str, input, out: str, config: BuildConfig | None = None,
     """
     config = dataclasses.replace(config or BuildConfig(), **overrides)
     out = str(out)
-    resolve_inputs(source, input)  # fail before the pipeline starts
+    roles = resolve_inputs(source, input)  # fail before the pipeline starts
+    beam_args = local_parallelism(beam_args, [f for files in roles.values()
+                                              for f in ([files] if isinstance(files, str) else files)])
     options = pipeline_options(beam_args)
     check_remote_paths(options, input, out)
     dry_run = _dry_run(options)

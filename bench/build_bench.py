@@ -3,7 +3,7 @@
 Builds the same simulate-logs directory with both trees' ``adpush build-data --source world``
 (each under ``/usr/bin/time -v``), then prints wall time, CPU seconds (user + sys) and peak RSS
 of each, their ratios (this tree / baseline) and each figure against issue 18's limits
-(<= 180 s wall on a quiet machine, <= 2 GB peak RSS), and checks that every output file is
+(<= 180 s wall on a quiet machine, <= 2 GB peak memory: the PSS of the whole process tree, sampled every 0.2 s, since multi_processing runs worker processes), and checks that every output file is
 byte-identical (sha256 per relative path; a missing or extra file is a difference).
 
     adpush simulate-logs --out /tmp/dw/logs --seed 0                     # the default world
@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -48,19 +49,75 @@ def _time_v(text: str) -> dict:
             "exit": int(field("Exit status") or -1)}
 
 
-def _start(adpush: str, logs: str, out: Path, log: Path):
+def _pss_bytes(pid: int) -> int:
+    """Proportional set size: resident bytes with pages shared between processes (libraries,
+    copy-on-write after fork) divided among them, so a tree's sum counts each page once."""
+    with open(f"/proc/{pid}/smaps_rollup") as fh:
+        for line in fh:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def tree_pss_bytes(root: int) -> int:
+    """Memory of ``root`` and all its descendants now, as the sum of their PSS (Beam's
+    multi_processing workers are child processes: /usr/bin/time's maximum RSS is the largest
+    single process, not their sum)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            total += _pss_bytes(pid)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            pass
+        todo.extend(children.get(pid, ()))
+    return total
+
+
+class _TreePss(threading.Thread):
+    """Samples ``tree_pss_bytes(pid)`` every ``interval`` seconds; ``peak`` is the largest."""
+
+    def __init__(self, pid: int, interval: float = 0.2):
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.peak, self.done = pid, interval, 0, threading.Event()
+
+    def run(self):
+        while not self.done.wait(self.interval):
+            self.peak = max(self.peak, tree_pss_bytes(self.pid))
+
+
+def _start(adpush: str, logs: str, out: Path, log: Path, extra=()):
     if out.exists():
         shutil.rmtree(out)
-    cmd = ["/usr/bin/time", "-v", adpush, "build-data", "--source", "world", "--input", logs, "--out", str(out)]
+    cmd = ["/usr/bin/time", "-v", adpush, "build-data", "--source", "world", "--input", logs, "--out", str(out),
+           *extra]
     fh = open(log, "w")
-    return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT), fh, os.getloadavg()[0]
+    proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+    sampler = _TreePss(proc.pid)
+    sampler.start()
+    return proc, fh, os.getloadavg()[0], sampler
 
 
 def _finish(job, log: Path) -> dict:
-    proc, fh, load_start = job
+    proc, fh, load_start, sampler = job
     proc.wait()
+    sampler.done.set()
+    sampler.join()
     fh.close()
     figures = _time_v(log.read_text(errors="replace"))
+    figures["largest_process_rss_bytes"] = figures["peak_rss_bytes"]
+    # the peak PSS of the whole process tree (sampled), or the largest process if it was larger
+    figures["peak_rss_bytes"] = max(sampler.peak, figures["peak_rss_bytes"])
     figures["loadavg_start"], figures["loadavg_end"] = load_start, os.getloadavg()[0]
     if figures["exit"] != 0:
         raise SystemExit(f"build failed, see {log}")
@@ -87,7 +144,7 @@ def main(argv=None) -> int:
                         help="use WORK/baseline and WORK/baseline.time from an earlier run")
     parser.add_argument("--parallel", action="store_true", help="run both builds at once")
     parser.add_argument("--json", default=None)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)   # the rest: build-data options for this tree's build
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -97,15 +154,16 @@ def main(argv=None) -> int:
     if args.reuse_baseline:
         base = _time_v(base_log.read_text(errors="replace"))
         base["cpu_s"] = base["user_s"] + base["sys_s"]
+        base["largest_process_rss_bytes"] = base["peak_rss_bytes"]
         base["loadavg_start"] = base["loadavg_end"] = float("nan")
-        ours = _finish(_start(args.adpush, args.logs, ours_out, ours_log), ours_log)
+        ours = _finish(_start(args.adpush, args.logs, ours_out, ours_log, extra), ours_log)
     elif args.parallel:
         jobs = (_start(args.baseline_adpush, args.logs, base_out, base_log),
-                _start(args.adpush, args.logs, ours_out, ours_log))
+                _start(args.adpush, args.logs, ours_out, ours_log, extra))
         base, ours = _finish(jobs[0], base_log), _finish(jobs[1], ours_log)
     else:
         base = _finish(_start(args.baseline_adpush, args.logs, base_out, base_log), base_log)
-        ours = _finish(_start(args.adpush, args.logs, ours_out, ours_log), ours_log)
+        ours = _finish(_start(args.adpush, args.logs, ours_out, ours_log, extra), ours_log)
     a, b = digests(base_out), digests(ours_out)
     differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     results = {"baseline": base, "ours": ours, "files": len(b), "differing_files": differ,
@@ -115,17 +173,16 @@ def main(argv=None) -> int:
           f"{'in parallel' if args.parallel else 'one after the other'})")
     print("\n| figure | baseline | this tree | this / baseline |\n|---|---:|---:|---:|")
     for name, key, scale in (("wall s", "wall_s", 1), ("CPU s (user+sys)", "cpu_s", 1),
-                             ("peak RSS GB", "peak_rss_bytes", 1 / 2**30)):
+                             ("peak memory GB (process tree PSS)", "peak_rss_bytes", 1 / 2**30),
+                             ("largest process RSS GB", "largest_process_rss_bytes", 1 / 2**30)):
         print(f"| {name} | {base[key] * scale:.2f} | {ours[key] * scale:.2f} | {ours[key] / base[key]:.2f} |")
     print(f"| load avg start / end | {base['loadavg_start']:.1f} / {base['loadavg_end']:.1f} | "
           f"{ours['loadavg_start']:.1f} / {ours['loadavg_end']:.1f} | |")
     print("\n## issue 18 targets\n\n| figure | value | limit | value / limit | reached |\n|---|---:|---:|---:|---|")
-    print(f"| peak RSS GB | {ours['peak_rss_bytes'] / 2**30:.2f} | <= {RSS_LIMIT_BYTES / 2**30:.2f} | "
+    print(f"| peak memory GB (process tree PSS) | {ours['peak_rss_bytes'] / 2**30:.2f} | <= {RSS_LIMIT_BYTES / 2**30:.2f} | "
           f"{ours['peak_rss_bytes'] / RSS_LIMIT_BYTES:.2f} | {'yes' if ours['peak_rss_bytes'] <= RSS_LIMIT_BYTES else 'NO'} |")
     print(f"| wall s (this machine, load above) | {ours['wall_s']:.1f} | <= {WALL_LIMIT_S:.0f} (quiet) | "
           f"{ours['wall_s'] / WALL_LIMIT_S:.2f} | {'yes' if ours['wall_s'] <= WALL_LIMIT_S else 'NO (see load)'} |")
-    print(f"| CPU s (bounds the quiet wall on 1 busy core) | {ours['cpu_s']:.1f} | <= {WALL_LIMIT_S:.0f} | "
-          f"{ours['cpu_s'] / WALL_LIMIT_S:.2f} | {'yes' if ours['cpu_s'] <= WALL_LIMIT_S else 'NO'} |")
     print(f"| byte-identical files | {len(b) - len(differ)}/{len(set(a) | set(b))} | all | | "
           f"{'yes' if not differ else 'NO: ' + ', '.join(differ[:10])} |")
     if args.json:
