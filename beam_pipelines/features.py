@@ -56,7 +56,8 @@ def ad_click_features(config) -> dict:
     return features
 
 
-def sequence_features(config, with_profile: bool) -> dict:
+def sequence_features(config, with_profile: bool, with_titles: bool = False) -> dict:
+    """``with_titles``: the candidate's catalogue title tokens (world source; Taobao has none)."""
     ctx = "context"
     features = {"user_id": _f("string", "user", vocab="user_id", part=ctx)}
     if with_profile:
@@ -64,6 +65,9 @@ def sequence_features(config, with_profile: bool) -> dict:
             features[name] = _f("string", "user_profile", vocab=name, part=ctx)
     features["item_id"] = _f("string", "item", vocab="item_id", part=ctx)
     features["category"] = _f("string", "item", vocab="category", part=ctx)
+    if with_titles:
+        features["title_tokens"] = _f("string", "item", vocab="title_token", kind="varlen",
+                                      max_length=config.max_title_tokens, part=ctx)
     for name in ("click", "conversion"):
         features[name] = _f("int64", "label", role="label", part=ctx)
     features["ts"] = _f("int64", "key", role="key", part=ctx)

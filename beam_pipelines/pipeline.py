@@ -188,14 +188,15 @@ def _construct_world(p, files, config, out):
                  | "ParseBehaviourEvents" >> ParseBehaviourEvents(window, WORLD_HEADER))
     read.append(behaviour[READ_TAG])
     dead.append(behaviour[DEAD_TAG])
-    sequences = behaviour.rows | "WriteSequenceShards" >> WriteSequenceShards(out, window, config, profiles_si)
+    sequences = behaviour.rows | "WriteSequenceShards" >> WriteSequenceShards(
+        out, window, config, profiles_si, ads_si)
     tokens = (impressions.tokens, sequences.tokens) | "AllTokens" >> beam.Flatten()
     datasets = {
         "sf": feature_specs.dataset_spec("sf", feature_specs.sf_features(config), ["clicked"], ["impression_id"]),
         "ad_click": feature_specs.dataset_spec("ad_click", feature_specs.ad_click_features(config),
                                                ["clicked"], ["impression_id"]),
         "sequence": feature_specs.dataset_spec(
-            "sequence", feature_specs.sequence_features(config, with_profile=True),
+            "sequence", feature_specs.sequence_features(config, with_profile=True, with_titles=True),
             ["click", "conversion"], ["user_id", "ts"], proto="tf.train.SequenceExample"),
     }
     return datasets, [], [impressions.summaries, sequences.summaries], tokens, dead, read, window

@@ -8,7 +8,9 @@ space, 000/003). Each action is credited to the latest view
 of its item (last touch), so a cart after the third view of an item labels the third view,
 not all three — which is also exactly the step whose probability the world's oracle gives.
 History = the user's events strictly before the impression's ``ts``, the last
-``max_history``, most recent last.
+``max_history``, most recent last. With a catalogue (the world source: ``ads.csv``), the
+candidate item's title tokens go into the context as ``title_tokens`` (at most
+``max_title_tokens``, in title order); the Taobao rows have no titles and no such feature.
 
 All of a user's impressions are built in two passes: events are sorted once, the labels come
 from one backward pass (per item: a cart/fav or buy seen since its next view), a history is a
@@ -30,18 +32,22 @@ _CONVERSION_ENTRIES = [wire.map_entry("conversion", wire.int64_feature([v])) for
 
 
 def build_user_sequences(user_id: int, events, day_origin: int, max_history: int,
-                         profile: dict[str, str] | None = None, day_seconds: int = 86400):
+                         profile: dict[str, str] | None = None, day_seconds: int = 86400,
+                         titles: dict | None = None, max_title_tokens: int = 16):
     """Build every impression of one user.
 
     Args:
       events: iterable of ``(ts, item_id, category, behaviour_code)``.
       profile: {profile field: value} added to the context (world source), or None.
       day_seconds: length of a "day" (split period; BuildConfig.split_seconds).
+      titles: {item_id: title tokens} (world source: the catalogue), or None for no
+        ``title_tokens`` feature; an item missing from it gets an empty title.
 
     Returns:
       (records, token_counts): records are ``(day, ts, index, click, conversion, payload)``
       with ``payload`` a serialized SequenceExample; token_counts is
-      ``{day: {vocab: {token: count}}}`` over all of the user's events.
+      ``{day: {vocab: {token: count}}}`` over all of the user's events (``title_token``
+      counts every event's title tokens, as ``item_id`` counts its item).
     """
     events = sorted(events)
     ts_arr = np.fromiter((e[0] for e in events), dtype=np.int64, count=len(events))
@@ -60,6 +66,7 @@ def build_user_sequences(user_id: int, events, day_origin: int, max_history: int
             bought_since[item] = bought_since.get(item, False) or code == BUY
     item_features: dict[int, bytes] = {}
     category_features: dict[int, bytes] = {}
+    title_of: dict[int, tuple[str, ...]] = {}
     item_steps, category_steps, behaviour_steps = [], [], []
     user_token = str(user_id)
     token_counts: dict = {}
@@ -80,10 +87,19 @@ def build_user_sequences(user_id: int, events, day_origin: int, max_history: int
             if profile:
                 for name in profile:
                     counts[name] = {}
+            if titles is not None:
+                counts["title_token"] = {}
         for vocab, token in (("user_id", user_token), ("item_id", str(item)),
                              ("category", str(category)), ("behavior", BEHAVIOURS[code])):
             bucket = counts[vocab]
             bucket[token] = bucket.get(token, 0) + 1
+        if titles is not None:
+            title = title_of.get(item)
+            if title is None:
+                title = title_of[item] = tuple(titles.get(item, ()))[:max_title_tokens]
+            bucket = counts["title_token"]
+            for token in title:
+                bucket[token] = bucket.get(token, 0) + 1
         if profile:
             for name, value in profile.items():
                 counts[name][value] = counts[name].get(value, 0) + 1
@@ -93,8 +109,11 @@ def build_user_sequences(user_id: int, events, day_origin: int, max_history: int
     if profile:
         for name, value in profile.items():
             fixed[name] = wire.map_entry(name, wire.bytes_feature([value.encode()]))
-    order = sorted(list(fixed) + ["item_id", "category", "click", "conversion", "ts", "day"])
+    order = sorted(list(fixed) + ["item_id", "category", "click", "conversion", "ts", "day"]
+                   + (["title_tokens"] if titles is not None else []))
     item_entries = {item: wire.map_entry("item_id", f) for item, f in item_features.items()}
+    title_entries = {item: wire.map_entry("title_tokens", wire.bytes_feature([t.encode() for t in title]))
+                     for item, title in title_of.items()}
     category_entries = {c: wire.map_entry("category", f) for c, f in category_features.items()}
     day_entries: dict[int, bytes] = {}
     records = []
@@ -111,6 +130,8 @@ def build_user_sequences(user_id: int, events, day_origin: int, max_history: int
         entries = dict(fixed)
         entries["item_id"] = item_entries[item]
         entries["category"] = category_entries[category]
+        if titles is not None:
+            entries["title_tokens"] = title_entries[item]
         entries["click"] = _CLICK_ENTRIES[click]
         entries["conversion"] = _CONVERSION_ENTRIES[conversion]
         entries["ts"] = wire.map_entry("ts", wire.int64_feature([ts]))
@@ -131,7 +152,7 @@ def reference_sequence_example(context: dict, history: list[tuple], impression_t
     """The same SequenceExample through the protobuf API (``.add()``/``.append``); for tests.
 
     Args:
-      context: {name: bytes | int} scalar context features.
+      context: {name: bytes | int | list[bytes]} context features (a list: ``title_tokens``).
       history: ``[(ts, item_id, category, behaviour_code)]`` oldest first.
     """
     import math
@@ -141,7 +162,10 @@ def reference_sequence_example(context: dict, history: list[tuple], impression_t
     ex = tf.train.SequenceExample()
     for name, value in context.items():
         feature = ex.context.feature[name]
-        if isinstance(value, bytes):
+        if isinstance(value, list):
+            feature.bytes_list.SetInParent()  # an empty title is still a bytes_list
+            feature.bytes_list.value.extend(value)
+        elif isinstance(value, bytes):
             feature.bytes_list.value.append(value)
         else:
             feature.int64_list.value.append(value)

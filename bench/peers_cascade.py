@@ -5,6 +5,9 @@ Features, all computed from the parsed ``sequence`` records the models read (spe
 
 - categorical ids: candidate ``item_id`` and ``category``, ``user_id`` and the profile fields,
   coded by the build's train vocabularies (OOV → 0, as the models' lookups);
+- token bags (the candidate's ``title_tokens`` where the build has them, i.e. the world): one
+  0/1 column per vocabulary token (the models mean-pool the same tokens' embeddings); the matrix
+  is then sparse (CSR);
 - history aggregates (the hand-made versions of what the sequence encoders must learn):
   history length; click-like actions (cart/fav) and views of the candidate's category among the
   last 5 / 15 / all events; the same for the candidate item; buys; the time since the last
@@ -72,12 +75,34 @@ def _gap_of_last(gaps, mask) -> np.ndarray:
     return np.where(np.isfinite(out), out, NO_EVENT_GAP)
 
 
-def peer_features(rows: dict, spec) -> tuple[np.ndarray, list[str], list[str]]:
-    """``(X [N, F] float64, feature names, categorical feature names)`` for LightGBM."""
+def _bag_of_words(values, vocab_path, name: str):
+    """``(CSR [N, V] of 0/1, column names)``: which vocabulary tokens each row's bag holds
+    (OOV and padding dropped)."""
+    from scipy import sparse  # noqa: PLC0415
+
+    tokens = Path(vocab_path).read_text().splitlines()
+    codes = _codes(values, vocab_path)                                   # [N, T], 0 = none
+    row = np.repeat(np.arange(codes.shape[0]), codes.shape[1])
+    col = codes.reshape(-1)
+    real = col > 0
+    bag = sparse.csr_matrix((np.ones(int(real.sum())), (row[real], col[real] - 1)),
+                            shape=(codes.shape[0], len(tokens)))
+    bag.sum_duplicates()
+    bag.data = np.minimum(bag.data, 1.0)
+    return bag, [f"{name}__{t}" for t in tokens]
+
+
+def peer_features(rows: dict, spec):
+    """``(X [N, F] float64, feature names, categorical feature names)`` for LightGBM; X is a
+    CSR matrix when the spec has token bags (dense columns first, then the bags)."""
     columns: dict[str, np.ndarray] = {}
     categorical = []
+    bags = []
     for f in spec.context_features:
         if f.vocab and f.name in rows:
+            if f.kind == "varlen":
+                bags.append(_bag_of_words(rows[f.name], spec.vocabularies[f.vocab].path, f.name))
+                continue
             columns[f.name] = _codes(rows[f.name], spec.vocabularies[f.vocab].path)
             categorical.append(f.name)
     if spec.sequence_length:
@@ -104,7 +129,13 @@ def peer_features(rows: dict, spec) -> tuple[np.ndarray, list[str], list[str]]:
         columns["gap_last_buy"] = _gap_of_last(gaps, buy)
         columns["click_share"] = click_like.sum(axis=1) / np.maximum(length, 1)
     names = list(columns)
-    return np.stack([columns[n].astype(np.float64) for n in names], axis=1), names, categorical
+    dense = np.stack([columns[n].astype(np.float64) for n in names], axis=1)
+    if not bags:
+        return dense, names, categorical
+    from scipy import sparse  # noqa: PLC0415
+
+    x = sparse.hstack([sparse.csr_matrix(dense)] + [b for b, _ in bags], format="csr")
+    return x, names + [n for _, bag_names in bags for n in bag_names], categorical
 
 
 def fit_booster(train_x, train_y, valid_x, valid_y, names, categorical, seed: int,
@@ -139,7 +170,8 @@ def run_peer(data_dir, seeds=(0,), oracle_logs=None, exclude=(), train_fraction:
         splits["train"] = {k: v[rows] for k, v in splits["train"].items()}
     matrices = {s: peer_features(rows, spec) for s, rows in splits.items()}
     names, categorical = matrices["train"][1], matrices["train"][2]
-    keep = [i for i, n in enumerate(names) if n not in set(exclude)]
+    # A bag's name (``title_tokens``) leaves out all of its columns (``title_tokens__<token>``).
+    keep = [i for i, n in enumerate(names) if n not in set(exclude) and n.split("__")[0] not in set(exclude)]
     names = [names[i] for i in keep]
     categorical = [c for c in categorical if c in names]
     x = {s: m[0][:, keep] for s, m in matrices.items()}

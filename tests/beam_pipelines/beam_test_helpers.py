@@ -24,7 +24,8 @@ def _dataset(out: Path, dataset: str, split: str, batch_size: int = 1024):
                        else tf.io.RaggedFeature(dtypes[f["dtype"]]))
                 for name, f in features.items()}
         return ds.map(lambda r: tf.io.parse_example(r, desc)), features
-    context = {name: tf.io.FixedLenFeature([], dtypes[f["dtype"]])
+    context = {name: (tf.io.FixedLenFeature([], dtypes[f["dtype"]]) if f["kind"] == "scalar"
+                      else tf.io.RaggedFeature(dtypes[f["dtype"]]))  # a context token bag (title_tokens)
                for name, f in features.items() if f["part"] == "context"}
     sequence = {name: tf.io.FixedLenSequenceFeature([], dtypes[f["dtype"]], allow_missing=True)
                 for name, f in features.items() if f["part"] == "sequence"}

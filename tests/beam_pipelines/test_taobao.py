@@ -67,6 +67,9 @@ def test_records_parse_with_spec_and_history_is_strictly_earlier(taobao_run):
     rows = [r for s in ("train", "valid", "test") for r in read_split(out, "sequence", s)]
     assert len(rows) == len(pvs) == sum(spec["datasets"]["sequence"]["row_counts"].values())
     assert sum(int(r["click"]) for r in rows) == expected_clicks
+    # Taobao has no catalogue: no title feature in the spec or the records, no title vocabulary
+    assert "title_tokens" not in spec["datasets"]["sequence"]["features"]
+    assert "title_token" not in spec["vocabularies"] and "title_tokens" not in rows[0]
     for r in rows:
         assert np.all(r["hist_time_gap"] > 0)   # log1p(gap) > 0 <=> every event strictly before
         assert len(r["hist_item_id"]) == len(r["hist_behavior"]) <= 50

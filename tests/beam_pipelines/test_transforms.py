@@ -171,8 +171,13 @@ def test_make_window_counts_partial_utc_days():
     assert make_window(start, start, start + 9 * 86400) == (start, start, start + 9 * 86400, 9)
 
 
-def test_write_sequence_shards_equals_build_split_write(tmp_path):
-    """The fused per-shard writer gives the same bytes and train tokens as the composed path."""
+@pytest.mark.parametrize("with_ads", [False, True])
+def test_write_sequence_shards_equals_build_split_write(tmp_path, with_ads):
+    """The fused per-shard writer gives the same bytes and train tokens as the composed path,
+    with or without a catalogue (the world's ads: the candidate's title tokens; item 12 is
+    missing from it and gets an empty title)."""
+    import tensorflow as tf
+
     from beam_pipelines.write_sequence_shards import WriteSequenceShards
 
     config = BuildConfig(num_shards=2, max_history=3)
@@ -183,13 +188,16 @@ def test_write_sequence_shards_equals_build_split_write(tmp_path):
     with TestPipeline(runner="FnApiRunner") as p:
         window = beam.pvalue.AsSingleton(p | "W" >> beam.Create([make_window(START, START, START + 9 * day)]))
         parsed = p | beam.Create(users)
-        built = (parsed | beam.MapTuple(lambda u, events: (u, [events])) | BuildSequenceExamples(window, 3))
+        ads = (beam.pvalue.AsDict(p | "Ads" >> beam.Create([(10, ("1", ("red", "shoe"))), (11, ("1", ("blue",)))]))
+               if with_ads else None)
+        built = (parsed | beam.MapTuple(lambda u, events: (u, [events]))
+                 | BuildSequenceExamples(window, 3, ads=ads, max_title_tokens=config.max_title_tokens))
         _ = (built.records | SplitByDay(window, config)
              | WriteDeterministicTFRecords(str(composed), ["sequence"], 2))
         train_tokens = (built.tokens | "SplitTokens" >> SplitByDay(window, config)
                         | beam.Filter(lambda s: s[0] == "train") | beam.Values()
                         | "Sum1" >> beam.CombinePerKey(_merge) | "Item1" >> beam.Filter(lambda kv: kv[0] == "item_id"))
-        shards = parsed | WriteSequenceShards(str(fused), window, config)
+        shards = parsed | WriteSequenceShards(str(fused), window, config, ads=ads)
         fused_tokens = (shards.tokens | "Sum2" >> beam.CombinePerKey(_merge)
                         | "Item2" >> beam.Filter(lambda kv: kv[0] == "item_id"))
         # train = days 0-3: users' events k = 0..7 -> items 10 + (k + u) % 3, eight per user
@@ -206,6 +214,17 @@ def test_write_sequence_shards_equals_build_split_write(tmp_path):
         # the records must be identical; gzip framing of the two writers may differ
         assert gzip.decompress(path.read_bytes()) == gzip.decompress(
             (fused / path.relative_to(composed)).read_bytes()), path.name
+    titles = {}
+    for path in sorted(fused.rglob("*.tfrecord.gz")):
+        for raw in tf.data.TFRecordDataset(str(path), compression_type="GZIP").as_numpy_iterator():
+            context = tf.train.SequenceExample.FromString(raw).context.feature
+            item = context["item_id"].bytes_list.value[0]
+            titles[item] = (list(context["title_tokens"].bytes_list.value)
+                            if "title_tokens" in context else None)
+    if with_ads:
+        assert titles == {b"10": [b"red", b"shoe"], b"11": [b"blue"], b"12": []}
+    else:
+        assert set(titles.values()) == {None}
 
 
 def _merge(dicts):

@@ -49,3 +49,25 @@ def test_user_sequences_match_protobuf_and_labels():
     assert records[0][5] == first.SerializeToString(deterministic=True)
     assert counts[0]["behavior"] == {"pv": 3, "cart": 1, "buy": 2}
     assert counts[0]["item_id"] == {"10": 4, "11": 2}
+
+
+def test_user_sequences_with_titles_match_protobuf():
+    """World source: the candidate's catalogue title tokens in the context (``title_tokens``),
+    cut to ``max_title_tokens``; an item without a title has an empty (but present) list; the
+    ``title_token`` counts take every event's title, as ``item_id`` counts its item."""
+    events = [(100, 10, 1, PV), (150, 10, 1, CART), (170, 11, 2, PV)]
+    titles = {10: ("red", "shoe", "fast"), 11: ()}
+    records, counts = build_user_sequences(3, events, 0, max_history=2, titles=titles, max_title_tokens=2)
+    expected = reference_sequence_example(
+        {"user_id": b"3", "item_id": b"10", "category": b"1", "click": 1, "conversion": 0,
+         "ts": 100, "day": 0, "title_tokens": [b"red", b"shoe"]}, [], 100)
+    assert records[0][5] == expected.SerializeToString(deterministic=True)
+    expected = reference_sequence_example(
+        {"user_id": b"3", "item_id": b"11", "category": b"2", "click": 0, "conversion": 0,
+         "ts": 170, "day": 0, "title_tokens": []}, [(100, 10, 1, PV), (150, 10, 1, CART)], 170)
+    assert records[1][5] == expected.SerializeToString(deterministic=True)
+    assert counts[0]["title_token"] == {"red": 2, "shoe": 2}
+    # without a catalogue (Taobao) the records carry no title and there are no title counts
+    plain, plain_counts = build_user_sequences(3, events, 0, max_history=2)
+    assert "title_tokens" not in tf.train.SequenceExample.FromString(plain[0][5]).context.feature
+    assert "title_token" not in plain_counts[0]

@@ -93,6 +93,15 @@ def test_world_fixture_end_to_end(tmp_path):
     # a buy without a cart ("buy now") is a click-through and a conversion (last touch)
     assert (by_ts[T0 + 3 * DAY + 5]["click"], by_ts[T0 + 3 * DAY + 5]["conversion"]) == (1, 1)
     assert by_ts[T0 + 3 * DAY + 5]["gender"] == b"1"
+    # the candidate's catalogue title (ads.csv), in title order
+    assert list(by_ts[T0 + 100]["title_tokens"]) == [b"c03_w01", b"sp_color_01", b"f001"]
+    assert list(by_ts[T0 + DAY + 10]["title_tokens"]) == [b"c04_w02", b"f002"]
+    assert spec["datasets"]["sequence"]["features"]["title_tokens"] == {
+        "dtype": "string", "kind": "varlen", "group": "item", "role": "feature",
+        "vocab": "title_token", "max_length": 16, "part": "context"}
+    # train days 0-1, every event's item counted: ad 100 (3 events: pv, cart, share dead-lettered
+    # -> 2), ad 101 (1): min_count 2 keeps ad 100's tokens only
+    assert (out / "vocab" / "title_token.txt").read_text().split() == ["c03_w01", "f001", "sp_color_01"]
 
     reasons = sorted((d["file"].rsplit("/", 1)[1], d["line_number"], d["reason"]) for d in dead_letters(out))
     assert reasons == [("ad_impressions.csv", 4, "unknown_ad_id"), ("ad_impressions.csv", 5, "wrong_column_count"),

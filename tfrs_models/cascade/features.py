@@ -57,7 +57,10 @@ class SharedEmbeddings(tf.keras.layers.Layer):
     """Looks up every model feature and groups the embeddings the towers and encoders read.
 
     Call returns a dict:
-      ``fields``    [B, F, D]  embeddings of the F categorical context features (spec order);
+      ``fields``    [B, F, D]  embeddings of the F categorical context features (spec order); a
+                               token-bag feature (``kind`` varlen, e.g. the candidate's
+                               ``title_tokens``) is the mean of its real tokens' embeddings
+                               (zeros if it has none), as 001's Eq. (4) pools a bag;
       ``dense``     [B, F_d]   float context features, standardised, then the history summary
                                (F_d may be 0);
       ``candidate`` [B, D_c]   concat of the ``item``-group embeddings (the attention query);
@@ -240,8 +243,18 @@ class SharedEmbeddings(tf.keras.layers.Layer):
                     offset += size
         return tf.concat(sums, axis=-1)
 
+    def _embed_context(self, feature: dict, value, training=None):
+        """[B, D]: a scalar feature's embedding, or the mean over a token bag's real tokens."""
+        if feature.get("kind", "scalar") == "scalar":
+            return self._embed(feature, value, training)[1]
+        real = tf.not_equal(value, "")                                               # [B, T]
+        embedded = self._embed(feature, value, training, real)[1]                    # [B, T, D]
+        weight = tf.cast(real, embedded.dtype)[..., tf.newaxis]
+        count = tf.maximum(tf.reduce_sum(weight, axis=1), 1.0)                       # [B, 1]
+        return tf.reduce_sum(embedded * weight, axis=1) / count
+
     def call(self, features, training=None):
-        embedded = {f["name"]: self._embed(f, features[f["name"]], training)[1]
+        embedded = {f["name"]: self._embed_context(f, features[f["name"]], training)
                     for f in self.context_categorical}
         fields = tf.stack([embedded[f["name"]] for f in self.context_categorical], axis=1)
         batch = tf.shape(fields)[0]

@@ -13,6 +13,27 @@ from pathlib import Path
 import numpy as np
 
 BEHAVIOURS = ["pv", "cart", "fav", "buy"]
+TITLE_TOKENS = ["good", "plain"] + [f"w{k}" for k in range(5)]
+
+
+def fixture_title(item: int, n_items: int) -> list[str]:
+    """The catalogue title of a fixture item (``titles=True``): ``good`` for the first third of
+    the items (the context dataset's good items), then a filler word; the last item has none."""
+    if item == n_items - 1:
+        return []
+    return ["good" if item < n_items // 3 else "plain", f"w{item % 5}"]
+
+
+def _title_feature(tf, item: int, n_items: int):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(
+        value=[t.encode() for t in fixture_title(item, n_items)]))
+
+
+def _add_title_spec(spec: dict, vocabs: dict, out: Path) -> None:
+    vocabs["title_token"] = _vocab(out / "vocab/title_token.txt", TITLE_TOKENS)
+    spec["datasets"]["sequence"]["features"]["title_tokens"] = {
+        "dtype": "string", "kind": "varlen", "max_length": 4, "vocab": "title_token",
+        "group": "item", "role": "feature", "part": "context"}
 
 
 def _vocab(path: Path, tokens: list[str]) -> dict:
@@ -26,7 +47,10 @@ def _bytes(values):
 
 
 def write_sequence_dataset(out: Path, *, rows: int = 256, max_length: int = 12, seed: int = 0,
-                           n_users: int = 40, n_items: int = 30, n_categories: int = 6) -> Path:
+                           n_users: int = 40, n_items: int = 30, n_categories: int = 6,
+                           titles: bool = False) -> Path:
+    """``titles``: the candidate's ``title_tokens`` (fixture_title) in the context, as the world
+    source builds them; the rows and labels are the same as without."""
     import tensorflow as tf
 
     out = Path(out)
@@ -65,6 +89,8 @@ def write_sequence_dataset(out: Path, *, rows: int = 256, max_length: int = 12, 
             "ts": tf.train.Feature(int64_list=tf.train.Int64List(value=[ts])),
             "day": tf.train.Feature(int64_list=tf.train.Int64List(value=[ts // 86400])),
         })
+        if titles:
+            ctx.feature["title_tokens"].CopyFrom(_title_feature(tf, cand, n_items))
 
         def flist(values, kind):
             if kind == "bytes":
@@ -98,6 +124,8 @@ def write_sequence_dataset(out: Path, *, rows: int = 256, max_length: int = 12, 
         rates[split] = {"click": clicks / n, "conversion": convs / n}
 
     spec = json.loads(_sequence_spec_template(max_length))
+    if titles:
+        _add_title_spec(spec, vocabs, out)
     spec["vocabularies"] = vocabs
     spec["datasets"]["sequence"].update(files=files, row_counts=counts, label_rates=rates)
     # user_id is both a model feature and a join key in the contract.
@@ -147,7 +175,7 @@ def write_flat_dataset(out: Path, *, rows: int = 96, seed: int = 0) -> Path:
 
 
 def write_context_dataset(out: Path, *, rows: int = 3000, max_length: int = 20, seed: int = 0,
-                          n_items: int = 60, n_categories: int = 6) -> Path:
+                          n_items: int = 60, n_categories: int = 6, titles: bool = False) -> Path:
     """A small ``sequence`` dataset with the world's story (abtest/world/behaviour.py) in
     miniature, to check that the models *learn*, not only run:
 
@@ -159,7 +187,9 @@ def write_context_dataset(out: Path, *, rows: int = 3000, max_length: int = 20, 
       float that has to be standardised.
 
     Splits are i.i.d. (train ``rows``, valid and test ``rows // 3``), so a model that learns
-    anything scores well above 0.5 on test.
+    anything scores well above 0.5 on test. With ``titles`` the candidate's ``title_tokens``
+    (fixture_title) say whether it is good: with many items (few rows each) only the title
+    carries the item term across items, as the world's title appeal does.
     """
     import tensorflow as tf
 
@@ -197,6 +227,8 @@ def write_context_dataset(out: Path, *, rows: int = 3000, max_length: int = 20, 
             "gender": bytes_feature(user % 3), "item_id": bytes_feature(cand),
             "category": bytes_feature(cand_cat), "click": int_feature(click),
             "conversion": int_feature(conv), "ts": int_feature(ts), "day": int_feature(ts // 86400)})
+        if titles:
+            ctx.feature["title_tokens"].CopyFrom(_title_feature(tf, cand, n_items))
 
         def flist(values):
             return tf.train.FeatureList(feature=[bytes_feature(v) for v in values])
@@ -222,6 +254,8 @@ def write_context_dataset(out: Path, *, rows: int = 3000, max_length: int = 20, 
         counts[split] = n
         rates[split] = {"click": clicks / n, "conversion": convs / n}
     spec = json.loads(_sequence_spec_template(max_length))
+    if titles:
+        _add_title_spec(spec, vocabs, out)
     spec["vocabularies"] = vocabs
     ds = spec["datasets"]["sequence"]
     ds.update(files=files, row_counts=counts, label_rates=rates)

@@ -198,3 +198,33 @@ def test_decayed_half_life_is_learnt_from_a_planted_time_decay(layout):
     assert 2.0 < half_lives[planted] < 4.5, half_lives[planted]
     weights = head.kernel.numpy()[:, 0]
     assert weights[planted] > 1.0 and weights[planted] == weights.max(), weights
+
+
+def test_title_tokens_are_mean_pooled_over_real_tokens(layout, tmp_path):
+    """The candidate's ``title_tokens`` (a token bag of the item group) enter ``fields`` and
+    ``candidate`` as the mean of its real tokens' embeddings; padding and an empty title give
+    zeros; an OOV token counts as a token (its OOV row)."""
+    import tensorflow as tf
+
+    from tfrs_models.cascade.features import SharedEmbeddings
+
+    (tmp_path / "title_token.txt").write_text("red\nshoe\nfast\n")
+    with_title = dict(layout, vocabularies=dict(
+        layout["vocabularies"], title_token={"path": str(tmp_path / "title_token.txt"), "size": 3,
+                                             "num_oov_buckets": 1}))
+    with_title["features"] = layout["features"][:3] + [
+        {"name": "title_tokens", "dtype": "string", "vocab": "title_token", "group": "item",
+         "part": "context", "max_length": 4, "kind": "varlen"}] + layout["features"][3:]
+    layer = SharedEmbeddings(with_title, embedding_dim=2, history_summary=False)
+    assert layer.candidate_names == ["item_id", "category", "title_tokens"]
+    batch = dict(_batch())
+    batch = {k: tf.concat([v, v], axis=0) for k, v in batch.items()}
+    batch["title_tokens"] = tf.constant([["red", "fast", "zzz", ""], ["", "", "", ""]])
+    out = layer(batch)
+    table = next(v.numpy() for v in layer.weights if "embedding_title_token" in v.name)
+    # rows: 0 padding, 1 OOV, then red, shoe, fast
+    expected = (table[2] + table[4] + table[1]) / 3
+    assert out["fields"].shape == (2, 4, 2)
+    np.testing.assert_allclose(out["fields"].numpy()[0, 3], expected, rtol=1e-5)
+    np.testing.assert_array_equal(out["fields"].numpy()[1, 3], [0.0, 0.0])
+    np.testing.assert_allclose(out["candidate"].numpy()[0, 4:], expected, rtol=1e-5)

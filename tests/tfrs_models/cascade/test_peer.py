@@ -64,3 +64,30 @@ def test_peer_learns_the_sequence_signal_and_joins_a_compare_table(context_data,
 
     with pytest.raises(UserError, match="799 test rows"):
         peers_cascade.add_to_compare(result, tmp_path)
+
+
+def test_peer_gets_the_title_tokens_as_a_bag_of_words(tmp_path):
+    """Fairness: where the models read the candidate's ``title_tokens``, the peer gets one 0/1
+    column per title vocabulary token (OOV and padding dropped), after the dense columns."""
+    import peers_cascade
+    from cascade_fixture_data import TITLE_TOKENS, write_sequence_dataset
+
+    from tfrs_models.cascade.input import load_spec
+
+    spec = load_spec(write_sequence_dataset(tmp_path / "data", rows=16, titles=True))
+    rows = {
+        "category": np.array([b"1", b"2"]), "item_id": np.array([b"7", b"8"]),
+        "title_tokens": np.array([[b"good", b"w3", b"zzz", b""], [b"", b"", b"", b""]]),
+        "hist_category": np.array([[b"", b"1"], [b"2", b"2"]]),
+        "hist_item_id": np.array([[b"", b"7"], [b"8", b"9"]]),
+        "hist_behavior": np.array([[b"", b"cart"], [b"pv", b"pv"]]),
+        "hist_time_gap": np.array([[0.0, 9.0], [5.0, 2.0]], np.float32),
+    }
+    x, names, categorical = peers_cascade.peer_features(rows, spec)
+    bag = [f"title_tokens__{t}" for t in TITLE_TOKENS]
+    assert names[-len(bag):] == bag and "title_tokens" not in categorical
+    dense = x.toarray()
+    f0, f1 = dict(zip(names, dense[0])), dict(zip(names, dense[1]))
+    assert [t for t in bag if f0[t]] == ["title_tokens__good", "title_tokens__w3"]
+    assert not any(f1[t] for t in bag)
+    assert f0["same_category_clicks_all"] == 1 and f1["hist_length"] == 2
