@@ -13,18 +13,26 @@ from serving.server import ModelServer
 
 
 def _slow_model(tmp_path):
+    """A model that takes `n` milliseconds of wall time, on any machine.
+
+    A fixed amount of arithmetic is not slow everywhere: 5000 128×128 matmuls took 1 s here and
+    under 0.2 s on a CI machine, which made the in-flight check below race. The loop spins on
+    `tf.timestamp()` (a stateful op, re-read every iteration, kept in the SavedModel) instead.
+    """
     import tensorflow as tf
 
     class Slow(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="n")])
         def run(self, n):
-            m = tf.ones([128, 128]) / 128.0
+            start = tf.timestamp()
+            seconds = tf.cast(n[0], tf.float64) / 1000.0
 
-            def body(i, acc):
-                return i + 1, tf.matmul(acc, m)
+            def body(i):
+                return [i + 1]
 
-            _, acc = tf.while_loop(lambda i, acc: i < n[0], body, [tf.constant(0), m])
-            return {"y": tf.fill(tf.shape(n), tf.reduce_sum(acc))}
+            (spins,) = tf.while_loop(lambda i: tf.timestamp() - start < seconds, body, [tf.constant(0)])
+            elapsed = tf.timestamp() - start
+            return {"y": tf.fill(tf.shape(n), tf.cast(elapsed, tf.float32) + tf.cast(spins > -1, tf.float32))}
 
     module = Slow()
     return ex.export_saved_model(module, {"serving_default": module.run}, tmp_path, "slow", version=1)
@@ -48,7 +56,7 @@ def test_stop_lets_in_flight_requests_finish(slow_base):
     rest.predict({"n": np.array([1], np.int32)})  # connections are up before the clock starts
     grpc_c.predict({"n": np.array([1], np.int32)})
     results, finished, started = {}, {}, threading.Event()
-    n = np.array([5000], np.int32)  # ≥1 s even on an idle core
+    n = np.array([2000], np.int32)  # 2 s of wall time on any machine
 
     def call(name, client):
         started.set()
@@ -83,7 +91,7 @@ def test_rest_deadline_gives_504_and_the_server_keeps_serving(slow_base):
         import requests
 
         url = f"http://127.0.0.1:{server.rest_api_port}/v1/models/slow:predict"
-        r = requests.post(url, data='{"instances": [60000]}', timeout=60)
+        r = requests.post(url, data='{"instances": [5000]}', timeout=60)
         assert r.status_code == 504 and r.json() == {"error": "Deadline Exceeded"}
         r = requests.post(url, data='{"instances": [1]}', timeout=60)
         assert r.status_code == 200 and len(r.json()["predictions"]) == 1
