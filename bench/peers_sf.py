@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 CATEGORICAL = ("sf_keyword", "age_bucket", "gender", "city_tier", "activity_level",
-               "query_category", "query_0", "query_1", "query_2", "query_3")
+               "query_category", "query_0", "query_1", "query_2", "query_3", "user_id")
 HISTORY = ("history_sf_keywords", "history_ad_title_tokens")
 
 
@@ -36,10 +36,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-baseline", action="store_true", help="skip the LR baseline")
     parser.add_argument("--rounds", type=int, default=3000, help="LightGBM boosting round cap")
+    parser.add_argument("--no-user-id", action="store_true",
+                        help="skip the second LightGBM peer that also gets user_id (the "
+                             "information a model trained with --use-user-id has)")
 
 
-def lightgbm_frame(columns: dict, categories: dict | None = None):
-    """A pandas frame of LightGBM features; ``categories`` (from train) fixes the codes."""
+def lightgbm_frame(columns: dict, categories: dict | None = None, user_id: bool = False):
+    """A pandas frame of LightGBM features; ``categories`` (from train) fixes the codes;
+    ``user_id``: the user's id as one more categorical feature."""
     import pandas as pd  # noqa: PLC0415
 
     def text(values):
@@ -47,7 +51,7 @@ def lightgbm_frame(columns: dict, categories: dict | None = None):
 
     frame = {}
     for name in ("sf_keyword", "age_bucket", "gender", "city_tier", "activity_level",
-                 "query_category"):
+                 "query_category") + (("user_id",) if user_id else ()):
         if name in columns:
             frame[name] = text(columns[name])
     query = columns["query_tokens"]
@@ -66,12 +70,13 @@ def lightgbm_frame(columns: dict, categories: dict | None = None):
     return frame, categories
 
 
-def fit_lightgbm(train: dict, valid: dict, test: dict, seed: int, rounds: int) -> tuple[np.ndarray, dict]:
+def fit_lightgbm(train: dict, valid: dict, test: dict, seed: int, rounds: int,
+                 user_id: bool = False) -> tuple[np.ndarray, dict]:
     import lightgbm as lgb  # noqa: PLC0415
 
-    x_train, categories = lightgbm_frame(train)
-    x_valid, _ = lightgbm_frame(valid, categories)
-    x_test, _ = lightgbm_frame(test, categories)
+    x_train, categories = lightgbm_frame(train, user_id=user_id)
+    x_valid, _ = lightgbm_frame(valid, categories, user_id=user_id)
+    x_test, _ = lightgbm_frame(test, categories, user_id=user_id)
     params = {"objective": "binary", "metric": "binary_logloss", "learning_rate": 0.05,
               "num_leaves": 63, "min_data_in_leaf": 50, "feature_fraction": 0.9,
               "bagging_fraction": 0.9, "bagging_freq": 1, "lambda_l2": 1.0,
@@ -79,7 +84,8 @@ def fit_lightgbm(train: dict, valid: dict, test: dict, seed: int, rounds: int) -
     booster = lgb.train(params, lgb.Dataset(x_train, train["clicked"]), num_boost_round=rounds,
                         valid_sets=[lgb.Dataset(x_valid, valid["clicked"])],
                         callbacks=[lgb.early_stopping(50, verbose=False)])
-    summary = {"kind": "LightGBM, categorical ids + history match counts",
+    summary = {"kind": "LightGBM, categorical ids + history match counts"
+                       + (" + user_id" if user_id else ""),
                "best_iteration": int(booster.best_iteration),
                "valid_logloss": float(booster.best_score["valid_0"]["binary_logloss"]),
                "features": list(x_train.columns)}
@@ -105,6 +111,11 @@ def run(args) -> int:
     scores["lightgbm"], summaries["lightgbm"] = fit_lightgbm(split["train"], split["valid"], test,
                                                              args.seed, args.rounds)
     seconds["lightgbm"] = round(time.time() - start, 1)
+    if not args.no_user_id and "user_id" in split["train"]:
+        start = time.time()
+        scores["lightgbm_user_id"], summaries["lightgbm_user_id"] = fit_lightgbm(
+            split["train"], split["valid"], test, args.seed, args.rounds, user_id=True)
+        seconds["lightgbm_user_id"] = round(time.time() - start, 1)
     if not args.no_baseline:
         start = time.time()
         fitted = baseline.HashedCrossBaseline().fit(split["train"], split["valid"])

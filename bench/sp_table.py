@@ -59,6 +59,9 @@ def main(argv=None) -> int:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--model-config", default="{}",
                         help="JSON of ModelConfig fields shared by every run")
+    parser.add_argument("--train-config", default="{}",
+                        help="JSON of more TrainConfig fields shared by every run "
+                             "(e.g. '{\"joint_batches\": \"proportional\"}')")
     parser.add_argument("--runs", default="",
                         help="comma-separated model_strategy runs, in this order (default: all seven)")
     parser.add_argument("--baseline", action="store_true",
@@ -90,7 +93,7 @@ def main(argv=None) -> int:
                 train=TrainConfig(strategy=strategy, epochs=args.epochs,
                                   pretrain_epochs=args.pretrain_epochs, patience=args.patience,
                                   batch_size=args.batch_size, learning_rate=args.learning_rate,
-                                  seed=args.seed))
+                                  seed=args.seed, **json.loads(args.train_config)))
             start = time.time()
             trained = train(spec, config, run_dir, verbose=0)
             timings[name] = round(time.time() - start, 1)

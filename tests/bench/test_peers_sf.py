@@ -26,3 +26,7 @@ def test_peers_sf_scores_the_same_test_rows(tmp_path):
     # the planted facet preference shows through the history-match and keyword features
     assert result["auc"]["lightgbm"]["overall"] > 0.6
     assert "history_sf_keywords_has_candidate" in result["peers"]["lightgbm"]["features"]
+    # the second LightGBM peer gets the user's id as one more categorical feature
+    assert "user_id" in result["peers"]["lightgbm_user_id"]["features"]
+    assert "user_id" not in result["peers"]["lightgbm"]["features"]
+    assert result["auc"]["lightgbm_user_id"]["overall"] > 0.55

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 
@@ -112,6 +114,56 @@ def test_dot_interactions_reach_the_sf_logit_linearly(sp_spec):
                                              interactions="cross"))
     assert cross.sf_output.kernel.shape[0] == 8 and cross.cross[0].trainable_variables
     assert cross.sf_dot_weights is None
+
+
+def test_appeal_title_pooling_on_a_hand_case():
+    """α = softmax(τ·r) over real tokens, t = β·Σ α_j r_j; an all-padding title gives 0."""
+    import tensorflow as tf
+
+    from tfrs_models.layers.appeal_title_pooling import AppealTitlePooling
+
+    layer = AppealTitlePooling()
+    scores = tf.constant([[1.0, 2.0, 50.0], [3.0, -1.0, 0.0]])
+    mask = tf.constant([[True, True, False], [False, False, False]])
+    pooled, alpha = layer(scores, mask)
+    a = math.exp(1.0) / (math.exp(1.0) + math.exp(2.0))  # 0.2689
+    np.testing.assert_allclose(alpha.numpy(), [[a, 1 - a, 0.0], [0.0, 0.0, 0.0]], atol=1e-6)
+    np.testing.assert_allclose(pooled.numpy(), [a * 1.0 + (1 - a) * 2.0, 0.0], atol=1e-6)
+    layer.temperature.assign(2.0)
+    layer.title_weight.assign(0.5)
+    pooled, alpha = layer(scores, mask)
+    a = math.exp(2.0) / (math.exp(2.0) + math.exp(4.0))  # 0.1192
+    np.testing.assert_allclose(pooled.numpy(), [0.5 * (a * 1.0 + (1 - a) * 2.0), 0.0], atol=1e-6)
+
+
+def test_appeal_head_scores_a_title_token_as_the_sf_head_scores_that_keyword(sp_spec):
+    """title_pooling="appeal": an ad whose title is the single keyword v, shown to the same
+    user under the same query, gets β times the SF head's score of v (b_v + Σ_g w_g<φ_v, e_g>),
+    whatever the (random) embeddings, biases and dot weights."""
+    import tensorflow as tf
+
+    tf.random.set_seed(3)
+    model = build_model(sp_spec, ModelConfig(model="amtdl", embedding_dim=4,
+                                             title_pooling="appeal", use_user_id=True))
+    assert model.ad_dot_weights is None
+    for table in list(model.embeddings.values()) + [model.item_bias]:
+        table.embeddings.assign(tf.random.normal(table.embeddings.shape))
+    model.sf_dot_weights.kernel.assign(tf.random.normal(model.sf_dot_weights.kernel.shape))
+    for head in (model.sf_output, model.ad_output):  # leave only the keyword score and the biases
+        head.kernel.assign(tf.zeros_like(head.kernel))
+    model.title_attention.title_weight.assign(0.7)
+    sf = next(iter(make_dataset(sp_spec, "sf", "train", 16)))
+    ad = {name: sf[name] for name in model.input_signature("ad_click") if name in sf}
+    ad["title_tokens"] = sf["sf_keyword"][:, tf.newaxis]
+    for name in ("ad_id", "category", "position"):
+        ad[name] = tf.fill([16], "")
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    sf_score = logit(model.predict_sf(sf).numpy().astype(np.float64)) - float(model.sf_output.bias[0])
+    ad_score = logit(model.predict_ad(ad).numpy().astype(np.float64)) - float(model.ad_output.bias[0])
+    assert np.std(sf_score) > 0.1
+    np.testing.assert_allclose(ad_score, 0.7 * sf_score, rtol=1e-3, atol=1e-4)
+    with pytest.raises(ValueError, match="appeal"):
+        ModelConfig(title_pooling="appeal", interactions="cross", item_bias=False)
 
 
 def test_regularisation_options_change_only_what_they_should(sp_spec):

@@ -138,3 +138,30 @@ def test_same_seed_same_weights(sp_data, sp_spec, tmp_path):
         np.testing.assert_array_equal(x, y)
     c = Trainer(sp_spec, _config(sp_data, seed=4), tmp_path / "c", verbose=0)
     assert any(not np.array_equal(x, y) for x, y in zip(first, _values(c.model.trainable_variables)))
+
+
+def test_proportional_joint_batches_weigh_every_row_alike(sp_data, sp_spec, tmp_path):
+    """joint_batches="proportional": the ad batch holds k·B rows (k = 2 here), an epoch is one
+    pass over both train splits, and a step's loss is (Σ SF row losses + Σ ad row losses) / B."""
+    trainer = Trainer(sp_spec, _config(sp_data, joint_batches="proportional"), tmp_path, verbose=0)
+    assert trainer.batch_size("sf") == 64 and trainer.batch_size("ad_click") == 128
+    plan = trainer.schedule(1, 0)
+    assert plan == [("sf", "ad_click")] * 10  # 640 SF rows / 64; 10 × 128 = all 1280 ad rows
+    batches = {t: next(trainer._iterator(t, 0)) for t in ("sf", "ad_click")}
+    assert batches["ad_click"]["clicked"].shape[0] == 128
+    model = trainer.model
+    sums = {t: float(model.task_loss(t, batches[t], training=True)) for t in batches}
+    rows = {t: batches[t]["clicked"].numpy().astype(np.float32) for t in batches}
+    probs = {"sf": model.predict_sf(batches["sf"]).numpy(),
+             "ad_click": model.predict_ad(batches["ad_click"]).numpy()}
+    for t in batches:  # the summed BCE by hand
+        p = np.clip(probs[t], 1e-7, 1 - 1e-7)
+        by_hand = -np.sum(rows[t] * np.log(p) + (1 - rows[t]) * np.log(1 - p))
+        assert sums[t] == pytest.approx(by_hand, rel=1e-4)
+    out = trainer.step_function(("sf", "ad_click"))(batches)
+    for t in batches:  # the step reports each source's sum over B rows, not its batch mean
+        assert float(out[t]) == pytest.approx(sums[t] / 64.0, rel=1e-4)
+    equal = Trainer(sp_spec, _config(sp_data, joint_batches="equal"), tmp_path / "equal", verbose=0)
+    assert equal.batch_size("ad_click") == 64
+    with pytest.raises(ValueError, match="joint_batches"):
+        TrainConfig(joint_batches="everything")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from tfrs_models.selling_point.config import (HISTORY_POOLING, INTERACTIONS, MODELS, STRATEGIES, ModelConfig,
-                                              RunConfig, TrainConfig)
+from tfrs_models.selling_point.config import (HISTORY_POOLING, INTERACTIONS, JOINT_BATCHES, MODELS,
+                                              STRATEGIES, TITLE_POOLING, ModelConfig, RunConfig, TrainConfig)
 
 # The flags' defaults are the dataclasses' (one place to change a default).
 _MODEL, _TRAIN = ModelConfig(), TrainConfig()
@@ -28,6 +28,10 @@ def register_train(kind_subparsers) -> None:
     p.add_argument("--learning-rate", default=f"{_TRAIN.learning_rate:g}",
                    help="one rate, or comma-separated rates: one run each, the best validation "
                         "logloss is kept (RUN/lr_sweep.json)")
+    p.add_argument("--joint-batches", choices=JOINT_BATCHES, default=_TRAIN.joint_batches,
+                   help="joint: one batch of each source per step (equal), or an ad batch k times "
+                        "larger so an epoch passes over both train splits and every row weighs "
+                        "the same (proportional)")
     p.add_argument("--k", type=float, default=None,
                    help="alternating: auxiliary:main draw ratio (default rows(ad)/rows(sf))")
     p.add_argument("--embedding-dim", type=int, default=_MODEL.embedding_dim)
@@ -55,6 +59,9 @@ def register_train(kind_subparsers) -> None:
     p.add_argument("--history-pooling", choices=HISTORY_POOLING, default=_MODEL.history_pooling,
                    help="pool each history feature on its own (default) or the whole group as "
                         "one mean (001)")
+    p.add_argument("--title-pooling", choices=TITLE_POOLING, default=_MODEL.title_pooling,
+                   help="the ad head's title: 001's MLP attention (Eq. 11-13), or each token "
+                        "scored by the SF head's keyword score (ad clicks train the SF ranking)")
     p.add_argument("--no-item-bias", action="store_true",
                    help="no per-keyword scalar bias in the SF and ad logits")
     p.add_argument("--embedding-init-std", type=float, default=_MODEL.embedding_init_std,
@@ -77,10 +84,12 @@ def run_config_from_args(args) -> RunConfig:
                           interactions=args.interactions, cross_layers=args.cross_layers,
                           use_user_id=args.use_user_id, ad_context=not args.no_ad_context,
                           history_pooling=args.history_pooling,
+                          title_pooling=args.title_pooling,
                           item_bias=not args.no_item_bias),
         train=TrainConfig(strategy=args.strategy, epochs=args.epochs, batch_size=args.batch_size,
                           learning_rate=learning_rates(args.learning_rate)[0], k=args.k,
                           patience=args.patience, pretrain_epochs=args.pretrain_epochs,
+                          joint_batches=args.joint_batches,
                           seed=args.seed))
 
 

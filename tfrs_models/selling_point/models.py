@@ -32,6 +32,7 @@ import tensorflow_recommenders as tfrs
 from adpush.errors import UserError
 from tfrs_models._tf import import_tensorflow
 from tfrs_models.input import DataSpec, FeatureSpec
+from tfrs_models.layers.appeal_title_pooling import AppealTitlePooling
 from tfrs_models.layers.candidate_dot_interactions import CandidateDotInteractions
 from tfrs_models.layers.mean_bag_pooling import MeanBagPooling
 from tfrs_models.layers.title_attention_pooling import TitleAttentionPooling
@@ -139,7 +140,7 @@ class SellingPointModel(tfrs.models.Model):
         if self.dot_interactions is not None:
             self.sf_dot_weights = tf.keras.layers.Dense(1, use_bias=False, kernel_initializer="ones",
                                                         name="sf_dot_weights")
-            if config.multi_task:
+            if config.multi_task and config.title_pooling == "attention":
                 self.ad_dot_weights = tf.keras.layers.Dense(
                     1, use_bias=False, kernel_initializer="ones", name="ad_dot_weights")
         self.sf_output = tf.keras.layers.Dense(
@@ -148,8 +149,10 @@ class SellingPointModel(tfrs.models.Model):
         self.sf_task = tfrs.tasks.Ranking(
             loss=tf.keras.losses.BinaryCrossentropy(reduction=tf.keras.losses.Reduction.SUM))
         if config.multi_task:
-            self.title_attention = TitleAttentionPooling(config.attention_units,
-                                                         name="title_attention")
+            self.title_attention = (
+                TitleAttentionPooling(config.attention_units, name="title_attention")
+                if config.title_pooling == "attention"
+                else AppealTitlePooling(name="appeal_title_pooling"))
             self.ad_output = tf.keras.layers.Dense(
                 1, name="ad_output",
                 bias_initializer=tf.keras.initializers.Constant(base_rate_logit(spec, AD)))
@@ -233,10 +236,15 @@ class SellingPointModel(tfrs.models.Model):
         users, queries = self._groups(SF, features)
         groups = users + queries
         keyword = self._pool_group(self.task_features[SF]["item"], features)
-        logit = self.sf_output(self._hidden(groups, keyword, training))
+        logit = tf.squeeze(self.sf_output(self._hidden(groups, keyword, training)), axis=-1)
+        if self.item_bias is not None and self.dot_interactions is not None:
+            feature = self.task_features[SF]["item"][0]
+            bias, _ = self._bias(feature, features[feature.name])
+            # b_v + Σ_g w_g·<φ_v, e_g>: the keyword score the ad head's title pooling shares
+            return tf.sigmoid(logit + self.keyword_scores(keyword[:, tf.newaxis, :], groups,
+                                                          bias)[:, 0])
         for dots in self._dots(keyword, groups):
-            logit += self.sf_dot_weights(dots)
-        logit = tf.squeeze(logit, axis=-1)
+            logit += tf.squeeze(self.sf_dot_weights(dots), axis=-1)
         if self.item_bias is not None:
             feature = self.task_features[SF]["item"][0]
             bias, _ = self._bias(feature, features[feature.name])
@@ -257,10 +265,46 @@ class SellingPointModel(tfrs.models.Model):
         mask = tf.concat([m for _, m in embedded], axis=1)
         return self.title_attention(tokens, mask, user, query)
 
+    def keyword_scores(self, tokens, groups, biases):
+        """The SF head's keyword score of every title token: ``r_j = b_j + Σ_g w_g·<φ_j, e_g>``
+        ``[B, L]`` from token embeddings ``[B, L, D]``, pooled groups (list of ``[B, D]``) and
+        per-token biases ``[B, L]`` (zeros without ``item_bias``; no dots without
+        ``interactions="dot"``)."""
+        if not groups or self.sf_dot_weights is None:
+            return biases
+        dots = tf.einsum("bld,bgd->blg", tokens, tf.stack(groups, axis=1))
+        return biases + tf.squeeze(self.sf_dot_weights(dots), axis=-1)
+
+    def _predict_ad_appeal(self, features):
+        """``title_pooling="appeal"``: ad logit = context terms + β·Σ_j α_j r_j with r_j the SF
+        score of title token j and α = softmax(τ·r) over the real tokens."""
+        users, queries = self._groups(AD, features)
+        groups = users + queries
+        items = self.task_features[AD]["item"]
+        embedded = [self._embed(f, features[f.name]) for f in items]
+        tokens = tf.concat([e for e, _ in embedded], axis=1)
+        mask = tf.concat([m for _, m in embedded], axis=1)
+        biases = (tf.concat([self._bias(f, features[f.name])[0] for f in items], axis=1)
+                  if self.item_bias is not None else tf.zeros_like(tf.cast(mask, tokens.dtype)))
+        title, _ = self.title_attention(self.keyword_scores(tokens, groups, biases), mask)
+        head = []
+        for feature in self.ad_context_features:
+            embedding, _ = self._embed(feature, features[feature.name])
+            embedding = embedding[:, 0, :]
+            head.append(embedding)
+            if feature.name == "category":  # the ad's category against the query (relevance)
+                head += self._dots(embedding, groups)
+        if not head:
+            head = [tf.zeros_like(title)[:, tf.newaxis]]
+        logit = tf.squeeze(self.ad_output(tf.concat(head, axis=1)), axis=-1) + title
+        return tf.sigmoid(logit)
+
     def predict_ad(self, features, training=False):
         """``p_ad_click`` ``[B]`` from raw ad-click features (Eq. 10–13): the shared MLP over
         ``[user, query, e_a]``; the ad head adds the id / category / position embeddings (and
         their crosses with the groups when ``interactions="dot"``)."""
+        if self.config.title_pooling == "appeal":
+            return self._predict_ad_appeal(features)
         users, queries = self._groups(AD, features)
         groups = users + queries
         title, alpha = self._attend(features, users, queries)
@@ -339,10 +383,12 @@ class SellingPointModel(tfrs.models.Model):
 
     # -- parameter sets of Algorithm 1 ----------------------------------------------------------
     def private_variables(self, task):
-        """Variables only ``task``'s loss touches (its output layer; attention for ad clicks)."""
+        """Variables only ``task``'s loss touches (its output layer; the title pooling for ad
+        clicks). Under ``title_pooling="appeal"`` the SF dot weights are shared, not private."""
         if task == SF:
             return list(self.sf_output.trainable_variables) + (
-                list(self.sf_dot_weights.trainable_variables) if self.sf_dot_weights else [])
+                list(self.sf_dot_weights.trainable_variables)
+                if self.sf_dot_weights and not self._shares_keyword_score else [])
         private = list(self.ad_output.trainable_variables) + list(
             self.title_attention.trainable_variables) + (
                 list(self.ad_dot_weights.trainable_variables) if self.ad_dot_weights else [])
@@ -360,9 +406,16 @@ class SellingPointModel(tfrs.models.Model):
         private = set(self._private_vocabularies(AD)) if self.config.multi_task else set()
         cross = [v for layer in (self.cross or []) for v in layer.trainable_variables]
         bias = list(self.item_bias.trainable_variables) if self.item_bias is not None else []
+        dots = (list(self.sf_dot_weights.trainable_variables)
+                if self.sf_dot_weights and self._shares_keyword_score else [])
         return [v for name, e in self.embeddings.items() if name not in private
-                for v in e.trainable_variables] + cross + bias + list(
+                for v in e.trainable_variables] + cross + bias + dots + list(
                     self.shared_mlp.trainable_variables)
+
+    @property
+    def _shares_keyword_score(self) -> bool:
+        """The ad head scores title tokens with the SF keyword score (its dot weights too)."""
+        return self.config.multi_task and self.config.title_pooling == "appeal"
 
     # -- serving ------------------------------------------------------------------------------
     def input_signature(self, task=SF):

@@ -147,10 +147,19 @@ class Trainer:
     def _iterator(self, task: str, epoch: int):
         names = set(self.model.input_signature(task)) | {"clicked"}
         offset = 0 if task == SF else 1
-        ds = make_dataset(self.spec, task, "train", self.cfg.batch_size, shuffle=True,
+        ds = make_dataset(self.spec, task, "train", self.batch_size(task), shuffle=True,
                           seed=self.cfg.seed * 7919 + epoch * 2 + offset, repeat=True,
                           drop_remainder=True, names=names)
         return iter(self.distribution.experimental_distribute_dataset(ds))
+
+    def batch_size(self, task: str) -> int:
+        """Rows per batch of ``task``: ``batch_size``, or k times it for the ad source of a
+        ``joint`` step under ``joint_batches="proportional"`` (its summed loss is still divided
+        by ``batch_size``, so every row weighs the same)."""
+        if (task == AD and self.cfg.strategy == "joint"
+                and self.cfg.joint_batches == "proportional"):
+            return max(1, round(self.k * self.cfg.batch_size))
+        return self.cfg.batch_size
 
     def _batches_per_epoch(self, task: str) -> int:
         return max(1, self.spec.dataset(task).row_counts.get("train", 0) // self.cfg.batch_size)
