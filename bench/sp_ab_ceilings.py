@@ -1,0 +1,109 @@
+"""001's A/B experiments with restricted-oracle scorers: how much of the oracle's lift a scorer
+that knows only part of what the world knows can reach, on the same world, pool and draws as
+`make demo`'s A/B (its `[abtest]` settings).
+
+Scorers rank an ad's true attributes by the world's appeal with the user's latent ``θ_u``
+replaced by an estimate (``tfrs_models/selling_point/ceilings.py``):
+
+- ``profile``: ``E[θ_u | profile]`` — what profile, query and keyword alone can give;
+- ``posterior_sf``: the MAP of ``θ_u`` from the profile prior and the user's SF train rows;
+- ``posterior_sf_ad``: the same from the SF and ad-click train rows (what the model's data holds);
+- ``oracle``: the true ``θ_u`` (the demo's oracle scorer).
+
+    .venv/bin/python bench/sp_ab_ceilings.py --run runs/RUN [--seed 0]
+
+Prints each experiment's CUPED-adjusted lift per scorer and its share of the oracle's lift
+(the figure `make demo` prints as "served/oracle"), and writes ``RUN/ab_ceilings.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+class ThetaScorer:
+    """The world's appeal with ``θ`` replaced by an estimate ``theta`` (U, r)."""
+
+    def __init__(self, world, name: str, theta: np.ndarray):
+        self.world, self.name, self.theta = world, name, theta
+
+    def score(self, users, queries, ads, candidates):
+        world, cfg = self.world, self.world.config
+        pad = candidates < 0
+        keywords = np.where(pad, 0, candidates)
+        value = (cfg.pref_scale * np.einsum("nr,nar->na", self.theta[users],
+                                            world.keyword_embedding[keywords])
+                 + world.keyword_popularity[keywords])
+        query_row = np.where(queries < 0, world.n_queries, queries)
+        value = value + cfg.facet_boost * world._query_facet_mask[  # noqa: SLF001
+            query_row[:, None], world.keyword_facet[keywords]]
+        return np.where(pad, np.nan, value)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", required=True, type=Path, help="an `adpush run` directory")
+    parser.add_argument("--seed", type=int, default=None, help="default: the run's seed")
+    parser.add_argument("--steps", type=int, default=300, help="MAP optimisation steps")
+    args = parser.parse_args(argv)
+
+    import tfrs_models  # noqa: F401, PLC0415 - selects Keras 2
+    from abtest.simulator.cli import world_from_args  # noqa: PLC0415
+    from abtest.simulator.scenario import load_scenario, run_scenario  # noqa: PLC0415
+    from adpush.config import load_config  # noqa: PLC0415
+    from tfrs_models.input import load_spec, read_columns  # noqa: PLC0415
+    from tfrs_models.selling_point import ceilings  # noqa: PLC0415
+
+    run = args.run
+    config = load_config(run / "config.toml" if (run / "config.toml").exists() else None)
+    seed = args.seed if args.seed is not None else int(config.get("run", {}).get("seed", 0))
+    ab = config["abtest"]
+    world = world_from_args(run / "logs", None, seed)
+    spec = load_spec(run / "data")
+    train = {kind: read_columns(spec, task, "train", ["impression_id"])["impression_id"]
+             for kind, task in (("sf", "sf"), ("ad", "ad_click"))}
+    rows = {kind: ceilings.read_log_rows(run / "logs", world, kind, ids)
+            for kind, ids in train.items()}
+    fitted, _ = ceilings.profile_posterior_mean(world)
+    scorers = [
+        ThetaScorer(world, "profile", fitted),
+        ThetaScorer(world, "posterior_sf",
+                    ceilings.posterior_latent(world, rows["sf"], steps=args.steps)),
+        ThetaScorer(world, "posterior_sf_ad",
+                    ceilings.posterior_latent(world, rows["sf"], rows["ad"], steps=args.steps)),
+        ThetaScorer(world, "oracle", np.asarray(world.user_latent)),
+    ]
+    lifts = {}
+    for scorer in scorers:
+        scenario = load_scenario(ab["scenario"])
+        for experiment in scenario.experiments:
+            experiment["displays"] = int(ab["displays_per_experiment"])
+        scenario.defaults["slots"] = int(ab["slots"])
+        scenario.defaults["pre_days"] = int(ab["pre_days"])
+        outcome = run_scenario(world, scenario, scorer, seed, run / "ab_ceilings" / scorer.name,
+                               progress=False)
+        lifts[scorer.name] = {c.treatment.split(" ")[0]: {
+            "lift_cuped": c.relative_lift_cuped, "p_cuped": c.p_value_cuped,
+            "lift": c.relative_lift, "p": c.p_value} for c in outcome["comparisons"]}
+    names = list(lifts["oracle"])
+    print("| scorer | " + " | ".join(f"{n} CUPED lift (share of oracle)" for n in names) + " |")
+    print("|---|" + "---|" * len(names))
+    for scorer, by_name in lifts.items():
+        cells = []
+        for n in names:
+            lift, oracle = by_name[n]["lift_cuped"], lifts["oracle"][n]["lift_cuped"]
+            share = f"{lift / oracle:.0%}" if abs(oracle) > 1e-3 else "–"
+            cells.append(f"{lift:+.2%} ({share})")
+        print(f"| {scorer} | " + " | ".join(cells) + " |")
+    (run / "ab_ceilings.json").write_text(json.dumps({"seed": seed, "lifts": lifts}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
