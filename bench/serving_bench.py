@@ -5,6 +5,8 @@ Exports a toy model (``serving.toy_models``), starts the local server as a separ
 
 * p50 / p99 latency of sequential one-instance predicts: REST (keep-alive ``http.client``) and
   gRPC (a reused channel), next to the in-process signature call;
+* the server's CPU time and thread wake-ups per sequential request (``/proc``), which other jobs
+  on a shared machine move far less than latency;
 * requests/s at several concurrency levels (asyncio: aiohttp client for REST, grpc.aio for gRPC).
 
 The load generator runs on the same machine. By default (``--server_cpus 0`` on a machine with
@@ -93,11 +95,49 @@ def bench_in_process(call, tensors, n: int) -> list[float]:
     return out
 
 
-def bench_rest_sequential(port: int, body: bytes, n: int) -> list[float]:
+class ServerCpu:
+    """CPU time and voluntary context switches of a server process over the timed requests,
+    summed over its threads (``/proc/PID/task/*/schedstat``, ``status``): less sensitive to the
+    other jobs on a shared machine than latency is, and it shows the thread hand-offs a request
+    costs (REST's event loop: one wake-up per request)."""
+
+    def __init__(self, pid: int | None):
+        self.pid, self.start, self.n = pid, None, 0
+
+    def _read(self) -> tuple[int, int]:
+        cpu_ns = switches = 0
+        for task in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                cpu_ns += int(Path(f"/proc/{self.pid}/task/{task}/schedstat").read_text().split()[0])
+                status = Path(f"/proc/{self.pid}/task/{task}/status").read_text()
+            except (FileNotFoundError, ProcessLookupError):   # a thread that has just exited
+                continue
+            switches += int(status.split("\nvoluntary_ctxt_switches:")[1].split()[0])
+        return cpu_ns, switches
+
+    def begin(self) -> None:
+        if self.pid is not None:
+            self.start = self._read()
+
+    def count(self) -> None:
+        self.n += 1
+
+    def per_request(self) -> dict:
+        """{"cpu_ms": server CPU per request, "wakeups": voluntary switches per request} (NaN without a pid)."""
+        if self.start is None or not self.n:
+            return {"cpu_ms": float("nan"), "wakeups": float("nan")}
+        cpu_ns, switches = self._read()
+        return {"cpu_ms": (cpu_ns - self.start[0]) / self.n / 1e6, "wakeups": (switches - self.start[1]) / self.n}
+
+
+def bench_rest_sequential(port: int, body: bytes, n: int, server: ServerCpu | None = None) -> list[float]:
     conn = http.client.HTTPConnection("127.0.0.1", port)
     path = "/v1/models/m:predict"
+    server = server or ServerCpu(None)
     out = []
     for i in range(n + 20):
+        if i == 20:
+            server.begin()
         t = time.perf_counter()
         conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
         resp = conn.getresponse()
@@ -106,6 +146,7 @@ def bench_rest_sequential(port: int, body: bytes, n: int) -> list[float]:
             raise RuntimeError(data)
         if i >= 20:
             out.append((time.perf_counter() - t) * 1e3)
+            server.count()
     conn.close()
     return out
 
@@ -122,19 +163,23 @@ def _grpc_request(inputs):
     return req
 
 
-def bench_grpc_sequential(port: int, inputs, n: int) -> list[float]:
+def bench_grpc_sequential(port: int, inputs, n: int, server: ServerCpu | None = None) -> list[float]:
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
     req = _grpc_request(inputs)
+    server = server or ServerCpu(None)
     with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(ch)
         out = []
         for i in range(n + 20):
+            if i == 20:
+                server.begin()
             t = time.perf_counter()
             stub.Predict(req, timeout=10)
             if i >= 20:
                 out.append((time.perf_counter() - t) * 1e3)
+                server.count()
     return out
 
 
@@ -192,10 +237,13 @@ def _med(values: list[float]) -> float:
 def _measure(proc, body: bytes, inputs, args) -> dict:
     """One round on one server: sequential REST and gRPC latency, then requests/s per concurrency."""
     load = os.getloadavg()[0]
-    rest = bench_rest_sequential(proc.rest_api_port, body, args.requests)
-    grpc_lat = bench_grpc_sequential(proc.port, inputs, args.requests)
+    rest_cpu, grpc_cpu = ServerCpu(proc.proc.pid), ServerCpu(proc.proc.pid)
+    rest = bench_rest_sequential(proc.rest_api_port, body, args.requests, rest_cpu)
+    rest_server = rest_cpu.per_request()
+    grpc_lat = bench_grpc_sequential(proc.port, inputs, args.requests, grpc_cpu)
     out = {"loadavg": load, "rest_p50": _pct(rest, 50), "rest_p99": _pct(rest, 99),
-           "grpc_p50": _pct(grpc_lat, 50), "grpc_p99": _pct(grpc_lat, 99), "throughput": []}
+           "grpc_p50": _pct(grpc_lat, 50), "grpc_p99": _pct(grpc_lat, 99),
+           "rest_server": rest_server, "grpc_server": grpc_cpu.per_request(), "throughput": []}
     for c in args.concurrency:
         rest_rps, rest_err = asyncio.run(_rest_load(proc.rest_api_port, body, c, args.seconds))
         grpc_rps, grpc_err = asyncio.run(_grpc_load(proc.port, inputs, c, args.seconds))
@@ -316,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
                            rest_ms={"p50": _med([r["rest_p50"] for r in rs]), "p99": _med([r["rest_p99"] for r in rs]),
                                     "p50_rounds": [r["rest_p50"] for r in rs]},
                            grpc_ms={"p50": _med([r["grpc_p50"] for r in rs]), "p99": _med([r["grpc_p99"] for r in rs])},
+                           server_cpu={api: {k: _med([r[f"{api}_server"][k] for r in rs]) for k in ("cpu_ms", "wakeups")}
+                                   for api in ("rest", "grpc")},
                            throughput=[])
             for i, c in enumerate(args.concurrency):
                 rows = [r["throughput"][i] for r in rs]
@@ -344,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
               f" REST p50 / in-process p50 = {v['rest_ms']['p50'] / in_p50:.1f}"
               + (f"; REST p50 / first variant's = {v['rest_ms']['p50'] / first['rest_ms']['p50']:.2f}"
                  if v is not first else ""))
+        rest_srv, grpc_srv = v["server_cpu"]["rest"], v["server_cpu"]["grpc"]
+        print(f"server CPU per sequential request: REST {rest_srv['cpu_ms']:.3f} ms ({rest_srv['wakeups']:.1f} thread "
+              f"wake-ups), gRPC {grpc_srv['cpu_ms']:.3f} ms ({grpc_srv['wakeups']:.1f} wake-ups)")
         print("\n| concurrency | REST req/s | REST req/s per round | gRPC req/s | errors |\n|---:|---:|---|---:|---:|")
         for row in v["throughput"]:
             print(f"| {row['concurrency']} | {row['rest_rps']:.0f} | "

@@ -52,36 +52,46 @@ _ITEMSIZE = {1: 4, 2: 8, 3: 4, 4: 1, 5: 2, 6: 1, 7: 8, 8: 8, 9: 8, 10: 1, 14: 2,
              22: 4, 23: 8}  # DataType -> bytes per element (strings: the pointer; their bytes added)
 
 
-def decoded_bytes(proto) -> int:
-    """What ``make_ndarray`` would allocate for ``proto``: its shape's elements, however few
-    values the proto carries (a short ``float_val`` is repeated to fill the shape)."""
+def decoded_bytes(proto, shape: list[int]) -> int:
+    """What ``make_ndarray`` would allocate for ``proto`` of dimensions ``shape``: the shape's
+    elements, however few values the proto carries (a short ``float_val`` is repeated to fill it)."""
     elements = 1
-    for dim in proto.tensor_shape.dim:
-        elements *= max(int(dim.size), 0)
-    return elements * _ITEMSIZE.get(int(proto.dtype), 8) + sum(len(v) for v in proto.string_val)
+    for size in shape:
+        elements *= size if size > 0 else 0
+    nbytes = elements * _ITEMSIZE.get(proto.dtype, 8)
+    for value in proto.string_val:
+        nbytes += len(value)
+    return nbytes
 
 
 def request_inputs(servable, signature_name: str, request, max_decoded_bytes: int) -> dict:
     """The request's tensors in TF Serving's order of checks (predict_util.cc
-    ``VerifyRequestInputsSize``, then saved_model/util.cc ``GetInputValues`` alias by alias)."""
+    ``VerifyRequestInputsSize``, then saved_model/util.cc ``GetInputValues`` alias by alias).
+
+    Each TensorProto's shape is read once, for the size limit and the decoding both."""
     key, sig = servable.signature(signature_name)
     if sig is None:
         raise ServingError(Code.FAILED_PRECONDITION, f'Serving signature key "{key}" not found.')
-    sent, expected = set(request.inputs), set(sig.inputs)
-    if len(sent) != len(expected):
-        servable.check_input_aliases(sig, sent)  # the size-mismatch error
-    total = sum(decoded_bytes(p) for p in request.inputs.values())
+    protos = request.inputs
+    expected = servable.input_dtypes[key]
+    if len(protos) != len(expected):
+        servable.check_input_aliases(sig, set(protos))  # the size-mismatch error
+    sent, total = {}, 0
+    for alias, proto in protos.items():
+        shape = [dim.size for dim in proto.tensor_shape.dim]
+        total += decoded_bytes(proto, shape)
+        sent[alias] = proto, shape
     if total > max_decoded_bytes:
         raise too_large(f"The request's tensors decode to {total} bytes, over the server's limit of "
                         f"{max_decoded_bytes} (--max_decoded_bytes)")
     inputs = {}
     for alias in sorted(expected):
-        if alias not in request.inputs:
+        if alias not in sent:
             raise invalid(f"Signature input alias: {alias}(feed name: {sig.inputs[alias].name}) not found in "
                           f"request and no default value provided. Inputs expected to be in the request "
                           f"{{{','.join(sorted(sent))}}}, or default input alias set: ")
         try:
-            inputs[alias] = tensor_proto_to_ndarray(request.inputs[alias])
+            inputs[alias] = tensor_proto_to_ndarray(*sent[alias])
         except Exception:  # noqa: BLE001
             raise invalid(f"tensor parsing error: {alias}") from None
     return inputs

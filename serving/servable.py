@@ -62,6 +62,10 @@ class Servable:
         # alias → DataType enum, per signature (what REST needs to parse JSON).
         self.input_dtypes = {k: {a: int(t.dtype) for a, t in s.inputs.items()}
                              for k, s in self.signature_defs.items()}
+        # What every Predict is checked against, as plain Python: reading the SignatureDef proto
+        # maps on each request cost more than the checks themselves.
+        self._input_aliases = {k: frozenset(dtypes) for k, dtypes in self.input_dtypes.items()}
+        self._output_aliases = {k: tuple(s.outputs) for k, s in self.signature_defs.items()}
         self._tf = tf
         self.batcher = None              # a serving.batching.BatchScheduler (--enable_batching)
         self.unbatchable: set[str] = set()
@@ -101,12 +105,13 @@ class Servable:
         key, sig = self.signature(signature_name)
         if sig is None:
             raise ServingError(Code.FAILED_PRECONDITION, f'Serving signature key "{key}" not found.')
-        self.check_input_aliases(sig, set(inputs))
+        if inputs.keys() != self._input_aliases[key]:
+            self.check_input_aliases(sig, set(inputs))
         for alias in output_filter:
             if alias not in sig.outputs:
                 raise invalid(f"output tensor alias not found in signature: {alias} Outputs expected to be "
                               f"in the set {{{','.join(sorted(sig.outputs))}}}.")
-        self._check_dtypes(sig, inputs)
+        self._check_dtypes(key, inputs)
         return key, sig
 
     @staticmethod
@@ -144,10 +149,11 @@ class Servable:
         """One signature call on checked inputs (what the batcher calls)."""
         return self._call(key, self.signature_defs[key], inputs)
 
-    def _check_dtypes(self, sig, inputs: Mapping[str, np.ndarray]) -> None:
+    def _check_dtypes(self, key: str, inputs: Mapping[str, np.ndarray]) -> None:
         tf = self._tf
+        dtypes = self.input_dtypes[key]
         for alias, arr in inputs.items():
-            dtype = sig.inputs[alias].dtype
+            dtype = dtypes[alias]
             if dtype == DT_STRING:
                 if arr.dtype.kind not in "OSU":
                     raise invalid(f"Expects arg[{alias}] to be string but {arr.dtype} is provided")
@@ -157,9 +163,9 @@ class Servable:
                               "is provided")
 
     def _call(self, key: str, sig, inputs: Mapping[str, np.ndarray], output_filter=()) -> dict[str, np.ndarray]:
+        """The signature on inputs whose aliases and dtypes have been checked (``_check_dtypes``)."""
         tf = self._tf
-        self._check_dtypes(sig, inputs)
-        wanted = tuple(output_filter) or tuple(sig.outputs)
+        wanted = tuple(output_filter) or self._output_aliases[key]
         fast = self._fast.get(key)
         try:
             if fast is not None and fast.accepts(inputs):
@@ -191,7 +197,9 @@ class Servable:
             raise invalid(f"No regression outputs found in SignatureDef: {key}")
         if not examples:
             raise invalid("Input is empty.")
-        out = self._call(key, sig, {"inputs": np.array(examples, dtype=object)})["outputs"]
+        inputs = {"inputs": np.array(examples, dtype=object)}
+        self._check_dtypes(key, inputs)
+        out = self._call(key, sig, inputs)["outputs"]
         if out.dtype != np.float32:
             raise invalid(f"Expected output Tensor of DT_FLOAT.  Got: {out.dtype}")
         if not (out.ndim == 1 or (out.ndim == 2 and out.shape[1] == 1)):
@@ -210,7 +218,9 @@ class Servable:
                           f'"scores". Signature was: {key}')
         if not examples:
             raise invalid("Input is empty.")
-        out = self._call(key, sig, {"inputs": np.array(examples, dtype=object)})
+        inputs = {"inputs": np.array(examples, dtype=object)}
+        self._check_dtypes(key, inputs)
+        out = self._call(key, sig, inputs)
         classes, scores = out.get("classes"), out.get("scores")
         for t in (classes, scores):
             if t is not None and (t.ndim != 2 or t.shape[0] != len(examples)):

@@ -275,8 +275,25 @@ def server_from_args(args: argparse.Namespace) -> ModelServer:
         monitoring_config_file=args.monitoring_config_file)
 
 
+#: grpcio's switch for serving accepted connections from its EventEngine threads (on by default).
+#: Off, the gRPC server's own polling thread reads and writes its sockets: a unary call costs ~9
+#: thread wake-ups instead of ~15 and ~0.05 ms less server CPU (serving/README.md, "Figures").
+GRPC_EXPERIMENTS = "-event_engine_listener"
+
+
+def prefer_polling_thread_io(environ=os.environ, modules=sys.modules) -> bool:
+    """Have the gRPC server do its socket I/O on its polling thread (``GRPC_EXPERIMENTS``), unless
+    the environment already sets ``GRPC_EXPERIMENTS`` or grpc is loaded (it reads the variable
+    once, when imported). Process-wide, so only the process's entry point calls it. True if set."""
+    if "GRPC_EXPERIMENTS" in environ or "grpc" in modules:
+        return False
+    environ["GRPC_EXPERIMENTS"] = GRPC_EXPERIMENTS
+    return True
+
+
 def run_server(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    prefer_polling_thread_io()
     try:
         server = server_from_args(args).start()
     except (RuntimeError, ValueError, OSError) as err:

@@ -670,14 +670,16 @@ _VALUE_FIELDS = {
 _CONTENT_DTYPES = {dt: np.dtype(t) for dt, t in NUMPY.items() if dt != DT_STRING}
 
 
-def tensor_proto_to_ndarray(proto) -> np.ndarray:
+def tensor_proto_to_ndarray(proto, shape: list[int] | None = None) -> np.ndarray:
     """``tf.make_ndarray(proto)``, with the common protos decoded here: a typed ``*_val`` field
     holding exactly one value per element, or a ``tensor_content`` of exactly the shape's bytes.
     ``make_ndarray`` spends ~6 µs a tensor in dtype and shape bookkeeping (a third of a small
     gRPC Predict's server time); everything else (short fields it repeats, half floats, empty
-    tensors, malformed protos and their errors) still goes to ``make_ndarray``."""
+    tensors, malformed protos and their errors) still goes to ``make_ndarray``. ``shape``: the
+    proto's dimensions when the caller has read them already."""
     dtype = proto.dtype
-    shape = [d.size for d in proto.tensor_shape.dim]
+    if shape is None:
+        shape = [d.size for d in proto.tensor_shape.dim]
     n = 1
     for d in shape:
         n *= d

@@ -95,3 +95,15 @@ def test_keyword_ctr_grpc_equals_in_process(stubs, model_base):
         **{k: tf.constant(v) for k, v in raw.items()})["p_click"].numpy()
     resp = predict.Predict(_predict_request("keyword_ctr", **raw), timeout=10)
     np.testing.assert_allclose(tf.make_ndarray(resp.outputs["p_click"]), expected, atol=1e-6)
+
+
+def test_server_entry_point_has_grpc_do_its_io_on_the_polling_thread():
+    from serving.server import GRPC_EXPERIMENTS, prefer_polling_thread_io
+
+    environ = {}
+    assert prefer_polling_thread_io(environ, modules={}) and environ == {"GRPC_EXPERIMENTS": "-event_engine_listener"}
+    assert GRPC_EXPERIMENTS == "-event_engine_listener"
+    chosen = {"GRPC_EXPERIMENTS": "event_engine_listener"}          # the operator's choice stands
+    assert not prefer_polling_thread_io(chosen, modules={}) and chosen == {"GRPC_EXPERIMENTS": "event_engine_listener"}
+    late = {}                                                        # grpc read the variable already
+    assert not prefer_polling_thread_io(late, modules={"grpc": grpc}) and late == {}

@@ -132,3 +132,27 @@ def test_scalar_row_fast_path_equals_the_general_path(doc, dtypes, monkeypatch):
     fast = parse()
     monkeypatch.setattr(tensors, "_fast_instances", lambda *a: None)
     assert fast == parse()
+
+
+def _proto(dtype, dims, **fields):
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
+
+    return tensor_pb2.TensorProto(dtype=dtype, tensor_shape=tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims]), **fields)
+
+
+@pytest.mark.parametrize("proto", [
+    _proto(t.DT_STRING, [2], string_val=[b"a", b"\xff"]),
+    _proto(t.DT_INT64, [2, 1], int64_val=[13, -1]),
+    _proto(t.DT_FLOAT, [3], float_val=[0.5]),                       # short: make_ndarray repeats it
+    _proto(t.DT_FLOAT, [2, 2], tensor_content=np.arange(4, dtype=np.float32).tobytes()),
+    _proto(t.DT_BOOL, [1], bool_val=[True]),
+    _proto(t.DT_INT32, [0], int_val=[]),
+])
+@pytest.mark.parametrize("read_shape", [False, True])
+def test_tensor_proto_decoding_equals_make_ndarray(proto, read_shape):
+    import tensorflow as tf
+
+    shape = [d.size for d in proto.tensor_shape.dim] if read_shape else None
+    got, want = t.tensor_proto_to_ndarray(proto, shape), tf.make_ndarray(proto)
+    assert (got.dtype, got.shape, got.tolist()) == (want.dtype, want.shape, want.tolist())
