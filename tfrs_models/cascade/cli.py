@@ -37,6 +37,9 @@ def _add_model_arguments(p) -> None:
     p.add_argument("--embedding-dim", type=int, default=d.embedding_dim)
     p.add_argument("--embedding-l2", type=float, default=d.embedding_l2,
                    help="mini-batch aware L2 on the looked-up embedding rows")
+    p.add_argument("--embedding-prior", type=float, default=d.embedding_prior,
+                   help="Gaussian prior on every embedding row: lambda * sum ||E||^2 / N_train "
+                        "added to the mean loss each step")
     p.add_argument("--exclude-features", default="", help="comma list of spec features left out")
     p.add_argument("--no-history-matches", action="store_true",
                    help="no candidate-match channels per history event")
@@ -83,6 +86,7 @@ def _model_config(args, name: str = "cnn_attention", encoder: str = "tcn"):
     encoder_config = EncoderConfig(name=encoder, units=args.encoder_units,
                                    context_length=args.context_length, personalised=args.personalised)
     return ModelConfig(name=name, embedding_dim=args.embedding_dim, embedding_l2=args.embedding_l2,
+                       embedding_prior=args.embedding_prior,
                        exclude_features=tuple(f for f in args.exclude_features.split(",") if f),
                        history_matches=not args.no_history_matches,
                        history_summary=not args.no_history_summary,

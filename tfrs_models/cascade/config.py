@@ -19,6 +19,7 @@ class ModelConfig:
     name: str = "cnn_attention"
     embedding_dim: int = 8
     embedding_l2: float = 0.0     # mini-batch aware L2 on the looked-up embedding rows
+    embedding_prior: float = 0.0  # Gaussian prior on every table row: λ·Σ‖E‖²/N_train per step
     exclude_features: tuple[str, ...] = ()   # spec features left out (ablations)
     history_matches: bool = True  # candidate-match channels per event (features.SharedEmbeddings)
     history_summary: bool = True  # target-aware history counts and recencies in ``dense``

@@ -25,6 +25,7 @@ class InputLayout:
     float_stats: dict[str, dict] = dataclasses.field(default_factory=dict)
     # {label: positive rate} on train (spec.json label_rates); the heads start at these rates.
     label_rates: dict[str, float] = dataclasses.field(default_factory=dict)
+    train_rows: int = 0         # spec.json row_counts["train"]; scales the embedding prior
 
     @classmethod
     def from_spec(cls, spec: DatasetSpec, float_stats: dict | None = None,
@@ -46,7 +47,8 @@ class InputLayout:
         rates = {k: float(v) for k, v in spec.label_rates.get("train", {}).items()}
         length = spec.sequence_length if any(f["part"] == "sequence" for f in features) else 0
         return cls(features=features, vocabularies=vocabs, sequence_length=length,
-                   float_stats=dict(float_stats or {}), label_rates=rates)
+                   float_stats=dict(float_stats or {}), label_rates=rates,
+                   train_rows=int(spec.row_counts.get("train", 0)))
 
     @property
     def has_sequence(self) -> bool:
@@ -105,7 +107,8 @@ class SharedEmbeddings(tf.keras.layers.Layer):
 
     def __init__(self, layout: dict, embedding_dim: int = 8, history_matches: bool = True,
                  history_summary: bool = True, embedding_l2: float = 0.0,
-                 field_interactions: bool = False, history_decay: bool = True, **kwargs):
+                 field_interactions: bool = False, history_decay: bool = True,
+                 embedding_prior: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.layout = layout if isinstance(layout, dict) else dataclasses.asdict(layout)
         self.embedding_dim = embedding_dim
@@ -113,6 +116,7 @@ class SharedEmbeddings(tf.keras.layers.Layer):
         self.history_decay = history_decay
         self.field_interactions = field_interactions
         self.embedding_l2 = embedding_l2
+        self.embedding_prior = embedding_prior
         self._lookups, self._tables = {}, {}
         for name, v in sorted(self.layout["vocabularies"].items()):
             self._lookups[name] = tf.keras.layers.StringLookup(
@@ -297,10 +301,18 @@ class SharedEmbeddings(tf.keras.layers.Layer):
             gram = tf.reshape(tf.matmul(fields, fields, transpose_b=True), [-1, n * n])  # [B, F²]
             dense = tf.concat([dense, tf.gather(gram, rows * n + cols, axis=1)], axis=-1)
         out["dense"] = dense
+        if training and self.embedding_prior > 0:
+            # A Gaussian prior on every row of every table, once per step on the mean-loss scale
+            # (λ·Σ‖E‖²/N_train): an id seen in few rows is pulled to 0 by its data, not by how
+            # often a batch happens to look it up (the selling-point family's rule, issue 13).
+            rows = float(max(int(self.layout.get("train_rows") or 0), 1))
+            self.add_loss(self.embedding_prior / rows * tf.add_n(
+                [tf.reduce_sum(tf.square(t.embeddings)) for t in self.embedding_layers]))
         return out
 
     def get_config(self):
         return {**super().get_config(), "layout": self.layout, "embedding_dim": self.embedding_dim,
                 "history_matches": self.history_matches, "history_summary": self.history_summary,
                 "embedding_l2": self.embedding_l2, "field_interactions": self.field_interactions,
+                "embedding_prior": self.embedding_prior,
                 "history_decay": self.history_decay}

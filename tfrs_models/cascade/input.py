@@ -63,6 +63,7 @@ class DatasetSpec:
     features: dict[str, FeatureSpec]
     vocabularies: dict[str, VocabSpec]
     label_rates: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    row_counts: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def model_features(self) -> list[FeatureSpec]:
@@ -115,7 +116,8 @@ def load_spec(data_dir: str | Path, dataset: str | None = None) -> DatasetSpec:
                        compression=ds.get("compression", "GZIP"), files=dict(ds["files"]),
                        labels=tuple(ds["labels"]), key=tuple(ds.get("key", ())),
                        features=features, vocabularies=vocabs,
-                       label_rates=dict(ds.get("label_rates", {})))
+                       label_rates=dict(ds.get("label_rates", {})),
+                       row_counts={k: int(v) for k, v in ds.get("row_counts", {}).items()})
 
 
 def _tf_dtype(tf, dtype: str):

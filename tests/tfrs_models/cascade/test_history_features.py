@@ -160,6 +160,21 @@ def test_embedding_l2_counts_only_looked_up_rows_of_a_training_batch(layout):
     assert float(sum(layer.losses)) == pytest.approx(0.5 * total, rel=1e-5)
 
 
+def test_embedding_prior_charges_every_table_row_once_per_step(layout):
+    """embedding_prior λ adds λ·Σ‖E‖²/N_train over every row of every table (looked up or not)
+    to a training call, and nothing at inference."""
+    from tfrs_models.cascade.features import SharedEmbeddings
+
+    layer = SharedEmbeddings({**layout, "train_rows": 200}, embedding_dim=2, embedding_prior=4.0)
+    layer(_batch(), training=False)
+    assert layer.losses == []
+    layer(_batch(), training=True)
+    tables = [v.numpy() for v in layer.weights if "embedding_" in v.name]
+    assert len(tables) == 4  # user_id, item_id, category, behavior
+    expected = 4.0 / 200 * sum(float(np.sum(t ** 2)) for t in tables)
+    assert float(sum(layer.losses)) == pytest.approx(expected, rel=1e-5)
+
+
 def test_decayed_half_life_is_learnt_from_a_planted_time_decay(layout):
     """Clicks planted as σ(−1.5 + 2·Σ_{cart of the candidate's category} 2^(−age/3 h)), ages
     0–48 h: a logistic layer on the decayed channels, started at h = 24 h, learns the planted

@@ -33,6 +33,7 @@ class CascadeModel(tfrs.models.Model):
                                            history_summary=config.history_summary,
                                            history_decay=config.history_decay,
                                            embedding_l2=config.embedding_l2,
+                                           embedding_prior=config.embedding_prior,
                                            field_interactions=config.field_interactions,
                                            name="shared_embeddings")
         has_sequence = any(f["part"] == "sequence" for f in layout["features"])
