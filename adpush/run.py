@@ -158,19 +158,30 @@ def stage_export(ctx: RunContext) -> dict:
     return {"model_base_path": str(base), "versions": exported}
 
 
+def abtest_scenario(ab: dict):
+    """The ``[abtest]`` table's scenario: each experiment's own displays and the scenario's slots
+    unless the table sets them (> 0), and the table's pre-period."""
+    from abtest.simulator.scenario import load_scenario
+
+    scenario = load_scenario(ab["scenario"])
+    if int(ab["displays_per_experiment"]) > 0:
+        for experiment in scenario.experiments:
+            experiment["displays"] = int(ab["displays_per_experiment"])
+    if int(ab["slots"]) > 0:
+        scenario.defaults["slots"] = int(ab["slots"])
+    scenario.defaults["pre_days"] = int(ab["pre_days"])
+    return scenario
+
+
 def stage_abtest(ctx: RunContext) -> dict:
     from abtest.simulator.cli import world_from_args
-    from abtest.simulator.scenario import load_scenario, run_scenario
+    from abtest.simulator.scenario import run_scenario
     from abtest.simulator.scorers import make_scorer
     from serving.server import ServerProcess
 
     serve, ab = ctx.config["serve"], ctx.config["abtest"]
     name = serve["model_name_sf"]
-    scenario = load_scenario(ab["scenario"])
-    for experiment in scenario.experiments:
-        experiment["displays"] = int(ab["displays_per_experiment"])
-    scenario.defaults["slots"] = int(ab["slots"])
-    scenario.defaults["pre_days"] = int(ab["pre_days"])
+    scenario = abtest_scenario(ab)
     world = world_from_args(ctx.path("logs"), None, ctx.seed)
     with ServerProcess(model_name=name, model_base_path=str(ctx.path("models", name)),
                        rest_api_port=serve["rest_api_port"], port=serve["grpc_port"],

@@ -11,9 +11,18 @@ replaced by an estimate (``tfrs_models/selling_point/ceilings.py``):
 - ``oracle``: the true ``θ_u`` (the demo's oracle scorer).
 
     .venv/bin/python bench/sp_ab_ceilings.py --run runs/RUN [--seed 0]
+    .venv/bin/python bench/sp_ab_ceilings.py --run runs/RUN --expected [--slots 64]
 
 Prints each experiment's CUPED-adjusted lift per scorer and its share of the oracle's lift
 (the figure `make demo` prints as "served/oracle"), and writes ``RUN/ab_ceilings.json``.
+
+``--expected`` adds the run's exported model as a scorer and prints, instead of one sampled
+A/B, each experiment's *expected* lift: the activity-weighted click probability of every user's
+display contexts under the treatment over that under the control, everyone in each arm (the
+quantity the A/B estimates, without the bucket split and Poisson draws). A sampled A/B of
+`make demo`'s size resolves a lift to about ±1.2 points (CUPED); this resolves a scorer's
+share of the oracle's lift to the pool's sampling alone, so a model's quality is read apart
+from one draw's noise. Writes ``RUN/ab_expected.json``.
 """
 from __future__ import annotations
 
@@ -51,12 +60,17 @@ def main(argv=None) -> int:
     parser.add_argument("--run", required=True, type=Path, help="an `adpush run` directory")
     parser.add_argument("--seed", type=int, default=None, help="default: the run's seed")
     parser.add_argument("--steps", type=int, default=300, help="MAP optimisation steps")
+    parser.add_argument("--expected", action="store_true",
+                        help="expected lifts (no bucket split, no draws), the run's model included")
+    parser.add_argument("--slots", type=int, default=64,
+                        help="display contexts per user for --expected (default 64)")
     args = parser.parse_args(argv)
 
     import tfrs_models  # noqa: F401, PLC0415 - selects Keras 2
     from abtest.simulator.cli import world_from_args  # noqa: PLC0415
     from abtest.simulator.scenario import load_scenario, run_scenario  # noqa: PLC0415
     from adpush.config import load_config  # noqa: PLC0415
+    from adpush.run import abtest_scenario  # noqa: PLC0415
     from tfrs_models.input import load_spec, read_columns  # noqa: PLC0415
     from tfrs_models.selling_point import ceilings  # noqa: PLC0415
 
@@ -79,30 +93,75 @@ def main(argv=None) -> int:
                     ceilings.posterior_latent(world, rows["sf"], rows["ad"], steps=args.steps)),
         ThetaScorer(world, "oracle", np.asarray(world.user_latent)),
     ]
+    if args.expected:
+        from abtest.simulator.scorers import make_scorer  # noqa: PLC0415
+
+        versions = sorted((run / "models" / "selling_points").iterdir(), key=lambda p: int(p.name))
+        model = make_scorer(f"saved_model:{versions[-1]}", world, run / "logs")
+        model.name = "model"
+        lifts = expected_lifts(world, load_scenario(ab["scenario"]), [model, *scorers], seed, args.slots)
+        print_table(lifts, "expected lift")
+        (run / "ab_expected.json").write_text(json.dumps({"seed": seed, "slots": args.slots, "lifts": lifts},
+                                                         indent=1))
+        return 0
     lifts = {}
     for scorer in scorers:
-        scenario = load_scenario(ab["scenario"])
-        for experiment in scenario.experiments:
-            experiment["displays"] = int(ab["displays_per_experiment"])
-        scenario.defaults["slots"] = int(ab["slots"])
-        scenario.defaults["pre_days"] = int(ab["pre_days"])
+        scenario = abtest_scenario(ab)
         outcome = run_scenario(world, scenario, scorer, seed, run / "ab_ceilings" / scorer.name,
                                progress=False)
         lifts[scorer.name] = {c.treatment.split(" ")[0]: {
             "lift_cuped": c.relative_lift_cuped, "p_cuped": c.p_value_cuped,
             "lift": c.relative_lift, "p": c.p_value} for c in outcome["comparisons"]}
+    print_table({scorer: {n: v["lift_cuped"] for n, v in by_name.items()} for scorer, by_name in lifts.items()},
+                "CUPED lift")
+    (run / "ab_ceilings.json").write_text(json.dumps({"seed": seed, "lifts": lifts}, indent=1))
+    return 0
+
+
+def print_table(lifts: dict, what: str) -> None:
+    """``lifts``: {scorer: {experiment: lift}}; each cell with its share of the oracle's lift."""
     names = list(lifts["oracle"])
-    print("| scorer | " + " | ".join(f"{n} CUPED lift (share of oracle)" for n in names) + " |")
+    print("| scorer | " + " | ".join(f"{n} {what} (share of oracle)" for n in names) + " |")
     print("|---|" + "---|" * len(names))
     for scorer, by_name in lifts.items():
         cells = []
         for n in names:
-            lift, oracle = by_name[n]["lift_cuped"], lifts["oracle"][n]["lift_cuped"]
+            lift, oracle = by_name[n], lifts["oracle"][n]
             share = f"{lift / oracle:.0%}" if abs(oracle) > 1e-3 else "–"
             cells.append(f"{lift:+.2%} ({share})")
         print(f"| {scorer} | " + " | ".join(cells) + " |")
-    (run / "ab_ceilings.json").write_text(json.dumps({"seed": seed, "lifts": lifts}, indent=1))
-    return 0
+
+
+def expected_lifts(world, scenario, scorers, seed: int, slots: int) -> dict:
+    """{scorer: {experiment: expected relative lift}} on one pool of ``slots`` contexts a user.
+
+    Each arm's click rate is Σ_u a_u Σ_s p_us / Σ_u a_u · slots with every user under that arm
+    (a_u the user's activity, as ``traffic.user_day_rates`` allots displays).
+    """
+    from abtest.simulator.policies import keyword_click_counts  # noqa: PLC0415
+    from abtest.simulator.scenario import build_experiment  # noqa: PLC0415
+    from abtest.simulator.traffic import DisplayPool, _click_probability  # noqa: PLC0415
+
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
+    pool = DisplayPool.sample(world, slots, rng)
+    keyword_clicks = keyword_click_counts(world, rng)
+    users = np.arange(world.n_users)
+    weight = np.asarray(world.user_activity, dtype=np.float64)
+    out = {}
+    for scorer in scorers:
+        rates = {}
+        out[scorer.name] = {}
+        for spec in scenario.experiments:
+            experiment = build_experiment(spec, scenario.defaults, scorer, keyword_clicks)
+            arms = []
+            for policy in (experiment.control, experiment.treatment):
+                key = (policy.kind, policy.k, policy.highlight)
+                if key not in rates:
+                    p = _click_probability(world, pool, policy, users, rng).reshape(world.n_users, slots)
+                    rates[key] = float(weight @ p.mean(axis=1) / weight.sum())
+                arms.append(rates[key])
+            out[scorer.name][experiment.name] = arms[1] / arms[0] - 1.0
+    return out
 
 
 if __name__ == "__main__":

@@ -85,3 +85,18 @@ def test_run_skips_finished_stages_and_force_redoes_them(tmp_path):
     # forcing re-simulates into a dir holding the same run: a no-op, not an error
     assert forced.returncode == 0, forced.stderr
     assert "simulate: done" in forced.stdout
+
+
+def test_abtest_table_keeps_the_scenarios_sizes_unless_it_sets_them():
+    """make demo replays 001 Table 2 at its own sizes (0 = the scenario's): No.2 has 40.9M
+    displays, No.5 20.2M, 32 contexts a user; a table value > 0 replaces them all."""
+    from adpush.run import abtest_scenario
+
+    ab = dict(default_config()["abtest"])
+    own = abtest_scenario(ab)
+    assert [e["displays"] for e in own.experiments] == [30_516_000, 40_942_000, 30_500_000,
+                                                         21_490_000, 20_200_000]
+    assert own.defaults["slots"] == 32 and own.defaults["pre_days"] == ab["pre_days"]
+    small = abtest_scenario({**ab, "displays_per_experiment": 200_000, "slots": 4, "pre_days": 0})
+    assert {e["displays"] for e in small.experiments} == {200_000}
+    assert small.defaults["slots"] == 4 and small.defaults["pre_days"] == 0
