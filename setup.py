@@ -22,6 +22,7 @@ setup(
         # Pulls the full `tensorflow` package: never add tensorflow-cpu next to it.
         "tensorflow-serving-api==2.21.*",
         "apache-beam==2.77.*",
+        "pyarrow>=25,<26",  # WriteImpressionShards parses a shard's lines with pyarrow.csv (Beam pulls it too)
         "google-crc32c>=1.5",  # Beam's TFRecord writer needs it
         "numpy>=1.26",
         "scipy>=1.11",

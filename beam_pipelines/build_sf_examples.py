@@ -1,8 +1,9 @@
-"""The world's SF and ad-click impressions of one user -> ``sf`` / ``ad_click`` Examples.
+"""The world's SF and ad-click impressions -> ``sf`` / ``ad_click`` Examples: what they hold.
 
-``build_user_examples`` is called by WriteImpressionShards once per user, with the text lines
-of the user's impressions (already checked by ``world.check_sf_impression`` /
-``check_ad_impression``: known user, known ad), which it parses again.
+``reference_user_examples`` builds one user's Examples feature by feature: the definition that
+impression_columns.shard_records, which WriteImpressionShards runs on a shard's columns, is
+tested against. The pieces they share are here: the sorted keys, the serialized map entries
+that repeat (``EntryCache``) and the fixed entries between the variable ones (``_segments``).
 
 The user's click history (001 characterises a user by it), both strictly before the
 impression's day, computed once per distinct day of the user, not per impression:
@@ -131,131 +132,9 @@ class EntryCache:
         return got
 
 
-def _count(bucket: dict, token: str, n: int = 1) -> None:
-    bucket[token] = bucket.get(token, 0) + n
-
-
-def build_user_examples(user_id: int, sf_lines, ad_lines, profile, ads: dict, config,
-                        cache: EntryCache | None = None):
-    """One user's impressions -> ``(records, counts_by_day)``.
-
-    Args:
-      sf_lines / ad_lines: the user's impression lines (any order), already checked by
-        ``world.check_sf_impression`` / ``check_ad_impression`` (so ``int()`` of a field is
-        ``parse_id`` of it).
-      profile: ``(age_bucket, gender, city_tier, activity_level)`` strings.
-      ads: {ad_id: (category, title_tokens)}.
-      cache: an ``EntryCache(ads, config)`` shared by calls with the same ads and config.
-
-    Returns:
-      records: ``(dataset, day, impression_id, payload, clicked)``, SF rows then ad rows, each
-        in (day, ts, impression_id) order.
-      counts_by_day: {day: {vocab: {token: n}}} of every feature the records carry.
-
-    The Examples are assembled from serialized map entries in key order (wire.py: the bytes of
-    ``SerializeToString(deterministic=True)``); entries that repeat (the user's, the day's
-    history, a query's, an ad's) are encoded once. ``reference_user_examples`` builds the same
-    bytes feature by feature (tests).
-    """
-    sf_rows = []
-    for text in sf_lines:
-        imp, _, query, keyword, day, ts, clicked = text.split(",")
-        sf_rows.append((int(day), int(ts), int(imp), query, keyword.strip(), int(clicked)))
-    sf_rows.sort(key=lambda r: r[:3])
-    ad_rows = []
-    for text in ad_lines:
-        imp, _, query, ad, position, day, ts, clicked = text.split(",")
-        ad_rows.append((int(day), int(ts), int(imp), query, int(ad), int(position), int(clicked)))
-    ad_rows.sort(key=lambda r: r[:3])
-    max_history, max_title, max_ad_history = config.max_sf_history, config.max_title_tokens, \
-        config.max_ad_history_tokens
-    if cache is None:
-        cache = EntryCache(ads, config)
-    user = str(user_id)
-    fixed = {"user_id": wire.map_entry("user_id", wire.bytes_feature([user.encode()]))}
-    for name, value in zip(PROFILE_FIELDS, profile):
-        fixed[name] = wire.map_entry(name, wire.bytes_feature([value.encode()]))
-    clicks = [(row[0], row[4]) for row in sf_rows if row[5] == 1]  # (day, keyword), by ts
-    ad_clicks = [(row[0], ads[row[4]][1]) for row in ad_rows if row[6] == 1]  # (day, title)
-    day_cache: dict[int, dict] = {}
-
-    def day_entries(day: int) -> dict:
-        entries = day_cache.get(day)
-        if entries is None:
-            earlier = [kw for d, kw in clicks if d < day][::-1][:max_history]
-            tokens = []
-            for d, title in reversed(ad_clicks):
-                if len(tokens) >= max_ad_history:
-                    break
-                if d < day:
-                    tokens.extend(title[:max_title])
-            entries = dict(fixed)
-            entries["history_sf_keywords"] = wire.map_entry(
-                "history_sf_keywords", wire.bytes_feature([kw.encode() for kw in earlier]))
-            entries["history_ad_title_tokens"] = wire.map_entry(
-                "history_ad_title_tokens", wire.bytes_feature([t.encode() for t in tokens[:max_ad_history]]))
-            entries["day"] = cache.day_entry(day)
-            entries = day_cache[day] = (_segments(_SF_KEYS, _SF_VARIABLE, entries),
-                                        _segments(_AD_KEYS, _AD_VARIABLE, entries))
-        return entries
-
-    counts_by_day: dict = {}
-
-    def day_counts(day: int) -> dict:
-        counts = counts_by_day.get(day)
-        if counts is None:
-            counts = counts_by_day[day] = {"user_id": {}, **{name: {} for name in PROFILE_FIELDS}, "token": {}}
-        return counts
-
-    records = []
-    rows_per_day: dict = {}
-    for day, _, impression_id, query_field, keyword, clicked in sf_rows:
-        query, category, query_entry, category_entry = cache.query_entries(query_field)
-        counts = day_counts(day)
-        tokens = counts["token"]
-        for t in query:
-            tokens[t] = tokens.get(t, 0) + 1
-        if category:
-            _count(counts.setdefault("category", {}), category)
-        tokens[keyword] = tokens.get(keyword, 0) + 1
-        rows_per_day[day] = rows_per_day.get(day, 0) + 1
-        s = day_entries(day)[0]   # the fixed entries around the variable ones (_SF_VARIABLE)
-        payload = b"".join((s[0], _CLICKED[clicked], s[1], _impression_entry(impression_id), s[2], category_entry,
-                            s[3], query_entry, s[4], cache.keyword_entry(keyword), s[5]))
-        records.append(("sf", day, impression_id, wire.wrap_example(payload), clicked))
-
-    for day, _, impression_id, query_field, ad_id, position, clicked in ad_rows:
-        query, category, query_entry, category_entry = cache.query_entries(query_field)
-        ad_category, title, ad_entry, ad_category_entry, title_entry = cache.ad_entries(ad_id)
-        counts = day_counts(day)
-        tokens = counts["token"]
-        for t in query:
-            tokens[t] = tokens.get(t, 0) + 1
-        for t in title:
-            tokens[t] = tokens.get(t, 0) + 1
-        categories = counts.setdefault("category", {})
-        if category:
-            _count(categories, category)
-        _count(categories, ad_category)
-        _count(counts.setdefault("ad_id", {}), str(ad_id))
-        _count(counts.setdefault("position", {}), str(position))
-        rows_per_day[day] = rows_per_day.get(day, 0) + 1
-        s = day_entries(day)[1]   # _AD_VARIABLE
-        payload = b"".join((s[0], ad_entry, s[1], ad_category_entry, s[2], _CLICKED[clicked], s[3],
-                            _impression_entry(impression_id), s[4], cache.position_entry(position), s[5],
-                            category_entry, s[6], query_entry, s[7], title_entry, s[8]))
-        records.append(("ad_click", day, impression_id, wire.wrap_example(payload), clicked))
-    for day, n in rows_per_day.items():
-        counts = counts_by_day[day]
-        _count(counts["user_id"], user, n)
-        for name, value in zip(PROFILE_FIELDS, profile):
-            _count(counts[name], value, n)
-    return records, counts_by_day
-
-
 def reference_user_examples(user_id: int, sf_lines, ad_lines, profile, ads: dict, config):
-    """``build_user_examples`` feature by feature (a dict of Features per row, parsed with the
-    sources' parsers): the definition the fast path is tested against.
+    """One user's Examples feature by feature (a dict of Features per row, parsed with the
+    sources' parsers): the definition the columnar build is tested against.
 
     Args:
       sf_lines / ad_lines: the user's impression lines (any order).

@@ -44,6 +44,13 @@ class TrainTokenCounts:
                 for token, n in tokens.items():
                     acc[token] = acc.get(token, 0) + n
 
+    def add_counts(self, vocabs: dict):
+        """``vocabs``: {vocab: {token: n}} of the train split."""
+        for vocab, tokens in vocabs.items():
+            acc = self.counts.setdefault(vocab, {})
+            for token, n in tokens.items():
+                acc[token] = acc.get(token, 0) + n
+
     def flush(self):
         """Yield ``TaggedOutput(tokens, (vocab, {token: n}))`` windowed values."""
         counts, self.counts = self.counts, {}

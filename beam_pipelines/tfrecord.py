@@ -23,10 +23,18 @@ def _masked_crc(data: bytes) -> bytes:
     return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
 
 
-def frame(record: bytes) -> bytes:
-    """One TFRecord: length, masked crc32c of the length, data, masked crc32c of the data."""
-    length = struct.pack("<Q", len(record))
-    return length + _masked_crc(length) + record + _masked_crc(record)
+_HEADERS: dict[int, bytes] = {}   # record length -> its 12-byte header (lengths repeat)
+
+
+def _header(n: int) -> bytes:
+    """A record's length and the masked crc32c of the length."""
+    header = _HEADERS.get(n)
+    if header is None:
+        length = struct.pack("<Q", n)
+        header = length + _masked_crc(length)
+        if len(_HEADERS) < 1 << 16:
+            _HEADERS[n] = header
+    return header
 
 
 class _Compressor:
@@ -80,9 +88,10 @@ class GzipTFRecordWriter:
         self.count = 0
 
     def write(self, record: bytes) -> None:
-        self._buffer.append(frame(record))
+        # a TFRecord: length, masked crc32c of the length, data, masked crc32c of the data
+        self._buffer += (_header(len(record)), record, _masked_crc(record))
         self.count += 1
-        if len(self._buffer) >= _FLUSH_RECORDS:
+        if len(self._buffer) >= 3 * _FLUSH_RECORDS:
             self._out.write(b"".join(self._buffer))
             self._buffer.clear()
 

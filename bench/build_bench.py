@@ -10,10 +10,12 @@ byte-identical (sha256 per relative path; a missing or extra file is a differenc
     python bench/build_bench.py --logs /tmp/dw/logs --work /tmp/dw \\
         --baseline_adpush /work/main/.venv/bin/adpush                      # main beside this tree
     python bench/build_bench.py --logs /tmp/dw/logs --work /tmp/dw --reuse_baseline   # baseline built before
+    python bench/build_bench.py --logs /tmp/dw/logs --work /tmp/dw --repeats 3        # medians of 3 pairs
 
 The machine may be shared: the wall limit is for a quiet machine, so compare CPU seconds and
 the ratios, measured here under the load average printed beside them. ``--parallel`` runs both
-builds at once (the same conditions for both, each slower).
+builds at once (the same conditions for both, each slower). ``--repeats N`` builds N pairs
+(baseline, then this tree) and prints each figure's median; every pair's files are compared.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -102,7 +105,10 @@ def _start(adpush: str, logs: str, out: Path, log: Path, extra=()):
     cmd = ["/usr/bin/time", "-v", adpush, "build-data", "--source", "world", "--input", logs, "--out", str(out),
            *extra]
     fh = open(log, "w")
-    proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+    # Run from the work directory, not a checkout: Beam's worker processes start as `python -m`,
+    # which puts the current directory first on sys.path, so a build started from one tree
+    # would run the other tree's beam_pipelines in its workers.
+    proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=log.parent)
     sampler = _TreePss(proc.pid)
     sampler.start()
     return proc, fh, os.getloadavg()[0], sampler
@@ -132,6 +138,10 @@ def digests(root: Path) -> dict[str, str]:
     return out
 
 
+def _medians(runs: list[dict]) -> dict:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--logs", required=True, help="a simulate-logs directory (the default world)")
@@ -142,6 +152,7 @@ def main(argv=None) -> int:
     parser.add_argument("--reuse_baseline", action="store_true",
                         help="use WORK/baseline and WORK/baseline.time from an earlier run")
     parser.add_argument("--parallel", action="store_true", help="run both builds at once")
+    parser.add_argument("--repeats", type=int, default=1, help="pairs of builds; figures are medians")
     parser.add_argument("--json", default=None)
     args, extra = parser.parse_known_args(argv)   # the rest: build-data options for this tree's build
 
@@ -150,26 +161,33 @@ def main(argv=None) -> int:
     base_out, base_log = work / "baseline", work / "baseline.time"
     ours_out, ours_log = work / "ours", work / "ours.time"
     t0 = time.time()
-    if args.reuse_baseline:
-        base = _time_v(base_log.read_text(errors="replace"))
-        base["cpu_s"] = base["user_s"] + base["sys_s"]
-        base["peak_memory_bytes"] = base["largest_process_rss_bytes"]   # one process: no tree sampled
-        base["loadavg_start"] = base["loadavg_end"] = float("nan")
-        ours = _finish(_start(args.adpush, args.logs, ours_out, ours_log, extra), ours_log)
-    elif args.parallel:
-        jobs = (_start(args.baseline_adpush, args.logs, base_out, base_log),
-                _start(args.adpush, args.logs, ours_out, ours_log, extra))
-        base, ours = _finish(jobs[0], base_log), _finish(jobs[1], ours_log)
-    else:
-        base = _finish(_start(args.baseline_adpush, args.logs, base_out, base_log), base_log)
-        ours = _finish(_start(args.adpush, args.logs, ours_out, ours_log, extra), ours_log)
-    a, b = digests(base_out), digests(ours_out)
-    differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-    results = {"baseline": base, "ours": ours, "files": len(b), "differing_files": differ,
-               "bench_seconds": time.time() - t0, "cpus": os.cpu_count()}
+    bases, ourses, differ = [], [], set()
+    for _ in range(args.repeats):
+        if args.reuse_baseline:
+            base = _time_v(base_log.read_text(errors="replace"))
+            base["cpu_s"] = base["user_s"] + base["sys_s"]
+            base["peak_memory_bytes"] = base["largest_process_rss_bytes"]   # one process: no tree sampled
+            base["loadavg_start"] = base["loadavg_end"] = float("nan")
+            ours = _finish(_start(args.adpush, args.logs, ours_out, ours_log, extra), ours_log)
+        elif args.parallel:
+            jobs = (_start(args.baseline_adpush, args.logs, base_out, base_log),
+                    _start(args.adpush, args.logs, ours_out, ours_log, extra))
+            base, ours = _finish(jobs[0], base_log), _finish(jobs[1], ours_log)
+        else:
+            base = _finish(_start(args.baseline_adpush, args.logs, base_out, base_log), base_log)
+            ours = _finish(_start(args.adpush, args.logs, ours_out, ours_log, extra), ours_log)
+        bases.append(base)
+        ourses.append(ours)
+        a, b = digests(base_out), digests(ours_out)
+        differ |= {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
+    differ = sorted(differ)
+    base, ours = _medians(bases), _medians(ourses)
+    results = {"baseline": base, "ours": ours, "runs": {"baseline": bases, "ours": ourses}, "files": len(b),
+               "differing_files": differ, "bench_seconds": time.time() - t0, "cpus": os.cpu_count()}
 
     print(f"# build-data --source world on {args.logs} ({results['cpus']} cpus; "
-          f"{'in parallel' if args.parallel else 'one after the other'})")
+          f"{'in parallel' if args.parallel else 'one after the other'}"
+          f"{f'; medians of {args.repeats} pairs' if args.repeats > 1 else ''})")
     print("\n| figure | baseline | this tree | this / baseline |\n|---|---:|---:|---:|")
     for name, key, scale in (("wall s", "wall_s", 1), ("CPU s (user+sys)", "cpu_s", 1),
                              ("peak memory GB (process tree PSS)", "peak_memory_bytes", 1 / 2**30),

@@ -63,7 +63,7 @@ def check_sf_impression(text: str, profiles):
     The line is checked here, where its file and line number are known, and travels to the
     per-user grouping as its text: the local runner holds a grouping's values as Python
     objects, and a line is about 5x smaller than its parsed row with its position.
-    build_sf_examples.build_user_examples parses it again.
+    impression_columns parses it again, a shard's lines at a time.
     """
     user, _ = parse_sf_impression(text)
     if user not in profiles:

@@ -1,13 +1,11 @@
-"""build_user_examples (entries encoded once, joined in key order) gives the bytes and counts of
-the feature-by-feature reference, and the bytes of tf.train.Example's deterministic encoding."""
+"""A random small world of SF / ad impression lines (shared with test_impression_columns), and
+the records built from it are tf.train.Example's deterministic encoding."""
 from __future__ import annotations
 
 import random
 
-import pytest
-
-from beam_pipelines.build_sf_examples import EntryCache, build_user_examples, reference_user_examples
 from beam_pipelines.config import BuildConfig
+from beam_pipelines.impression_columns import shard_records
 
 
 def _world(seed: int):
@@ -36,32 +34,20 @@ def _world(seed: int):
     return ads, users
 
 
-def _nonempty(counts):
-    return {day: {v: t for v, t in vocabs.items() if t} for day, vocabs in counts.items()}
-
-
-@pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("config", [BuildConfig(), BuildConfig(max_sf_history=2, max_ad_history_tokens=5,
-                                                               max_query_tokens=1, max_title_tokens=3)])
-def test_fast_build_equals_reference(seed, config):
-    ads, users = _world(seed)
-    cache = EntryCache(ads, config)
-    for user, (sf, ad, profile) in users.items():
-        fast, fast_counts = build_user_examples(user, sf, ad, profile, ads, config, cache)
-        slow, slow_counts = reference_user_examples(user, sf, ad, profile, ads, config)
-        assert fast == slow
-        assert _nonempty(fast_counts) == _nonempty(slow_counts)
-
-
 def test_records_are_tf_examples_with_deterministic_bytes():
     import tensorflow as tf
 
+    from test_impression_columns import _columns
+
     ads, users = _world(7)
-    user, (sf, ad, profile) = next((u, v) for u, v in users.items() if v[0] and v[1])
-    records, _ = build_user_examples(user, sf, ad, profile, ads, BuildConfig())
-    for dataset, _day, impression_id, payload, clicked in records:
+    sf, ad, _, _ = _columns(users, pieces=1, rng=random.Random(7))
+    profiles = {u: users[u][2] for u in users}
+    datasets = set()
+    for dataset, _day, impression_id, payload, clicked in shard_records(sf, ad, profiles, ads, BuildConfig()):
         ex = tf.train.Example.FromString(payload)
         assert ex.SerializeToString(deterministic=True) == payload
         assert ex.features.feature["impression_id"].int64_list.value == [impression_id]
         assert ex.features.feature["clicked"].int64_list.value == [clicked]
         assert ("sf_keyword" in ex.features.feature) == (dataset == "sf")
+        datasets.add(dataset)
+    assert datasets == {"sf", "ad_click"}

@@ -215,15 +215,17 @@ def test_world_fixture_rows_add_up_in_stats_and_counters(tmp_path):
         k: v for k, v in accounting.items() if k != "unaccounted"}
 
 
-def test_spilled_runs_and_small_packs_write_the_same_bytes(tmp_path, monkeypatch):
-    """Tiny PACK_LINES / RUN_ROWS: many packed shuffle elements, every shard's files merged from
-    spilled runs (users 1 and 2 share a shard, so the merge interleaves their ids)."""
-    from beam_pipelines import write_impression_shards
+def test_small_packs_and_slices_write_the_same_bytes(tmp_path, monkeypatch):
+    """Tiny PACK_LINES / row slices / history cache: many packed shuffle elements, each shard's
+    rows turned into Python values a few at a time (users 1 and 2 share a shard, so its files
+    interleave their ids)."""
+    from beam_pipelines import impression_columns, write_impression_shards
 
     logs = write_fixture(tmp_path / "logs")
-    a, b = tmp_path / "one_run", tmp_path / "runs"
+    a, b = tmp_path / "one_pack", tmp_path / "packs"
     build_data("world", logs, a, min_count=2, num_shards=2)
     monkeypatch.setattr(write_impression_shards, "PACK_LINES", 1)
-    monkeypatch.setattr(write_impression_shards, "RUN_ROWS", 1)
+    monkeypatch.setattr(impression_columns, "_SLICE", 2)
+    monkeypatch.setattr(impression_columns, "HISTORY_CACHE_ENTRIES", 2)
     build_data("world", logs, b, min_count=2, num_shards=2)
     assert tree_digest(a) == tree_digest(b)
