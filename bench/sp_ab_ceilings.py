@@ -11,7 +11,7 @@ replaced by an estimate (``tfrs_models/selling_point/ceilings.py``):
 - ``oracle``: the true ``θ_u`` (the demo's oracle scorer).
 
     .venv/bin/python bench/sp_ab_ceilings.py --run runs/RUN [--seed 0]
-    .venv/bin/python bench/sp_ab_ceilings.py --run runs/RUN --expected [--slots 64]
+    .venv/bin/python bench/sp_ab_ceilings.py --run runs/RUN --expected [--slots 64] [--blank user_id]
 
 Prints each experiment's CUPED-adjusted lift per scorer and its share of the oracle's lift
 (the figure `make demo` prints as "served/oracle"), and writes ``RUN/ab_ceilings.json``.
@@ -64,6 +64,10 @@ def main(argv=None) -> int:
                         help="expected lifts (no bucket split, no draws), the run's model included")
     parser.add_argument("--slots", type=int, default=64,
                         help="display contexts per user for --expected (default 64)")
+    parser.add_argument("--blank", action="append", default=[], metavar="INPUTS",
+                        help="with --expected, also the model with these comma-separated inputs "
+                             "sent empty (e.g. user_id, or history_sf_keywords,history_ad_title_tokens); "
+                             "repeatable: which inputs carry the personalisation")
     args = parser.parse_args(argv)
 
     import tfrs_models  # noqa: F401, PLC0415 - selects Keras 2
@@ -99,7 +103,9 @@ def main(argv=None) -> int:
         versions = sorted((run / "models" / "selling_points").iterdir(), key=lambda p: int(p.name))
         model = make_scorer(f"saved_model:{versions[-1]}", world, run / "logs")
         model.name = "model"
-        lifts = expected_lifts(world, load_scenario(ab["scenario"]), [model, *scorers], seed, args.slots)
+        blanked = [BlankedInputs(model, names.split(",")) for names in args.blank]
+        lifts = expected_lifts(world, load_scenario(ab["scenario"]), [model, *blanked, *scorers], seed,
+                               args.slots)
         print_table(lifts, "expected lift")
         (run / "ab_expected.json").write_text(json.dumps({"seed": seed, "slots": args.slots, "lifts": lifts},
                                                          indent=1))
@@ -116,6 +122,31 @@ def main(argv=None) -> int:
                 "CUPED lift")
     (run / "ab_ceilings.json").write_text(json.dumps({"seed": seed, "lifts": lifts}, indent=1))
     return 0
+
+
+class BlankedInputs:
+    """A model scorer whose ``inputs`` are sent empty (the serving signature's "no value")."""
+
+    def __init__(self, scorer, inputs: list[str]):
+        self.scorer, self.inputs = scorer, [name.strip() for name in inputs if name.strip()]
+        self.name = "model without " + ", ".join(self.inputs)
+
+    def score(self, users, queries, ads, candidates):
+        features = self.scorer.features
+
+        def blanked(*args):
+            values = features(*args)
+            unknown = [name for name in self.inputs if name not in values]
+            if unknown:
+                raise SystemExit(f"--blank: {', '.join(unknown)} not among the model's inputs "
+                                 f"({', '.join(sorted(values))})")
+            return {**values, **{name: np.full(len(args[0]), "", dtype=object) for name in self.inputs}}
+
+        self.scorer.features = blanked
+        try:
+            return self.scorer.score(users, queries, ads, candidates)
+        finally:
+            del self.scorer.features  # the class's method again
 
 
 def print_table(lifts: dict, what: str) -> None:
