@@ -12,6 +12,7 @@ replaced by an estimate (``tfrs_models/selling_point/ceilings.py``):
 
     .venv/bin/python bench/sp_ab_ceilings.py --run runs/RUN [--seed 0]
     .venv/bin/python bench/sp_ab_ceilings.py --run runs/RUN --expected [--slots 64] [--blank user_id]
+        [--model CURVE/f0.5_s0/run/export/saved_model ...]
 
 Prints each experiment's CUPED-adjusted lift per scorer and its share of the oracle's lift
 (the figure `make demo` prints as "served/oracle"), and writes ``RUN/ab_ceilings.json``.
@@ -64,6 +65,9 @@ def main(argv=None) -> int:
                         help="expected lifts (no bucket split, no draws), the run's model included")
     parser.add_argument("--slots", type=int, default=64,
                         help="display contexts per user for --expected (default 64)")
+    parser.add_argument("--model", action="append", default=[], metavar="SAVED_MODEL",
+                        help="with --expected, score this SavedModel (e.g. a learning-curve point's "
+                             "RUN/export/saved_model) instead of the run's served version; repeatable")
     parser.add_argument("--blank", action="append", default=[], metavar="INPUTS",
                         help="with --expected, also the model with these comma-separated inputs "
                              "sent empty (e.g. user_id, or history_sf_keywords,history_ad_title_tokens); "
@@ -100,11 +104,15 @@ def main(argv=None) -> int:
     if args.expected:
         from abtest.simulator.scorers import make_scorer  # noqa: PLC0415
 
-        versions = sorted((run / "models" / "selling_points").iterdir(), key=lambda p: int(p.name))
-        model = make_scorer(f"saved_model:{versions[-1]}", world, run / "logs")
-        model.name = "model"
-        blanked = [BlankedInputs(model, names.split(",")) for names in args.blank]
-        lifts = expected_lifts(world, load_scenario(ab["scenario"]), [model, *blanked, *scorers], seed,
+        paths = args.model or [sorted((run / "models" / "selling_points").iterdir(),
+                                      key=lambda p: int(p.name))[-1]]
+        models = []
+        for path in paths:
+            model = make_scorer(f"saved_model:{path}", world, run / "logs")
+            model.name = "model" if not args.model else f"model {path}"
+            models.append(model)
+        blanked = [BlankedInputs(models[0], names.split(",")) for names in args.blank]
+        lifts = expected_lifts(world, load_scenario(ab["scenario"]), [*models, *blanked, *scorers], seed,
                                args.slots)
         print_table(lifts, "expected lift")
         (run / "ab_expected.json").write_text(json.dumps({"seed": seed, "slots": args.slots, "lifts": lifts},
