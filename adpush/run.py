@@ -163,6 +163,9 @@ def abtest_scenario(ab: dict):
     unless the table sets them (> 0), and the table's pre-period."""
     from abtest.simulator.scenario import load_scenario
 
+    for key in ("displays_per_experiment", "slots", "pre_days"):
+        if int(ab[key]) < 0:
+            raise UserError(f"[abtest] {key} must be >= 0 (0 = the scenario's own), got {ab[key]!r}")
     scenario = load_scenario(ab["scenario"])
     if int(ab["displays_per_experiment"]) > 0:
         for experiment in scenario.experiments:

@@ -37,12 +37,8 @@ class TrainTokenCounts:
     def add(self, by_day: dict, split_of_day):
         """``by_day``: {day: {vocab: {token: n}}}; ``split_of_day(day) -> split name``."""
         for day, vocabs in by_day.items():
-            if split_of_day(day) != "train":
-                continue
-            for vocab, tokens in vocabs.items():
-                acc = self.counts.setdefault(vocab, {})
-                for token, n in tokens.items():
-                    acc[token] = acc.get(token, 0) + n
+            if split_of_day(day) == "train":
+                self.add_counts(vocabs)
 
     def add_counts(self, vocabs: dict):
         """``vocabs``: {vocab: {token: n}} of the train split."""

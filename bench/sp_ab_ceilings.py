@@ -73,6 +73,15 @@ def main(argv=None) -> int:
                              "sent empty (e.g. user_id, or history_sf_keywords,history_ad_title_tokens); "
                              "repeatable: which inputs carry the personalisation")
     args = parser.parse_args(argv)
+    if (args.model or args.blank) and not args.expected:
+        parser.error("--model and --blank go with --expected")
+    missing = [m for m in args.model if not (Path(m) / "saved_model.pb").is_file()]
+    if missing:
+        parser.error(f"--model: no SavedModel (saved_model.pb) in {', '.join(missing)}")
+    served = args.run / "models" / "selling_points"
+    versions = [p.parent for p in served.glob("*/saved_model.pb") if p.parent.name.isdigit()]
+    if args.expected and not args.model and not versions:
+        parser.error(f"--expected: {served} has no exported version; run the export stage or pass --model")
 
     import tfrs_models  # noqa: F401, PLC0415 - selects Keras 2
     from abtest.simulator.cli import world_from_args  # noqa: PLC0415
@@ -104,8 +113,7 @@ def main(argv=None) -> int:
     if args.expected:
         from abtest.simulator.scorers import make_scorer  # noqa: PLC0415
 
-        paths = args.model or [sorted((run / "models" / "selling_points").iterdir(),
-                                      key=lambda p: int(p.name))[-1]]
+        paths = args.model or [max(versions, key=lambda p: int(p.name))]
         models = []
         for path in paths:
             model = make_scorer(f"saved_model:{path}", world, run / "logs")

@@ -100,3 +100,11 @@ def test_abtest_table_keeps_the_scenarios_sizes_unless_it_sets_them():
     small = abtest_scenario({**ab, "displays_per_experiment": 200_000, "slots": 4, "pre_days": 0})
     assert {e["displays"] for e in small.experiments} == {200_000}
     assert small.defaults["slots"] == 4 and small.defaults["pre_days"] == 0
+
+
+def test_abtest_table_rejects_negative_sizes_by_name():
+    from adpush.run import abtest_scenario
+
+    ab = dict(default_config()["abtest"])
+    with pytest.raises(UserError, match=r"\[abtest\] slots must be >= 0"):
+        abtest_scenario({**ab, "slots": -1})

@@ -67,3 +67,19 @@ def test_expected_lift_is_the_activity_weighted_click_rate_ratio():
     weight = np.repeat(np.asarray(world.user_activity, np.float64), slots)
     expected = (weight @ two) / (weight @ none) - 1.0
     assert abs(lifts["oracle"]["No.1"] - expected) < 1e-12
+
+
+def test_expected_options_name_what_is_missing(tmp_path, capsys):
+    import pytest
+
+    import sp_ab_ceilings
+
+    for argv, message in (
+            (["--run", str(tmp_path), "--blank", "user_id"], "--model and --blank go with --expected"),
+            (["--run", str(tmp_path), "--expected", "--model", str(tmp_path / "nowhere")],
+             "no SavedModel (saved_model.pb) in"),
+            (["--run", str(tmp_path), "--expected"], "has no exported version")):
+        with pytest.raises(SystemExit) as exit_info:
+            sp_ab_ceilings.main(argv)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
