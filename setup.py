@@ -28,7 +28,7 @@ setup(
         "scipy>=1.11",
         "matplotlib>=3.8",
         "tqdm>=4.66",
-        "grpcio>=1.60",
+        "grpcio>=1.85,<1.86",  # serving/grpc_service.py drives grpc._cython.cygrpc (a private API)
         "aiohttp>=3.9",  # serving: the local TF-Serving-compatible REST server
         "protobuf>=6.31.1,<8",
         # adpush evaluate: the logistic-regression baseline with hashed crosses

@@ -238,12 +238,17 @@ def _measure(proc, body: bytes, inputs, args) -> dict:
     """One round on one server: sequential REST and gRPC latency, then requests/s per concurrency."""
     load = os.getloadavg()[0]
     rest_cpu, grpc_cpu = ServerCpu(proc.proc.pid), ServerCpu(proc.proc.pid)
+    c0 = time.process_time()
     rest = bench_rest_sequential(proc.rest_api_port, body, args.requests, rest_cpu)
+    c1 = time.process_time()
     rest_server = rest_cpu.per_request()
     grpc_lat = bench_grpc_sequential(proc.port, inputs, args.requests, grpc_cpu)
+    c2 = time.process_time()
+    n = args.requests + 20
     out = {"loadavg": load, "rest_p50": _pct(rest, 50), "rest_p99": _pct(rest, 99),
            "grpc_p50": _pct(grpc_lat, 50), "grpc_p99": _pct(grpc_lat, 99),
-           "rest_server": rest_server, "grpc_server": grpc_cpu.per_request(), "throughput": []}
+           "rest_server": rest_server, "grpc_server": grpc_cpu.per_request(),
+           "rest_client_ms": (c1 - c0) / n * 1e3, "grpc_client_ms": (c2 - c1) / n * 1e3, "throughput": []}
     for c in args.concurrency:
         rest_rps, rest_err = asyncio.run(_rest_load(proc.rest_api_port, body, c, args.seconds))
         grpc_rps, grpc_err = asyncio.run(_grpc_load(proc.port, inputs, c, args.seconds))
@@ -300,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="server variants to compare (0: inference on the event loop)")
     parser.add_argument("--enable_batching", choices=["false", "true"], nargs="+", default=["false"],
                         help="server variants: without / with server-side batching")
+    parser.add_argument("--busy_poll_us", type=int, nargs="+", default=[0],
+                        help="server variants: --busy_poll_us (0: the loops sleep when idle)")
     parser.add_argument("--batching_parameters", default="max_batch_size { value: 64 }\n"
                         "batch_timeout_micros { value: 0 }\nnum_batch_threads { value: 2 }\n",
                         help="text-proto BatchingParameters for the batching variant")
@@ -341,16 +348,19 @@ def main(argv: list[str] | None = None) -> int:
             servers.append(({"server": f"baseline {args.baseline_tree}", "rest_inference_threads": 0,
                              "enable_batching": "false"},
                             stack.enter_context(_TreeServer(args.baseline_tree, str(base / "m")))))
-        for batching in args.enable_batching:
-            for threads in args.rest_inference_threads:
-                flags = {"enable_batching": batching}
-                if batching == "true":
-                    flags["batching_parameters_file"] = str(params_file)
-                proc = stack.enter_context(ServerProcess(model_name="m", model_base_path=str(base / "m"),
-                                                         file_system_poll_wait_seconds=0,
-                                                         rest_inference_threads=threads, **flags))
-                servers.append(({"server": "this tree", "rest_inference_threads": threads,
-                                 "enable_batching": batching}, proc))
+        for spin in args.busy_poll_us:
+            for batching in args.enable_batching:
+                for threads in args.rest_inference_threads:
+                    flags = {"enable_batching": batching}
+                    if batching == "true":
+                        flags["batching_parameters_file"] = str(params_file)
+                    if spin:
+                        flags["busy_poll_us"] = spin
+                    proc = stack.enter_context(ServerProcess(model_name="m", model_base_path=str(base / "m"),
+                                                             file_system_poll_wait_seconds=0,
+                                                             rest_inference_threads=threads, **flags))
+                    servers.append(({"server": "this tree", "rest_inference_threads": threads,
+                                     "enable_batching": batching, "busy_poll_us": spin}, proc))
         if server_cpus:
             for _, proc in servers:
                 pin(proc.proc.pid, server_cpus)
@@ -361,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         for info, proc in servers:
             rs = rounds[id(proc)]
             variant = dict(info, loadavg=[r["loadavg"] for r in rs],
+                           client_cpu_ms={api: _med([r[f"{api}_client_ms"] for r in rs]) for api in ("rest", "grpc")},
                            rest_ms={"p50": _med([r["rest_p50"] for r in rs]), "p99": _med([r["rest_p99"] for r in rs]),
                                     "p50_rounds": [r["rest_p50"] for r in rs]},
                            grpc_ms={"p50": _med([r["grpc_p50"] for r in rs]), "p99": _med([r["grpc_p99"] for r in rs])},
@@ -386,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     first = results["variants"][0]
     for v in results["variants"]:
         print(f"\n## {v['server']}: --rest_inference_threads={v['rest_inference_threads']} "
-              f"--enable_batching={v['enable_batching']} (loadavg per round "
+              f"--enable_batching={v['enable_batching']} --busy_poll_us={v.get('busy_poll_us', 0)} (loadavg per round "
               f"{' / '.join(f'{x:.2f}' for x in v['loadavg'])})")
         print(f"one-instance predict latency: REST p50 {v['rest_ms']['p50']:.3f} ms "
               f"({' / '.join(f'{x:.3f}' for x in v['rest_ms']['p50_rounds'])}) / p99 {v['rest_ms']['p99']:.3f} ms;"
@@ -396,7 +407,10 @@ def main(argv: list[str] | None = None) -> int:
                  if v is not first else ""))
         rest_srv, grpc_srv = v["server_cpu"]["rest"], v["server_cpu"]["grpc"]
         print(f"server CPU per sequential request: REST {rest_srv['cpu_ms']:.3f} ms ({rest_srv['wakeups']:.1f} thread "
-              f"wake-ups), gRPC {grpc_srv['cpu_ms']:.3f} ms ({grpc_srv['wakeups']:.1f} wake-ups)")
+              f"wake-ups), gRPC {grpc_srv['cpu_ms']:.3f} ms ({grpc_srv['wakeups']:.1f} wake-ups)"
+              + ("; includes the busy polling" if v.get("busy_poll_us") else ""))
+        print(f"load generator CPU per sequential request: REST (http.client) {v['client_cpu_ms']['rest']:.3f} ms, "
+              f"gRPC (grpcio stub) {v['client_cpu_ms']['grpc']:.3f} ms")
         print("\n| concurrency | REST req/s | REST req/s per round | gRPC req/s | errors |\n|---:|---:|---|---:|---:|")
         for row in v["throughput"]:
             print(f"| {row['concurrency']} | {row['rest_rps']:.0f} | "
@@ -420,7 +434,7 @@ def targets(results: dict) -> list[tuple[str, float, float, str]]:
     for v in results["variants"]:
         if v["server"] != "this tree":
             continue
-        tag = f"batching={v['enable_batching']}"
+        tag = f"batching={v['enable_batching']}" + (f" busy_poll_us={v['busy_poll_us']}" if v.get("busy_poll_us") else "")
         rows.append((f"{tag} REST p50 ms", v["rest_ms"]["p50"], limit, "<="))
         rows.append((f"{tag} gRPC p50 ms", v["grpc_ms"]["p50"], limit, "<="))
         rows.append((f"{tag} gRPC p50 / REST p50", v["grpc_ms"]["p50"] / v["rest_ms"]["p50"], 1.0, "<="))

@@ -1,26 +1,35 @@
-"""TF Serving's gRPC ``PredictionService`` and ``ModelService`` on the tensorflow-serving-api bases.
+"""TF Serving's gRPC ``PredictionService`` and ``ModelService`` (tensorflow-serving-api messages).
 
 Outputs are typed ``*_val`` TensorProtos as the real server writes them; the response
 ``model_spec`` carries the resolved version and ``serving_default`` for an empty signature name.
-Errors abort with TF Serving's status code and message (TFSERVING_CONTRACT.md §5).
+Errors end the call with TF Serving's status code and message (TFSERVING_CONTRACT.md §5).
 
-The server is the synchronous ``grpc.server`` with a pool of ``--grpc_max_workers`` threads, a
-request per thread, as TF Serving's own (C++, synchronous) gRPC server runs them. A batched
-Predict waits in its thread for its batch; the other threads keep taking requests, so the
-batcher merges concurrent gRPC requests with each other and with REST's. It replaced a
-``grpc.aio`` server (4bd2ca0), which cost more per call: on the project's ``keyword_ctr`` bench
-at concurrency 16 (server on one core, load generator on the other) it served 1,724 req/s
-unbatched and 1,553 batched where this one serves 2,846 and 3,224 (``bench/serving_bench.py``).
-A large request (over ``large_request_bytes``) runs with the collector paused, as REST's do.
+The server (``GrpcServer``) drives grpc's core completion queue from one thread, as REST's
+event loop does its sockets: that thread takes a new call, reads its one request message, runs
+a small request itself and starts the response batch, so a unary call costs one thread wake-up
+instead of the ~9 hand-offs between ``grpc.server``'s polling thread and its pool
+(serving/README.md, "Figures"). A batched Predict is queued on the batcher without waiting: the
+batch thread that runs it sends the response, and the polling thread keeps taking calls, so
+concurrent gRPC requests merge with each other and with REST's. A request larger than
+``large_request_bytes`` runs in a pool of ``max_workers`` threads with the collector paused (as
+REST's large ones do), so it stalls no other call; ``inline=False`` runs every request there
+(for models slow enough that one call should not hold the others). grpc's public server API
+has no such mode: ``grpc.server`` hands every call to a pool thread and ``grpc.aio`` hands every
+event to an asyncio loop through a socket, so this uses ``grpc._cython.cygrpc`` (the layer both
+are written on) directly; being a private API, ``setup.py`` pins grpcio to the measured 1.85.x,
+and ``tests/serving/test_grpc_api.py`` / ``test_grpc_server.py`` hold the wire behaviour.
 """
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 from concurrent import futures
 
-import grpc
-from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, model_service_pb2_grpc,
-                                     predict_pb2, prediction_service_pb2_grpc, regression_pb2)
+from grpc._cython import cygrpc
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
+                                     inference_pb2, model_management_pb2, predict_pb2, regression_pb2)
 
 from serving.errors import Code, ServingError, invalid, too_large
 from serving.rest import signature_def_map, status_response
@@ -42,10 +51,6 @@ def _fill_spec(out_spec, servable, signature_name: str) -> None:
     out_spec.name = servable.name
     out_spec.version.value = servable.version
     out_spec.signature_name = signature_name or DEFAULT_SIGNATURE
-
-
-def _abort(context, err: ServingError):
-    context.abort(grpc.StatusCode[err.code.name], err.grpc_details())
 
 
 _ITEMSIZE = {1: 4, 2: 8, 3: 4, 4: 1, 5: 2, 6: 1, 7: 8, 8: 8, 9: 8, 10: 1, 14: 2, 17: 2, 18: 16, 19: 2,
@@ -114,18 +119,16 @@ def _output_filter(request) -> tuple[str, ...]:
     return tuple(request.output_filter)
 
 
-class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """``PredictionService``: ``predict`` / ``classify`` / ``regress`` / ``metadata`` are the
-    logic (request → response, ``ServingError`` for TF Serving's errors); the RPC methods abort
-    with its code and message."""
+class PredictionService:
+    """``PredictionService``'s logic: request message → response message, ``ServingError`` with
+    TF Serving's code and message for a bad request."""
 
-    def __init__(self, manager, max_decoded_bytes: int = 2 << 30, large_request_bytes: int = 256 << 10):
+    def __init__(self, manager, max_decoded_bytes: int = 2 << 30):
         self.manager = manager
         self.max_decoded_bytes = max_decoded_bytes
-        self.large_request_bytes = large_request_bytes
 
-    # -- the logic -------------------------------------------------------------------------------
-    def _predict_inputs(self, request):
+    def predict_inputs(self, request):
+        """(servable, checked input arrays, output filter) of a Predict request."""
         if not request.HasField("model_spec"):
             raise invalid("Missing ModelSpec")
         servable = _resolve(self.manager, request.model_spec)
@@ -133,7 +136,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return servable, inputs, _output_filter(request)
 
     def predict(self, request) -> predict_pb2.PredictResponse:
-        servable, inputs, output_filter = self._predict_inputs(request)
+        servable, inputs, output_filter = self.predict_inputs(request)
         signature_name = request.model_spec.signature_name
         return _predict_response(servable, signature_name, servable.predict(signature_name, inputs, output_filter))
 
@@ -170,85 +173,325 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         resp.metadata["signature_def"].Pack(signature_def_map(servable))
         return resp
 
-    # -- the RPCs ----------------------------------------------------------------------------------
-    def _run(self, method, request, context):
-        try:
-            if request.ByteSize() > self.large_request_bytes:
-                return _large(method, request)
-            return method(request)
-        except ServingError as err:
-            _abort(context, err)
 
-    def Predict(self, request, context):
-        return self._run(self.predict, request, context)
+class ModelService:
+    """``ModelService``'s logic (``GetModelStatus``)."""
 
-    def Classify(self, request, context):
-        return self._run(self.classify, request, context)
-
-    def Regress(self, request, context):
-        return self._run(self.regress, request, context)
-
-    def GetModelMetadata(self, request, context):
-        return self._run(self.metadata, request, context)
-
-    def MultiInference(self, request, context):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not implemented by the local server")
-
-
-def _large(method, request):
-    from serving.rest import large_request_mode
-
-    with large_request_mode():
-        return method(request)
-
-
-class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, manager):
         self.manager = manager
 
-    def GetModelStatus(self, request, context):
-        try:
-            spec = request.model_spec
-            if not spec.name:
-                raise invalid("ModelSpec has no name specified.")
-            version = spec.version.value if spec.HasField("version") else None
-            return status_response(self.manager, spec.name, version)
-        except ServingError as err:
-            _abort(context, err)
+    def status(self, request):
+        spec = request.model_spec
+        if not spec.name:
+            raise invalid("ModelSpec has no name specified.")
+        version = spec.version.value if spec.HasField("version") else None
+        return status_response(self.manager, spec.name, version)
 
-    def HandleReloadConfigRequest(self, request, context):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                      "HandleReloadConfigRequest is not implemented by the local server")
+
+def _unimplemented(message: str):
+    def run(request):
+        raise ServingError(Code.UNIMPLEMENTED, message)
+
+    return run
+
+
+class _Method:
+    """One RPC: its request type, what answers it, and its ``API`` label in the metrics (None:
+    not counted, as TF Serving counts Predict / Classify / Regress only)."""
+
+    __slots__ = ("name", "request_type", "run", "api")
+
+    def __init__(self, name: str, request_type, run, api: str | None = None):
+        self.name, self.request_type, self.run, self.api = name, request_type, run, api
+
+
+_PREDICTION = "/tensorflow.serving.PredictionService/"
+_MODEL = "/tensorflow.serving.ModelService/"
+_NEW_CALL = object()   # the completion-queue tag of an accepted call
+_SHUTDOWN = object()   # ... of the server's shutdown
+
+
+class _Rpc:
+    """One call in flight. ``due`` counts its batches the core has not completed yet; the call
+    is over when it reaches 0 (the receive-close batch completes last, when the call ends)."""
+
+    __slots__ = ("server", "call", "method", "start", "due", "lock")
+
+    def __init__(self, server: "GrpcServer", call, method: _Method):
+        self.server, self.call, self.method = server, call, method
+        self.start = 0.0
+        self.due = 0
+        self.lock = threading.Lock()   # the batch threads and the polling thread both start batches
+
+    def batch(self, operations, on_done) -> None:
+        with self.lock:
+            if self.call.start_server_batch(operations, (self, on_done)) == 0:  # GRPC_CALL_OK
+                self.due += 1
+
+    def completed(self) -> bool:
+        """One batch done (polling thread); True if it was the call's last."""
+        with self.lock:
+            self.due -= 1
+            return self.due == 0
+
+    # -- the call's steps, each run from a completion-queue event ---------------------------------
+    def on_close(self, event) -> None:
+        pass
+
+    def on_message(self, event) -> None:
+        data = event.batch_operations[0].message() if event.success else None
+        if data is None:
+            if event.success:   # the client half-closed without a message
+                self.finish_error(Code.UNIMPLEMENTED,
+                                  f'"{self.method.name}" requires exactly one request message.')
+            return
+        self.start = time.perf_counter()
+        self.server.handle(self, data)
+
+    def on_sent(self, event) -> None:
+        pass
+
+    # -- answering (any thread) -------------------------------------------------------------------
+    def finish(self, response, request=None) -> None:
+        try:
+            payload = response.SerializeToString()
+        except Exception as err:  # noqa: BLE001 - grpc's own wording for a failed serialization
+            log.exception("gRPC response serialization failed")
+            self.finish_error(Code.INTERNAL, f"Failed to serialize response: {err}", request)
+            return
+        self.record(Code.OK, request, response)   # before the client can see the answer
+        self.batch((cygrpc.SendInitialMetadataOperation(None, 0),
+                    cygrpc.SendMessageOperation(payload, 0),
+                    cygrpc.SendStatusFromServerOperation(None, cygrpc.StatusCode.ok, b"", 0)), _Rpc.on_sent)
+
+    def finish_error(self, code: Code, details: str, request=None) -> None:
+        self.record(code, request, None)
+        self.batch((cygrpc.SendInitialMetadataOperation(None, 0),
+                    cygrpc.SendStatusFromServerOperation(None, _CYGRPC_CODE[code], details.encode("utf-8"), 0)),
+                   _Rpc.on_sent)
+
+    def fail(self, err: Exception, request=None) -> None:
+        if isinstance(err, ServingError):
+            self.finish_error(err.code, err.grpc_details(), request)
+        else:   # grpc.server's answer to an exception in a handler
+            log.error("gRPC %s failed", self.method.name, exc_info=err)
+            self.finish_error(Code.UNKNOWN, f"Exception calling application: {err}", request)
+
+    def record(self, code: Code, request, response) -> None:
+        metrics = self.server.metrics
+        if metrics is None or self.method.api is None or request is None:
+            return
+        spec = response.model_spec if response is not None else request.model_spec
+        metrics.record(model_name=request.model_spec.name, api=self.method.api, entrypoint="GRPC",
+                       status=code.name, version=str(spec.version.value) if spec.HasField("version") else "",
+                       latency_us=(time.perf_counter() - self.start) * 1e6)
+
+
+_QUEUE_TIMEOUT = cygrpc.CompletionType.queue_timeout
+_CYGRPC_CODE = {code: cygrpc.StatusCode(int(code)) for code in Code}
+_UNKNOWN = _Method("", None, None)
 
 
 class GrpcServer:
-    """``grpc.server`` with a pool of ``max_workers`` threads, one request each (TF releases the
-    GIL inside ops; a batched Predict waits for its batch in its thread)."""
+    """``PredictionService`` + ``ModelService`` on grpc's core, driven from one polling thread
+    (module docstring). ``max_request_bytes`` is grpc's receive limit (over it the core answers
+    RESOURCE_EXHAUSTED); ``metrics`` (a ``ServingMetrics``) records Predict / Classify / Regress."""
 
     def __init__(self, manager, host: str = "127.0.0.1", port: int = 0, max_workers: int = 16,
-                 max_request_bytes: int = 2**31 - 1, max_decoded_bytes: int = 2 << 30,
-                 interceptors=(), large_request_bytes: int = 256 << 10):
+                 max_request_bytes: int = 2**31 - 1, max_decoded_bytes: int = 2 << 30, metrics=None,
+                 large_request_bytes: int = 256 << 10, inline: bool = True, busy_poll_us: int = 0):
         self.manager = manager
-        self.server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="grpc"),
-            interceptors=tuple(interceptors),  # e.g. serving.metrics.MetricsInterceptor
-            options=[("grpc.max_receive_message_length", max_request_bytes),
-                     ("grpc.max_send_message_length", 2**31 - 1),
-                     ("grpc.so_reuseport", 0)])
-        servicer = PredictionServicer(manager, max_decoded_bytes, large_request_bytes)
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, self.server)
-        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), self.server)
+        self.busy_poll_seconds = max(0, busy_poll_us) / 1e6
+        self.metrics = metrics
+        self.large_request_bytes = large_request_bytes if inline else -1
+        self.prediction = PredictionService(manager, max_decoded_bytes)
+        models = ModelService(manager)
+        p = self.prediction
+        self.methods = {name.encode(): method for name, method in (
+            (_PREDICTION + "Predict", _Method(_PREDICTION + "Predict", predict_pb2.PredictRequest, p.predict,
+                                              "Predict")),
+            (_PREDICTION + "Classify", _Method(_PREDICTION + "Classify", classification_pb2.ClassificationRequest,
+                                               p.classify, "Classify")),
+            (_PREDICTION + "Regress", _Method(_PREDICTION + "Regress", regression_pb2.RegressionRequest, p.regress,
+                                              "Regress")),
+            (_PREDICTION + "GetModelMetadata", _Method(_PREDICTION + "GetModelMetadata",
+                                                       get_model_metadata_pb2.GetModelMetadataRequest, p.metadata)),
+            (_PREDICTION + "MultiInference", _Method(
+                _PREDICTION + "MultiInference", inference_pb2.MultiInferenceRequest,
+                _unimplemented("MultiInference is not implemented by the local server"))),
+            (_MODEL + "GetModelStatus", _Method(_MODEL + "GetModelStatus", get_model_status_pb2.GetModelStatusRequest,
+                                                models.status)),
+            (_MODEL + "HandleReloadConfigRequest", _Method(
+                _MODEL + "HandleReloadConfigRequest", model_management_pb2.ReloadConfigRequest,
+                _unimplemented("HandleReloadConfigRequest is not implemented by the local server"))),
+        )}
+        self._predict = self.methods[(_PREDICTION + "Predict").encode()]
+        self._pool = futures.ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="grpc")
+        self._cq = cygrpc.CompletionQueue()
+        self._server = cygrpc.Server((("grpc.max_receive_message_length", max_request_bytes),
+                                      ("grpc.max_send_message_length", 2**31 - 1),
+                                      ("grpc.so_reuseport", 0)), False)
+        self._server.register_completion_queue(self._cq)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.port = self.server.add_insecure_port(address)
+        self.port = self._server.add_http2_port(address.encode())
         if not self.port:
             raise OSError(f"cannot bind gRPC to {address}")
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._accepting = False     # a request_call is outstanding
+        self._stopping = False
+        self._stopped = threading.Event()
+        self._thread = None
 
+    # -- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> None:
-        self.server.start()
+        self._server.start()
+        self._request_call()
+        self._thread = threading.Thread(target=self._serve, name="grpc-serve", daemon=True)
+        self._thread.start()
 
     def stop(self, grace: float = 10.0) -> None:
-        """Reject new RPCs, let in-flight ones finish within ``grace`` seconds."""
-        self.server.stop(grace).wait(grace + 5)
+        """Reject new RPCs, let in-flight ones finish within ``grace`` seconds, then cancel them."""
+        if self._thread is None:
+            return
+        with self._lock:
+            if not self._stopping:
+                self._stopping = True
+                self._server.shutdown(self._cq, _SHUTDOWN)
+        if not self._stopped.wait(grace):
+            self._server.cancel_all_calls()
+            self._stopped.wait(5.0)
+        self._thread.join(5.0)
+        self._thread = None
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _request_call(self) -> None:
+        self._server.request_call(self._cq, self._cq, _NEW_CALL)
+        self._accepting = True
+
+    # -- the polling thread -------------------------------------------------------------------------
+    def _serve(self) -> None:
+        cq = self._cq
+        shut_down = False
+        spin = self.busy_poll_seconds
+        spin_until = 0.0
+        while True:
+            event = cq.poll(0) if spin else cq.poll()
+            if spin:
+                while event.completion_type == _QUEUE_TIMEOUT:
+                    if time.monotonic() > spin_until:
+                        event = cq.poll()
+                        break
+                    os.sched_yield()   # a thread waiting for the GIL or the core gets it
+                    event = cq.poll(0)
+                spin_until = time.monotonic() + spin
+            tag = event.tag
+            if tag is _NEW_CALL:
+                self._accepting = False
+                if event.success:
+                    self._on_call(event)
+                with self._lock:   # never after shutdown() (grpc.server serialises them the same way)
+                    if not self._stopping:
+                        self._request_call()
+            elif tag is _SHUTDOWN:
+                shut_down = True
+            elif tag is not None:
+                rpc, on_done = tag
+                try:
+                    on_done(rpc, event)
+                except Exception:  # noqa: BLE001 - the polling thread must keep going
+                    log.exception("gRPC call step failed")
+                if rpc.completed():
+                    with self._lock:
+                        self._in_flight -= 1
+            event = tag = None   # drop the call's references before waiting again
+            if shut_down and not self._accepting and self._in_flight == 0:
+                with self._lock:   # stop() may still be inside shutdown(): the core server must outlive it
+                    self._server.destroy()
+                self._stopped.set()
+                return
+
+    def _on_call(self, event) -> None:
+        method = self.methods.get(event.call_details.method)
+        rpc = _Rpc(self, event.call, method or _UNKNOWN)
+        with self._lock:
+            self._in_flight += 1
+        if method is None:   # grpc.server's answer to a method nobody registered
+            rpc.batch((cygrpc.SendInitialMetadataOperation(None, 0), cygrpc.ReceiveCloseOnServerOperation(0),
+                       cygrpc.SendStatusFromServerOperation(None, cygrpc.StatusCode.unimplemented,
+                                                            b"Method not found!", 0)), _Rpc.on_sent)
+        else:
+            rpc.batch((cygrpc.ReceiveCloseOnServerOperation(0),), _Rpc.on_close)
+            rpc.batch((cygrpc.ReceiveMessageOperation(0),), _Rpc.on_message)
+        if rpc.due == 0:   # the core took neither batch (the call is already gone)
+            with self._lock:
+                self._in_flight -= 1
+
+    def handle(self, rpc: _Rpc, data: bytes) -> None:
+        """The request's bytes are in: answer a small one here, queue a batched Predict, or hand a
+        large one (or every one, ``inline=False``) to the pool."""
+        if len(data) > self.large_request_bytes:
+            self._pool.submit(self._run_large, rpc, data)
+            return
+        request = self._parse(rpc, data)
+        if request is None:
+            return
+        if rpc.method is self._predict and self.manager.batcher is not None:
+            try:
+                queued = self._queue_predict(rpc, request)
+            except Exception as err:  # noqa: BLE001
+                rpc.fail(err, request)
+                return
+            if queued:
+                return
+        self._run(rpc, request)
+
+    @staticmethod
+    def _parse(rpc: _Rpc, data: bytes):
+        try:
+            return rpc.method.request_type.FromString(data)
+        except Exception:  # noqa: BLE001 - grpc.server's answer to an undecodable request
+            rpc.finish_error(Code.INTERNAL, "Exception deserializing request!")
+            return None
+
+    @staticmethod
+    def _run(rpc: _Rpc, request) -> None:
+        try:
+            response = rpc.method.run(request)
+        except Exception as err:  # noqa: BLE001
+            rpc.fail(err, request)
+            return
+        rpc.finish(response, request)
+
+    def _run_large(self, rpc: _Rpc, data: bytes) -> None:
+        from serving.rest import large_request_mode
+
+        with large_request_mode():
+            request = self._parse(rpc, data)
+            if request is not None:
+                self._run(rpc, request)
+
+    def _queue_predict(self, rpc: _Rpc, request) -> bool:
+        """Put a Predict on the batcher; the batch thread answers it. False: it runs unbatched."""
+        servable, inputs, output_filter = self.prediction.predict_inputs(request)
+        signature_name = request.model_spec.signature_name
+        future = servable.predict_future(signature_name, inputs, output_filter)
+        if future is None:
+            return False
+
+        def done(fut) -> None:
+            try:
+                outputs = fut.result()
+                if output_filter:
+                    outputs = {alias: outputs[alias] for alias in output_filter}
+                response = _predict_response(servable, signature_name, outputs)
+            except Exception as err:  # noqa: BLE001
+                rpc.fail(err, request)
+                return
+            rpc.finish(response, request)
+
+        future.add_done_callback(done)
+        return True
 
 
-__all__ = ["GrpcServer", "PredictionServicer", "ModelServicer"]
+__all__ = ["GrpcServer", "PredictionService", "ModelService"]

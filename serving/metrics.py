@@ -25,8 +25,8 @@ buckets (``tensorflow_serving/servables/tensorflow/util.cc``, ``model_servers/ht
 Not recorded (they live inside TF Serving's servable code, not at its entry points):
 ``runtime_latency`` and ``request_example_count(s)``.
 
-Recording happens at the entry points only — an aiohttp middleware (``aiohttp_middleware``) and a
-gRPC server interceptor (``MetricsInterceptor``) — so the request handlers know nothing of it.
+Recording happens at the entry points only — an aiohttp middleware (``aiohttp_middleware``) and
+the gRPC server's end of a call (``serving.grpc_service``) — so the request handlers know nothing of it.
 """
 from __future__ import annotations
 
@@ -48,7 +48,6 @@ _CODE_OF_HTTP = {200: "OK", 400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403
                  404: "NOT_FOUND", 409: "ABORTED", 413: "RESOURCE_EXHAUSTED", 429: "RESOURCE_EXHAUSTED",
                  499: "CANCELLED", 500: "INTERNAL", 501: "UNIMPLEMENTED", 503: "UNAVAILABLE",
                  504: "DEADLINE_EXCEEDED"}
-_GRPC_APIS = {f"/tensorflow.serving.PredictionService/{api}": api for api in ("Predict", "Classify", "Regress")}
 
 
 def code_of_http_status(status: int) -> str:
@@ -225,66 +224,3 @@ def aiohttp_middleware(metrics: ServingMetrics, manager, config: MonitoringConfi
                            version=version, latency_us=elapsed_us)
 
     return record_metrics
-
-
-def _grpc_interceptor_base():
-    import grpc
-
-    return grpc.ServerInterceptor
-
-
-class MetricsInterceptor(_grpc_interceptor_base()):
-    """A gRPC server interceptor recording Predict / Classify / Regress as TF Serving does."""
-
-    def __init__(self, metrics: ServingMetrics):
-        self.metrics = metrics
-        self._wrapped: dict[str, tuple] = {}   # method -> (its handler, the recording handler)
-
-    def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
-        method = handler_call_details.method
-        api = _GRPC_APIS.get(method)
-        if handler is None or api is None or handler.unary_unary is None:
-            return handler
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._recording(handler, api)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
-
-    def _recording(self, handler, api: str):
-        import grpc
-
-        inner = handler.unary_unary
-        metrics = self.metrics
-
-        def behaviour(request, context):
-            start = time.perf_counter()
-            response = None
-            try:
-                response = inner(request, context)
-                return response
-            finally:
-                code = context.code()
-                if code is None:
-                    code = grpc.StatusCode.OK if response is not None else grpc.StatusCode.UNKNOWN
-                elif not isinstance(code, grpc.StatusCode):
-                    code = _STATUS_BY_VALUE.get(code, grpc.StatusCode.UNKNOWN)
-                spec = response.model_spec if response is not None else request.model_spec
-                version = str(spec.version.value) if spec.HasField("version") else ""
-                metrics.record(model_name=request.model_spec.name, api=api, entrypoint="GRPC",
-                               status=code.name, version=version,
-                               latency_us=(time.perf_counter() - start) * 1e6)
-
-        return grpc.unary_unary_rpc_method_handler(behaviour, request_deserializer=handler.request_deserializer,
-                                                   response_serializer=handler.response_serializer)
-
-
-def _status_by_value():
-    import grpc
-
-    return {c.value[0]: c for c in grpc.StatusCode}
-
-
-_STATUS_BY_VALUE = _status_by_value()

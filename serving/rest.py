@@ -10,9 +10,12 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import re
+import selectors
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
 
@@ -225,6 +228,33 @@ def _json_str(s: str) -> str:
 BYTES_PER_JSON_VALUE = 64  # a decoded JSON value's Python object + its slot in a list, roughly
 
 
+class BusyPollSelector(selectors.DefaultSelector):
+    """A selector that, for ``spin`` seconds after the last event, polls without blocking instead
+    of sleeping in ``epoll_wait`` (``--busy_poll_us``). On this 2-core VM a core that went idle
+    between two requests runs the next one 2-3x slower (the one-instance handler: 0.11 ms after
+    a 0.4 ms busy wait, 0.23-0.27 ms after a 0.1-0.5 ms sleep), which is most of a sequential
+    request's latency; spinning keeps the core awake at the price of up to ``spin`` seconds of
+    CPU after each burst of requests. Each idle turn yields the core (``sched_yield``) so a thread
+    waiting for it or for the GIL is not held up."""
+
+    def __init__(self, spin: float):
+        super().__init__()
+        self.spin = spin
+        self.spin_until = 0.0
+
+    def select(self, timeout=None):
+        ready = super().select(0)
+        if not ready and (timeout is None or timeout > 0):
+            while not ready and time.monotonic() < self.spin_until:
+                os.sched_yield()
+                ready = super().select(0)
+            if not ready:
+                ready = super().select(timeout)
+        if ready:
+            self.spin_until = time.monotonic() + self.spin
+        return ready
+
+
 class RestServer:
     """aiohttp on its own event loop thread.
 
@@ -243,8 +273,9 @@ class RestServer:
                  inference_threads: int = 0, enable_cors: bool = False, shutdown_timeout: float = 10.0,
                  timeout_seconds: float = 30.0, large_request_bytes: int = 256 << 10,
                  large_request_threads: int = 1, max_pending_large: int = 4,
-                 max_decoded_bytes: int = 2 << 30, middlewares=()):
+                 max_decoded_bytes: int = 2 << 30, middlewares=(), busy_poll_us: int = 0):
         self.manager, self.host, self.requested_port = manager, host, port
+        self.busy_poll_us = busy_poll_us  # > 0: the loop polls without sleeping that long after an event
         self.middlewares = tuple(middlewares)  # e.g. serving.metrics.aiohttp_middleware
         self.max_request_bytes = max_request_bytes
         self.enable_cors = enable_cors
@@ -356,7 +387,10 @@ class RestServer:
         self.port = site._server.sockets[0].getsockname()[1]
 
     def _run(self) -> None:
-        loop = asyncio.new_event_loop()
+        if self.busy_poll_us > 0:
+            loop = asyncio.SelectorEventLoop(BusyPollSelector(self.busy_poll_us / 1e6))
+        else:
+            loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
         try:

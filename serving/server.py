@@ -50,7 +50,8 @@ class ModelServer:
                  model_base_path: str | None = None, model_config_file: str | None = None,
                  host: str = "127.0.0.1", port: int | None = 0, rest_api_port: int | None = 0,
                  file_system_poll_wait_seconds: float = 1.0, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-                 rest_inference_threads: int = 0, grpc_max_workers: int = 16, enable_model_warmup: bool = True,
+                 rest_inference_threads: int = 0, grpc_max_workers: int = 16, grpc_inline: bool = True,
+                 busy_poll_us: int = 0, enable_model_warmup: bool = True,
                  rest_api_enable_cors_support: bool = False, shutdown_grace_seconds: float = 10.0,
                  tensorflow_intra_op_parallelism: int = 0, tensorflow_inter_op_parallelism: int = 0,
                  rest_api_timeout_in_ms: int = 30000, max_num_load_retries: int = 5,
@@ -75,6 +76,10 @@ class ModelServer:
         self.max_decoded_bytes = max_decoded_bytes
         self.rest_large = (rest_large_request_bytes, rest_large_request_threads, rest_max_pending_large)
         self.grpc_max_workers = grpc_max_workers
+        self.grpc_inline = grpc_inline
+        if busy_poll_us < 0:
+            raise ValueError(f"--busy_poll_us must be >= 0, got {busy_poll_us}")
+        self.busy_poll_us = busy_poll_us
         self.enable_cors = rest_api_enable_cors_support
         self.grace = shutdown_grace_seconds
         self._tf_threads = (tensorflow_intra_op_parallelism, tensorflow_inter_op_parallelism)
@@ -105,7 +110,7 @@ class ModelServer:
 
     def start(self) -> "ModelServer":
         from serving.grpc_service import GrpcServer
-        from serving.metrics import MetricsInterceptor, aiohttp_middleware
+        from serving.metrics import aiohttp_middleware
         from serving.rest import RestServer
 
         self._configure_tf_threads()
@@ -123,8 +128,9 @@ class ModelServer:
         if grpc_port is not None:
             self._grpc = GrpcServer(self.manager, self.host, grpc_port, max_workers=self.grpc_max_workers,
                                     max_request_bytes=self.max_request_bytes,
-                                    max_decoded_bytes=self.max_decoded_bytes,
-                                    interceptors=[MetricsInterceptor(self.metrics)])
+                                    max_decoded_bytes=self.max_decoded_bytes, metrics=self.metrics,
+                                    large_request_bytes=self.rest_large[0], inline=self.grpc_inline,
+                                    busy_poll_us=self.busy_poll_us)
             self._grpc.start()
             self.port = self._grpc.port
         if rest_port is not None:
@@ -133,7 +139,8 @@ class ModelServer:
                                     shutdown_timeout=self.grace, timeout_seconds=self.rest_timeout_seconds,
                                     large_request_bytes=self.rest_large[0], large_request_threads=self.rest_large[1],
                                     max_pending_large=self.rest_large[2], max_decoded_bytes=self.max_decoded_bytes,
-                                    middlewares=[aiohttp_middleware(self.metrics, self.manager, self.monitoring)])
+                                    middlewares=[aiohttp_middleware(self.metrics, self.manager, self.monitoring)],
+                                    busy_poll_us=self.busy_poll_us)
             self._rest.start()
             self.rest_api_port = self._rest.port
         return self
@@ -241,7 +248,17 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
                         help="threads for large REST requests")
     parser.add_argument("--rest_max_pending_large", type=int, default=4,
                         help="large REST requests queued or running at once; 429 beyond")
-    parser.add_argument("--grpc_max_workers", type=int, default=16)
+    parser.add_argument("--grpc_max_workers", type=int, default=16,
+                        help="threads for the gRPC requests that do not run on its polling thread: large "
+                             "ones (over --rest_large_request_bytes), or all with --grpc_inline_requests=false")
+    parser.add_argument("--grpc_inline_requests", type=_bool, default=True,
+                        help="true: small unbatched gRPC requests run on the polling thread (fastest for small "
+                             "models); false: every request in the --grpc_max_workers pool (for slow models)")
+    parser.add_argument("--busy_poll_us", type=int, default=0,
+                        help="after a request, REST's event loop and gRPC's polling thread poll without "
+                             "sleeping for this many microseconds, keeping the core awake for the next one "
+                             "(lower latency at low load, up to that much CPU after each burst; 0: off; not a "
+                             "TF Serving flag)")
     parser.add_argument("--port_file", default=None,
                         help="write {\"port\":..,\"rest_api_port\":..} here once serving (for launchers)")
 
@@ -261,7 +278,8 @@ def server_from_args(args: argparse.Namespace) -> ModelServer:
         rest_api_port=None if args.rest_api_port == 0 else max(args.rest_api_port, 0),
         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
         max_request_bytes=args.max_request_bytes, rest_inference_threads=args.rest_inference_threads,
-        grpc_max_workers=args.grpc_max_workers, enable_model_warmup=args.enable_model_warmup,
+        grpc_max_workers=args.grpc_max_workers, grpc_inline=args.grpc_inline_requests,
+        busy_poll_us=args.busy_poll_us, enable_model_warmup=args.enable_model_warmup,
         rest_api_enable_cors_support=args.rest_api_enable_cors_support,
         tensorflow_intra_op_parallelism=args.tensorflow_intra_op_parallelism,
         tensorflow_inter_op_parallelism=args.tensorflow_inter_op_parallelism,
