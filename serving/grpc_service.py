@@ -212,8 +212,9 @@ _SHUTDOWN = object()   # ... of the server's shutdown
 
 
 class _Rpc:
-    """One call in flight. ``due`` counts its batches the core has not completed yet; the call
-    is over when it reaches 0 (the receive-close batch completes last, when the call ends)."""
+    """One call in flight: a batch that receives its message, then one that sends the answer and
+    receives the client's close (three completion-queue events with the new call's). ``due``
+    counts its batches the core has not completed yet; the call is over when it reaches 0."""
 
     __slots__ = ("server", "call", "method", "start", "due", "lock")
 
@@ -235,9 +236,6 @@ class _Rpc:
             return self.due == 0
 
     # -- the call's steps, each run from a completion-queue event ---------------------------------
-    def on_close(self, event) -> None:
-        pass
-
     def on_message(self, event) -> None:
         data = event.batch_operations[0].message() if event.success else None
         if data is None:
@@ -262,13 +260,14 @@ class _Rpc:
         self.record(Code.OK, request, response)   # before the client can see the answer
         self.batch((cygrpc.SendInitialMetadataOperation(None, 0),
                     cygrpc.SendMessageOperation(payload, 0),
-                    cygrpc.SendStatusFromServerOperation(None, cygrpc.StatusCode.ok, b"", 0)), _Rpc.on_sent)
+                    cygrpc.SendStatusFromServerOperation(None, cygrpc.StatusCode.ok, b"", 0),
+                    cygrpc.ReceiveCloseOnServerOperation(0)), _Rpc.on_sent)
 
     def finish_error(self, code: Code, details: str, request=None) -> None:
         self.record(code, request, None)
         self.batch((cygrpc.SendInitialMetadataOperation(None, 0),
-                    cygrpc.SendStatusFromServerOperation(None, _CYGRPC_CODE[code], details.encode("utf-8"), 0)),
-                   _Rpc.on_sent)
+                    cygrpc.SendStatusFromServerOperation(None, _CYGRPC_CODE[code], details.encode("utf-8"), 0),
+                    cygrpc.ReceiveCloseOnServerOperation(0)), _Rpc.on_sent)
 
     def fail(self, err: Exception, request=None) -> None:
         if isinstance(err, ServingError):
@@ -421,7 +420,6 @@ class GrpcServer:
                        cygrpc.SendStatusFromServerOperation(None, cygrpc.StatusCode.unimplemented,
                                                             b"Method not found!", 0)), _Rpc.on_sent)
         else:
-            rpc.batch((cygrpc.ReceiveCloseOnServerOperation(0),), _Rpc.on_close)
             rpc.batch((cygrpc.ReceiveMessageOperation(0),), _Rpc.on_message)
         if rpc.due == 0:   # the core took neither batch (the call is already gone)
             with self._lock:
