@@ -51,3 +51,55 @@ def test_baseline_auc_equals_a_hand_built_scikit_learn_fit(sp_spec):
     # it learns something of the planted facet preference (exact keyword x history-keyword
     # pairs generalise poorly over 640 rows: that is the point of a simple baseline)
     assert expected > 0.6
+
+
+def _feature_hasher_matrix(columns, n_bits):
+    """The matrix as scikit-learn builds it from ``row_features``, one dict a row."""
+    from sklearn.feature_extraction import FeatureHasher
+
+    from tfrs_models.selling_point.baseline import row_features
+
+    return FeatureHasher(n_features=2 ** n_bits, input_type="dict").transform(
+        row_features(columns, i) for i in range(len(columns["sf_keyword"])))
+
+
+def _assert_identical(a, b):
+    assert type(a) is type(b)
+    assert a.shape == b.shape
+    np.testing.assert_array_equal(a.indptr, b.indptr)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    assert a.data.tobytes() == b.data.tobytes()  # bit for bit, not approximately
+
+
+def test_design_matrix_is_feature_hashers_on_row_features_bit_for_bit(sp_spec):
+    from tfrs_models.selling_point.baseline import design_matrix
+
+    for split in ("train", "test"):
+        columns = read_columns(sp_spec, "sf", split, COLUMNS)
+        _assert_identical(design_matrix(columns, N_BITS), _feature_hasher_matrix(columns, N_BITS))
+
+
+def test_design_matrix_edge_cases_bit_for_bit():
+    """Repeated query tokens count once; a history token seen 3 times out of 5 weighs
+    1/5 + 1/5 + 1/5 (summed as row_features sums it, not 3/5); empty bags, non-ASCII tokens, str
+    values and 4 bits (so distinct names collide in one bucket) agree with FeatureHasher."""
+    from tfrs_models.selling_point.baseline import design_matrix
+
+    b = lambda *tokens: [t.encode() for t in tokens]  # noqa: E731
+    columns = {
+        "sf_keyword": np.array(b("fast", "fast", "éco", "cheap"), dtype=object),
+        "query_tokens": np.array([b("red", "red", "", ""), b("", "", "", ""),
+                                  b("blue", "red", "blue", "x"), b("ü", "", "", "")], dtype=object),
+        "age_bucket": np.array(b("1", "2", "", "1"), dtype=object),
+        "gender": np.array(["f", "m", "f", "m"], dtype=object),
+        "history_sf_keywords": np.array([b("a", "b", "a", "a", "c", "", "", ""),
+                                         b("", "", "", "", "", "", "", ""),
+                                         b("a", "a", "a", "b", "b", "b", "c", "x"),
+                                         b("q", "", "", "", "", "", "", "")], dtype=object),
+        "history_ad_title_tokens": np.array([b("t", "t", "u"), b("v", "", ""), b("", "", ""),
+                                             b("t", "u", "t")], dtype=object),
+        "clicked": np.array([1, 0, 0, 1]),
+    }
+    for n_bits in (4, 20):
+        _assert_identical(design_matrix(columns, n_bits), _feature_hasher_matrix(columns, n_bits))
+    assert 1 / 5 + 1 / 5 + 1 / 5 != 3 / 5  # so the test can tell the two sums apart

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,20 @@ def table3_segments_of(spec, users, main_cut: int = 6, aux_cut: int = 21) -> np.
     return metrics.table3_segments(users, main_clicks, aux_clicks, main_cut, aux_cut)
 
 
+def _baseline(spec, impression_ids) -> tuple[np.ndarray, dict]:
+    """The baseline on exactly the model's rows (fit on train, C chosen on valid; baseline.py),
+    its test scores in the order of ``impression_ids``."""
+    from tfrs_models.selling_point.baseline import (  # noqa: PLC0415
+        baseline_columns, fit_and_score)
+
+    test = read_columns(spec, SF, "test", baseline_columns(spec) + ["impression_id"])
+    if not np.array_equal(test["impression_id"], impression_ids):
+        order = np.argsort(test["impression_id"], kind="stable")
+        where = order[np.searchsorted(test["impression_id"], impression_ids, sorter=order)]
+        test = {k: v[where] for k, v in test.items()}
+    return fit_and_score(spec, test)
+
+
 def evaluate_run(run_dir, data_dir=None, oracle_dir=None, main_cut: int = 6,
                  aux_cut: int = 21, baseline: bool = True) -> dict:
     """Evaluate a finished run on the SF test split; writes ``RUN/metrics.json`` and plots.
@@ -118,38 +133,44 @@ def evaluate_run(run_dir, data_dir=None, oracle_dir=None, main_cut: int = 6,
     result: dict = {"run_dir": str(run_dir), "data_dir": spec.root,
                     "model": run_config.model.model, "strategy": run_config.train.strategy,
                     "seed": run_config.train.seed, "split": "test", "n": int(labels.size)}
-    if baseline:
-        # The baseline on exactly the model's rows: fit on train, C chosen on valid (baseline.py).
-        from tfrs_models.selling_point.baseline import (  # noqa: PLC0415
-            baseline_columns, fit_and_score)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The baseline fit (scikit-learn, mostly outside the GIL) runs in a thread beside the
+        # TensorFlow reads and predictions below.
+        baseline_fit = pool.submit(_baseline, spec, pred["impression_id"]) if baseline else None
+        if baseline:
+            result["baseline"] = None  # filled below; keeps the key order of metrics.json
+        if oracle_dir is not None:
+            oracle = read_oracle(oracle_dir)
+            missing = [int(i) for i in pred["impression_id"] if int(i) not in oracle]
+            if missing:
+                raise UserError(f"{len(missing)} test impressions (e.g. {missing[:3]}) are "
+                                f"missing from {oracle_dir}/oracle/sf_impressions.csv")
+            oracle_scores = np.array([oracle[int(i)] for i in pred["impression_id"]])
+            result["oracle_dir"] = str(oracle_dir)
+            world_scores = {}
+            if (Path(oracle_dir) / "manifest.json").is_file():
+                # Restricted oracles: what a model with only popularity / +query / +profile
+                # could reach (ceilings.py); the model vs these says whether the model or the
+                # data limits.
+                from tfrs_models.selling_point.ceilings import (  # noqa: PLC0415
+                    CEILINGS, ceilings_for_impressions)
 
-        test = read_columns(spec, SF, "test", baseline_columns(spec) + ["impression_id"])
-        if not np.array_equal(test["impression_id"], pred["impression_id"]):
-            order = np.argsort(test["impression_id"], kind="stable")
-            where = order[np.searchsorted(test["impression_id"], pred["impression_id"],
-                                          sorter=order)]
-            test = {k: v[where] for k, v in test.items()}
-        scorers["baseline"], result["baseline"] = fit_and_score(spec, test)
+                all_scores = ceilings_for_impressions(oracle_dir, pred["impression_id"])
+                world_scores = {f"ceiling_{name}": all_scores[name] for name in CEILINGS}
+        segments = table3_segments_of(spec, users, main_cut, aux_cut)
+        auxiliary = None
+        if run_config.model.multi_task:
+            ad = predict_split(model, spec, AD, "test", columns=("clicked",))
+            auxiliary = {"auc": metrics.auc(ad["clicked"], ad["prob"]),
+                         "logloss": metrics.logloss(ad["clicked"], ad["prob"]),
+                         "n": int(ad["clicked"].size)}
+        if baseline_fit is not None:
+            scorers["baseline"], result["baseline"] = baseline_fit.result()
     if oracle_dir is not None:
-        oracle = read_oracle(oracle_dir)
-        missing = [int(i) for i in pred["impression_id"] if int(i) not in oracle]
-        if missing:
-            raise UserError(f"{len(missing)} test impressions (e.g. {missing[:3]}) are missing "
-                            f"from {oracle_dir}/oracle/sf_impressions.csv")
-        scorers["oracle"] = np.array([oracle[int(i)] for i in pred["impression_id"]])
-        result["oracle_dir"] = str(oracle_dir)
-        if (Path(oracle_dir) / "manifest.json").is_file():
-            # Restricted oracles: what a model with only popularity / +query / +profile could
-            # reach (ceilings.py); the model vs these says whether the model or the data limits.
-            from tfrs_models.selling_point.ceilings import (  # noqa: PLC0415
-                CEILINGS, ceilings_for_impressions)
-
-            world_scores = ceilings_for_impressions(oracle_dir, pred["impression_id"])
-            for name in CEILINGS:
-                scorers[f"ceiling_{name}"] = world_scores[name]
+        scorers["oracle"] = oracle_scores
+        scorers.update(world_scores)
     result["overall"] = {name: metrics.all_metrics(labels, s, users, items)
                          for name, s in scorers.items()}
-    segments = table3_segments_of(spec, users, main_cut, aux_cut)
     result["segments"] = {}
     for segment in sorted(set(segments)):
         idx = segments == segment
@@ -157,11 +178,8 @@ def evaluate_run(run_dir, data_dir=None, oracle_dir=None, main_cut: int = 6,
             "n_users": int(len(set(users[idx]))),
             **{name: metrics.all_metrics(labels[idx], s[idx], users[idx], items[idx])
                for name, s in scorers.items()}}
-    if run_config.model.multi_task:
-        ad = predict_split(model, spec, AD, "test", columns=("clicked",))
-        result["auxiliary_ad_click"] = {"auc": metrics.auc(ad["clicked"], ad["prob"]),
-                                        "logloss": metrics.logloss(ad["clicked"], ad["prob"]),
-                                        "n": int(ad["clicked"].size)}
+    if auxiliary is not None:
+        result["auxiliary_ad_click"] = auxiliary
     history_path = run_dir / "history.json"
     history = json.loads(history_path.read_text()) if history_path.exists() else []
     result["plots"] = _plots(run_dir, labels, scorers, history)
