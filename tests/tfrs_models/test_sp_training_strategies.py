@@ -165,3 +165,39 @@ def test_proportional_joint_batches_weigh_every_row_alike(sp_data, sp_spec, tmp_
     assert equal.batch_size("ad_click") == 64
     with pytest.raises(ValueError, match="joint_batches"):
         TrainConfig(joint_batches="everything")
+
+
+def test_weight_average_is_the_bias_corrected_moving_average_of_the_steps(sp_data, sp_spec,
+                                                                          tmp_path):
+    """decay 0.5, three steps with iterates w1, w2, w3: m = 0.125·w1 + 0.25·w2 + 0.5·w3 from
+    m = 0, read as m / (1 − 0.5³) = (w1 + 2·w2 + 4·w3) / 7; the iterate comes back after."""
+    trainer = Trainer(sp_spec, _config(sp_data, weight_average=0.5), tmp_path, verbose=0)
+    iterators = {t: trainer._iterator(t, 0) for t in ("sf", "ad_click")}
+    step = trainer.step_function(("sf", "ad_click"))
+    iterates = []
+    for _ in range(3):
+        step({t: next(iterators[t]) for t in iterators})
+        iterates.append(_values(trainer.model.trainable_variables))
+    trainer._use_average(True)
+    for w1, w2, w3, v in zip(*iterates, trainer.model.trainable_variables):
+        np.testing.assert_allclose(v.numpy(), (w1 + 2 * w2 + 4 * w3) / 7, rtol=1e-5, atol=1e-7)
+    trainer._use_average(False)
+    for w3, v in zip(iterates[-1], trainer.model.trainable_variables):
+        np.testing.assert_array_equal(v.numpy(), w3)
+    with pytest.raises(ValueError, match="weight_average"):
+        TrainConfig(weight_average=1.0)
+
+
+def test_weight_average_is_what_validation_sees_and_what_is_kept(sp_data, sp_spec, tmp_path):
+    """One epoch: the kept weights (RUN/model/weights, read back into the model) are the
+    epoch-end average, not the last iterate, and the history's validation logloss is theirs."""
+    trainer = Trainer(sp_spec, _config(sp_data, weight_average=0.9, epochs=1), tmp_path,
+                      verbose=0)
+    trainer.fit()
+    steps = int(trainer.average.updates)
+    assert steps == 10  # 640 SF rows / 64
+    average = [slot.numpy() / (1 - 0.9 ** steps) for slot in trainer.average.slots]
+    for a, v in zip(average, trainer.model.trainable_variables):
+        np.testing.assert_allclose(v.numpy(), a, rtol=1e-5, atol=1e-7)
+    assert trainer.history[0]["valid_logloss"] == pytest.approx(
+        trainer.validate("sf")["valid_logloss"], rel=1e-6)

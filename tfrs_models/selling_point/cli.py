@@ -32,6 +32,9 @@ def register_train(kind_subparsers) -> None:
                    help="joint: one batch of each source per step (equal), or an ad batch k times "
                         "larger so an epoch passes over both train splits and every row weighs "
                         "the same (proportional)")
+    p.add_argument("--weight-average", type=float, default=_TRAIN.weight_average,
+                   help="decay of an exponential moving average of the weights used for "
+                        "validation, early stopping and export (0 = the last iterate)")
     p.add_argument("--k", type=float, default=None,
                    help="alternating: auxiliary:main draw ratio (default rows(ad)/rows(sf))")
     p.add_argument("--embedding-dim", type=int, default=_MODEL.embedding_dim)
@@ -90,7 +93,7 @@ def run_config_from_args(args) -> RunConfig:
                           learning_rate=learning_rates(args.learning_rate)[0], k=args.k,
                           patience=args.patience, pretrain_epochs=args.pretrain_epochs,
                           joint_batches=args.joint_batches,
-                          seed=args.seed))
+                          weight_average=args.weight_average, seed=args.seed))
 
 
 def learning_rates(text: str) -> list[float]:

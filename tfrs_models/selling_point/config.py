@@ -127,12 +127,17 @@ class TrainConfig:
     # 0.14617 (equal), test AUC 0.7229 vs 0.7103: under ``equal`` the ~3x more ad rows count a
     # third each and an epoch sees a third of them.
     joint_batches: str = "proportional"
+    # Decay of an exponential moving average of the weights (0 = off): validation, the best
+    # checkpoint and the exported model use the average, not the last Adam iterate.
+    weight_average: float = 0.0
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.joint_batches not in JOINT_BATCHES:
             raise ValueError(f"joint_batches must be one of {JOINT_BATCHES}, got {self.joint_batches!r}")
+        if not 0.0 <= self.weight_average < 1.0:
+            raise ValueError(f"weight_average must be in [0, 1), got {self.weight_average!r}")
 
 
 @dataclass

@@ -104,7 +104,19 @@ class Trainer:
                       for name in ("step", "epoch", "phase", "wait", "sf_updates", "ad_updates")}
         # The best validation logloss so far, negated (higher is better, -inf = none yet).
         self.best = tf.Variable(-math.inf, dtype=tf.float64, name="best", trainable=False)
+        # The moving average of the weights (``weight_average``), one slot per variable.
+        self.average = tf.Module(name="weight_average")
+        if self.cfg.weight_average > 0:
+            with self.distribution.scope():
+                self.average.slots = [
+                    tf.Variable(tf.zeros_like(v), trainable=False, name=f"average_{i}",
+                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+                    for i, v in enumerate(self.model.trainable_variables)]
+                self.average.updates = tf.Variable(
+                    0, dtype=tf.int64, trainable=False, name="average_updates",
+                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.checkpoint = tf.train.Checkpoint(model=self.model, best=self.best,
+                                              average=self.average,
                                               **self.optimizers, **self.state)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.run_dir / "checkpoints"),
                                                   max_to_keep=2)
@@ -133,6 +145,8 @@ class Trainer:
             variables = self.model.trainable_variables
             grads = tape.gradient(total, variables)
             opt.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+            if self.cfg.weight_average > 0:
+                self._update_average(variables)
             return losses
 
         @tf.function
@@ -143,6 +157,28 @@ class Trainer:
 
         self._steps[key] = step
         return step
+
+    def _update_average(self, variables):
+        """One step of the moving average ``m ← d·m + (1 − d)·w`` (from ``m = 0``; read as
+        ``m / (1 − d^t)``, Adam's bias correction, so early on it averages all steps so far)."""
+        self.average.updates.assign_add(1)
+        decay = self.cfg.weight_average
+        for slot, v in zip(self.average.slots, variables):
+            slot.assign(decay * slot + (1.0 - decay) * tf.cast(v, slot.dtype))
+
+    def _use_average(self, on: bool) -> None:
+        """``on``: put the bias-corrected average in the model, keeping the iterate aside;
+        ``off``: put the iterate back. No-op without ``weight_average`` (or before a step)."""
+        slots = getattr(self.average, "slots", None)
+        if on and slots and int(self.average.updates) > 0:
+            correction = 1.0 - self.cfg.weight_average ** float(int(self.average.updates))
+            self._iterate = [tf.identity(v) for v in self.model.trainable_variables]
+            for slot, v in zip(slots, self.model.trainable_variables):
+                v.assign(slot / correction)
+        elif not on and getattr(self, "_iterate", None) is not None:
+            for kept, v in zip(self._iterate, self.model.trainable_variables):
+                v.assign(kept)
+            self._iterate = None
 
     def _iterator(self, task: str, epoch: int):
         names = set(self.model.input_signature(task)) | {"clicked"}
@@ -217,6 +253,7 @@ class Trainer:
                     with writer.as_default():
                         _scalar(f"train/loss_{t}", v, step)
                 bar.update(i + 1, values=values)
+            self._use_average(True)  # validate (and keep as best) the averaged weights
             record = {"phase": name, "epoch": epoch,
                       **{f"train_loss_{t}": sums[t] / counts[t] for t in sums if counts[t]},
                       "steps": {t: counts[t] for t in counts},
@@ -233,6 +270,7 @@ class Trainer:
                 tf.train.Checkpoint(model=self.model).write(str(best_path))
             else:
                 self.state["wait"].assign_add(1)
+            self._use_average(False)
             self.state["epoch"].assign_add(1)
             self.history.append(record)
             self._save_history()
