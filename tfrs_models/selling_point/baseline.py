@@ -67,6 +67,7 @@ def design_matrix(columns: dict, n_bits: int = N_BITS):
     token name is hashed once instead of ~50 names a row in Python: about half the time on the
     demo's SF splits (tests/tfrs_models/test_sp_baseline.py checks the two agree).
     """
+    import pandas as pd  # noqa: PLC0415
     import scipy.sparse as sp  # noqa: PLC0415
     from sklearn.utils._sparse import _align_api_if_sparse  # noqa: PLC0415
 
@@ -74,37 +75,37 @@ def design_matrix(columns: dict, n_bits: int = N_BITS):
     kw_names, kw = _factorize(columns["sf_keyword"])
     n = kw.size
     prefixes = [f"kw={name}" for name in kw_names]
-    # (row, group, position in the row, hash, value) of every entry; ``group`` and position
-    # order a row's entries as row_features inserts them into its dict.
-    entries = [(np.arange(n), 0, np.zeros(n, np.int64), _hash_names(prefixes, kw, [""], kw * 0, ""),
-                np.ones(n))]
+    # (row, hash, value) of every entry, group by group in the order row_features inserts them
+    # into a row's dict, each group's entries in row-major order (a token at its first position).
+    entries = [(np.arange(n), _hash_names(prefixes, kw, [""], kw * 0, ""), np.ones(n))]
     groups = [("query_tokens", "q", "set"), *((name, name, "one") for name in PROFILE_FIELDS),
               *((name, short, "mean") for name, short in HISTORY_FIELDS.items())]
-    for group, (name, label, how) in enumerate(groups, start=1):
+    for name, label, how in groups:
         if name not in columns:
             continue
         tokens = np.asarray(columns[name], dtype=object).reshape(n, -1)
         if how == "one":
             names, code = _factorize(tokens[:, 0])
-            row, pos, value = np.arange(n), np.zeros(n, np.int64), np.ones(n)
+            row, value = np.arange(n), np.ones(n)
         else:
             nonempty = tokens.astype(bool)   # row_features skips b"" (the padding)
             row, pos = np.nonzero(nonempty)
             names, code = _factorize(tokens[row, pos])
-            # one entry per distinct (row, token), at the token's first position in the row
-            _, first, count = np.unique(row * len(names) + code, return_index=True,
-                                        return_counts=True)
-            row, pos, code = row[first], pos[first], code[first]
+            # one entry per distinct (row, token), where the token first occurs in the row
+            pair, _ = pd.factorize(row * len(names) + code)  # numbered by first occurrence
+            seen = np.maximum.accumulate(pair)
+            first = np.flatnonzero(np.r_[pair[:1] >= 0, pair[1:] > seen[:-1]])
+            count = np.bincount(pair, minlength=first.size)  # count[i]: entry first[i]'s
+            row, code = row[first], code[first]
             if how == "set":
                 value = np.ones(row.size)
             else:
                 length = nonempty.sum(axis=1)[row]
                 value = _repeated_sums(count, length)
-        entries.append((row, group, pos, _hash_names(prefixes, kw[row], names, code, f"|{label}="),
-                        value))
-    row, group, pos, hashes, value = (
-        np.concatenate([np.broadcast_to(e[k], e[0].shape) for e in entries]) for k in range(5))
-    order = np.lexsort((pos, group, row))
+        entries.append((row, _hash_names(prefixes, kw[row], names, code, f"|{label}="), value))
+    row, hashes, value = (np.concatenate([e[k] for e in entries]) for k in range(3))
+    # A stable sort by row keeps the group order and, within a group, the row-major order.
+    order = np.argsort(row, kind="stable")
     row, hashes, value = row[order], hashes[order], value[order]
     index = np.where(hashes == -2 ** 31, (2 ** 31 - 1 - (n_features - 1)) % n_features,
                      np.abs(hashes) % n_features).astype(np.int32)
@@ -129,26 +130,29 @@ def _hash_names(prefixes: list[str], kw: np.ndarray, names: list[str], code: np.
     names[code]`` for each entry, each distinct name hashed once."""
     from sklearn.utils import murmurhash3_32  # noqa: PLC0415
 
+    import pandas as pd  # noqa: PLC0415
+
     width = max(1, len(names))
-    distinct, inverse = np.unique(kw * width + code, return_inverse=True)
+    inverse, distinct = pd.factorize(kw * width + code)
     hashes = np.fromiter((murmurhash3_32(prefixes[k // width] + separator + names[k % width], seed=0)
-                          for k in distinct.tolist()), np.int64, distinct.size)
-    return hashes[inverse.reshape(-1)]
+                          for k in distinct.tolist()), np.int64, len(distinct))
+    return hashes[inverse]
 
 
 def _repeated_sums(count: np.ndarray, length: np.ndarray) -> np.ndarray:
     """``1/length`` added ``count`` times from 0.0, as row_features accumulates a history
     token's weight (the same float, rounding included)."""
-    key = count.astype(np.int64) * (int(length.max(initial=0)) + 1) + length
-    distinct, inverse = np.unique(key, return_inverse=True)
+    import pandas as pd  # noqa: PLC0415
+
     width = int(length.max(initial=0)) + 1
+    inverse, distinct = pd.factorize(count.astype(np.int64) * width + length)
     sums = []
     for k in distinct.tolist():
         total = 0.0
         for _ in range(k // width):
             total += 1.0 / (k % width)
         sums.append(total)
-    return np.asarray(sums, np.float64)[inverse.reshape(-1)]
+    return np.asarray(sums, np.float64)[inverse]
 
 
 @dataclass
@@ -174,10 +178,12 @@ class HashedCrossBaseline:
             model.fit(x_train, y_train)
             return model, float(metrics.logloss(valid["clicked"], model.predict_proba(x_valid)[:, 1]))
 
-        # One thread per C (liblinear's primal solver is deterministic and runs without the
-        # GIL), so the grid takes ~half the time on 2 cores; the chosen C is the same.
+        # The C values fit in threads (liblinear's primal solver is deterministic and runs
+        # without the GIL), the slowest (largest C, weakest penalty) first; the chosen C is the
+        # one the grid in order gives.
         with ThreadPoolExecutor(max_workers=min(len(self.c_grid), _cores())) as pool:
-            fits = list(pool.map(fit_one, self.c_grid))
+            futures = {c: pool.submit(fit_one, c) for c in sorted(self.c_grid, reverse=True)}
+            fits = [futures[c].result() for c in self.c_grid]
         best = None
         for c, (model, loss) in zip(self.c_grid, fits):
             self.valid_logloss[c] = loss
