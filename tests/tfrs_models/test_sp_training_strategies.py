@@ -201,3 +201,20 @@ def test_weight_average_is_what_validation_sees_and_what_is_kept(sp_data, sp_spe
         np.testing.assert_allclose(v.numpy(), a, rtol=1e-5, atol=1e-7)
     assert trainer.history[0]["valid_logloss"] == pytest.approx(
         trainer.validate("sf")["valid_logloss"], rel=1e-6)
+
+
+@pytest.mark.parametrize("min_improvement, epochs_run", [(0.0, 5), (1e-4, 3)])
+def test_min_improvement_is_what_counts_as_better(sp_data, sp_spec, tmp_path, min_improvement,
+                                                  epochs_run):
+    """Validation loglosses 0.30, 0.29995, 0.29992, 0.2999, 0.29 with patience 2: every epoch
+    is better than the one before, so without a threshold all 5 run; with 1e-4 epochs 2 and 3
+    are within 1e-4 of epoch 1 (5e-5, 8e-5 lower), so the run stops after epoch 3."""
+    trainer = Trainer(sp_spec, _config(sp_data, model="bm", epochs=5, patience=2,
+                                       min_improvement=min_improvement), tmp_path, verbose=0)
+    scripted = [0.30, 0.29995, 0.29992, 0.2999, 0.29]
+    trainer.validate = lambda task: {"valid_auc": 0.5, "valid_logloss": scripted.pop(0)}
+    trainer.fit()
+    assert len(trainer.history) == epochs_run
+    assert -float(trainer.best) == (0.29 if min_improvement == 0 else 0.30)
+    with pytest.raises(ValueError, match="min_improvement"):
+        TrainConfig(min_improvement=-1.0)

@@ -24,6 +24,9 @@ def register_train(kind_subparsers) -> None:
     p.add_argument("--pretrain-epochs", type=int, default=_TRAIN.pretrain_epochs, help="cap of the pretrain phase")
     p.add_argument("--patience", type=int, default=_TRAIN.patience,
                    help="early stopping: epochs without a better validation logloss")
+    p.add_argument("--min-improvement", type=float, default=_TRAIN.min_improvement,
+                   help="how much lower a validation logloss must be than the best so far to "
+                        "count as better (reset the patience, be kept)")
     p.add_argument("--batch-size", type=int, default=_TRAIN.batch_size)
     p.add_argument("--learning-rate", default=f"{_TRAIN.learning_rate:g}",
                    help="one rate, or comma-separated rates: one run each, the best validation "
@@ -91,7 +94,8 @@ def run_config_from_args(args) -> RunConfig:
                           item_bias=not args.no_item_bias),
         train=TrainConfig(strategy=args.strategy, epochs=args.epochs, batch_size=args.batch_size,
                           learning_rate=learning_rates(args.learning_rate)[0], k=args.k,
-                          patience=args.patience, pretrain_epochs=args.pretrain_epochs,
+                          patience=args.patience, min_improvement=args.min_improvement,
+                          pretrain_epochs=args.pretrain_epochs,
                           joint_batches=args.joint_batches,
                           weight_average=args.weight_average, seed=args.seed))
 

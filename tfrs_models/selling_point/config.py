@@ -116,6 +116,9 @@ class TrainConfig:
     learning_rate: float = 1e-3
     k: float | None = None
     patience: int = 5                # epochs without a better validation logloss
+    # A validation logloss counts as better (resets patience, becomes the kept weights) only
+    # if it is lower than the best so far by more than this (Keras EarlyStopping's min_delta).
+    min_improvement: float = 0.0
     pretrain_epochs: int = 40
     seed: int = 0
     checkpoint_every_steps: int = 0  # 0 = at each epoch end only
@@ -136,6 +139,8 @@ class TrainConfig:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.joint_batches not in JOINT_BATCHES:
             raise ValueError(f"joint_batches must be one of {JOINT_BATCHES}, got {self.joint_batches!r}")
+        if not self.min_improvement >= 0.0:
+            raise ValueError(f"min_improvement must be >= 0, got {self.min_improvement!r}")
         if not 0.0 <= self.weight_average < 1.0:
             raise ValueError(f"weight_average must be in [0, 1), got {self.weight_average!r}")
 

@@ -264,7 +264,8 @@ class Trainer:
             if self.verbose:
                 print(f"  valid {valid_task}: auc {record['valid_auc']:.4f} "
                       f"logloss {record['valid_logloss']:.4f}")
-            if -record["valid_logloss"] > float(self.best):  # NaN never improves
+            # NaN never improves; an improvement must exceed min_improvement (Keras' min_delta)
+            if -record["valid_logloss"] > float(self.best) + self.cfg.min_improvement:
                 self.best.assign(-record["valid_logloss"])
                 self.state["wait"].assign(0)
                 tf.train.Checkpoint(model=self.model).write(str(best_path))
