@@ -43,3 +43,48 @@ def test_block_shuffle_batches_mix_distant_parts_of_the_data(sp_spec):
     runs = np.split(places, np.flatnonzero(np.diff(places) != 1) + 1)
     assert all(len(r) % 8 == 0 for r in runs) and len(runs) >= 6  # whole blocks, scattered
     assert places.max() - places.min() > 500
+
+
+def test_in_memory_split_serves_a_seeded_permutation_each_pass(sp_spec):
+    """InMemorySplit: each pass holds every row once (the last partial batch dropped), the same
+    seed gives the same batches, another seed or the next pass another order, and a row's
+    features stay together (the file reader's row of that impression)."""
+    from tfrs_models.input import InMemorySplit
+
+    names = {"impression_id", "clicked", "query_tokens", "user_id"}
+    held = InMemorySplit(sp_spec, "ad_click", "train", names)
+    rows = sp_spec.dataset("ad_click").row_counts["train"]
+    assert held.rows == rows
+    per_pass = rows // 100
+
+    def batches(seed, passes):
+        return [{k: v.numpy() for k, v in b.items()} for b in held.dataset(100, seed, passes)]
+
+    two = batches(3, 2)
+    assert len(two) == 2 * per_pass and all(len(b["impression_id"]) == 100 for b in two)
+    first = np.concatenate([b["impression_id"] for b in two[:per_pass]])
+    second = np.concatenate([b["impression_id"] for b in two[per_pass:]])
+    every = np.concatenate(_ids(sp_spec, 1000))
+    for one_pass in (first, second):
+        assert len(set(one_pass.tolist())) == len(one_pass) == per_pass * 100
+        assert set(one_pass.tolist()) <= set(every.tolist())
+    assert not np.array_equal(first, second)
+    again = batches(3, 1)
+    np.testing.assert_array_equal(np.concatenate([b["impression_id"] for b in again]), first)
+    other = np.concatenate([b["impression_id"] for b in batches(4, 1)])
+    assert not np.array_equal(other, first)
+    # Rows stay whole: each gathered row equals the file reader's row of that impression.
+    reference = {}
+    for b in make_dataset(sp_spec, "ad_click", "train", 1000, names=names):
+        for i, impression in enumerate(b["impression_id"].numpy()):
+            reference[int(impression)] = (int(b["clicked"][i]), b["user_id"][i].numpy(),
+                                          tuple(b["query_tokens"][i].numpy()))
+    for b in two[:3]:
+        for i, impression in enumerate(b["impression_id"]):
+            assert reference[int(impression)] == (int(b["clicked"][i]), b["user_id"][i],
+                                                  tuple(b["query_tokens"][i]))
+    # An endless stream (passes=None) starts with the same batches.
+    endless = held.dataset(100, 3)
+    head = [b["impression_id"].numpy() for b in endless.take(per_pass + 1)]
+    np.testing.assert_array_equal(np.concatenate(head[:per_pass]), first)
+    np.testing.assert_array_equal(head[per_pass], two[per_pass]["impression_id"])

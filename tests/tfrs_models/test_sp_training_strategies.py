@@ -218,3 +218,23 @@ def test_min_improvement_is_what_counts_as_better(sp_data, sp_spec, tmp_path, mi
     assert -float(trainer.best) == (0.29 if min_improvement == 0 else 0.30)
     with pytest.raises(ValueError, match="min_improvement"):
         TrainConfig(min_improvement=-1.0)
+
+
+def test_cache_input_trains_on_the_same_rows_from_memory(sp_data, sp_spec, tmp_path):
+    """cache_input: the train splits are read once and held (one InMemorySplit a task); an
+    epoch takes as many steps as from the files, the loss falls, and the same seed repeats
+    the run weight for weight."""
+    config = _config(sp_data, model="mtdl", epochs=3, patience=10, cache_input=True)
+    files = train(sp_spec, _config(sp_data, model="mtdl", epochs=1, patience=10), tmp_path / "f",
+                  verbose=0)
+    trainer = Trainer(sp_spec, config, tmp_path / "a", verbose=0)
+    result = trainer.fit()
+    assert sorted(trainer._in_memory) == ["ad_click", "sf"]
+    assert result.history[0]["steps"] == files.history[0]["steps"]
+    losses = [r["train_loss_sf"] for r in result.history]
+    assert losses[-1] < losses[0], losses
+    again = Trainer(sp_spec, config, tmp_path / "b", verbose=0)
+    again.fit()
+    for x, y in zip(_values(trainer.model.trainable_variables),
+                    _values(again.model.trainable_variables)):
+        np.testing.assert_array_equal(x, y)

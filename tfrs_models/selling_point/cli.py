@@ -38,6 +38,9 @@ def register_train(kind_subparsers) -> None:
     p.add_argument("--weight-average", type=float, default=_TRAIN.weight_average,
                    help="decay of an exponential moving average of the weights used for "
                         "validation, early stopping and export (0 = the last iterate)")
+    p.add_argument("--cache-input", action="store_true",
+                   help="hold the train splits in memory, parsed once; each epoch is a fresh "
+                        "permutation of the rows (for splits that fit in memory)")
     p.add_argument("--k", type=float, default=None,
                    help="alternating: auxiliary:main draw ratio (default rows(ad)/rows(sf))")
     p.add_argument("--embedding-dim", type=int, default=_MODEL.embedding_dim)
@@ -97,7 +100,8 @@ def run_config_from_args(args) -> RunConfig:
                           patience=args.patience, min_improvement=args.min_improvement,
                           pretrain_epochs=args.pretrain_epochs,
                           joint_batches=args.joint_batches,
-                          weight_average=args.weight_average, seed=args.seed))
+                          weight_average=args.weight_average,
+                          cache_input=args.cache_input, seed=args.seed))
 
 
 def learning_rates(text: str) -> list[float]:

@@ -133,6 +133,9 @@ class TrainConfig:
     # Decay of an exponential moving average of the weights (0 = off): validation, the best
     # checkpoint and the exported model use the average, not the last Adam iterate.
     weight_average: float = 0.0
+    # Hold the train splits in memory, parsed once, and draw each epoch's batches from a fresh
+    # permutation (input.InMemorySplit) instead of gunzipping and parsing the files every epoch.
+    cache_input: bool = False
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:

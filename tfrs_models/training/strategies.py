@@ -29,7 +29,7 @@ import numpy as np
 from adpush.errors import UserError
 from tfrs_models import metrics
 from tfrs_models._tf import import_tensorflow
-from tfrs_models.input import DataSpec, make_dataset
+from tfrs_models.input import DataSpec, InMemorySplit, make_dataset
 from tfrs_models.selling_point.config import RunConfig
 from tfrs_models.selling_point.models import AD, SF, build_model
 from tfrs_models.selling_point.predict import predict_split
@@ -121,6 +121,7 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.run_dir / "checkpoints"),
                                                   max_to_keep=2)
         self._steps: dict = {}
+        self._in_memory: dict = {}  # task -> InMemorySplit of its train split (cache_input)
         self.history: list = []
 
     # -- one optimisation step ------------------------------------------------------------------
@@ -183,9 +184,14 @@ class Trainer:
     def _iterator(self, task: str, epoch: int):
         names = set(self.model.input_signature(task)) | {"clicked"}
         offset = 0 if task == SF else 1
-        ds = make_dataset(self.spec, task, "train", self.batch_size(task), shuffle=True,
-                          seed=self.cfg.seed * 7919 + epoch * 2 + offset, repeat=True,
-                          drop_remainder=True, names=names)
+        seed = self.cfg.seed * 7919 + epoch * 2 + offset
+        if self.cfg.cache_input:
+            if task not in self._in_memory:
+                self._in_memory[task] = InMemorySplit(self.spec, task, "train", names)
+            ds = self._in_memory[task].dataset(self.batch_size(task), seed)
+        else:
+            ds = make_dataset(self.spec, task, "train", self.batch_size(task), shuffle=True,
+                              seed=seed, repeat=True, drop_remainder=True, names=names)
         return iter(self.distribution.experimental_distribute_dataset(ds))
 
     def batch_size(self, task: str) -> int:
