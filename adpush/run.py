@@ -78,6 +78,19 @@ def stage_build(ctx: RunContext) -> dict:
     return {"data": str(data), "row_counts": counts, "rejected": rejected}
 
 
+def _adpush_beside(log: Path, *args: str, niceness: int = 10):
+    """Start one subcommand in the background at a lower CPU priority, its output in ``log``;
+    returns its Popen."""
+    import os
+    import subprocess
+    import sys
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as out:  # the child keeps its own descriptor
+        return subprocess.Popen([sys.executable, "-m", "adpush.cli", *args], stdout=out,
+                                stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(niceness))
+
+
 def _adpush(ctx: RunContext, *args: str) -> None:
     """Run one stage's own subcommand (what a user would type), failing with its exit status."""
     import subprocess
@@ -100,11 +113,26 @@ def _adpush(ctx: RunContext, *args: str) -> None:
 def stage_train_sf(ctx: RunContext) -> dict:
     train = ctx.config["train"]
     run_dir = ctx.path("train", "sf")
-    _adpush(ctx, "train", "sf", "--model", train["model"], "--strategy", train["strategy"],
-            "--data", str(ctx.path("data")), "--run-dir", str(run_dir), "--seed", str(ctx.seed),
-            "--epochs", str(train["sf_epochs"]), "--pretrain-epochs", str(train["sf_pretrain_epochs"]),
-            "--patience", str(train["sf_patience"]), "--learning-rate", str(train["sf_learning_rate"]),
-            "--batch-size", str(train["batch_size"]), *train["sf_args"].split())
+    # The LR baseline needs only the data: fit it beside the training, at a lower priority so
+    # it takes the core the trainings leave idle (once train_cascade ends), not theirs.
+    baseline_log = ctx.path("train", "sf_baseline.log")
+    baseline = _adpush_beside(baseline_log, "evaluate", "--baseline-only", "--run-dir",
+                              str(run_dir), "--data", str(ctx.path("data")))
+    try:
+        _adpush(ctx, "train", "sf", "--model", train["model"], "--strategy", train["strategy"],
+                "--data", str(ctx.path("data")), "--run-dir", str(run_dir),
+                "--seed", str(ctx.seed), "--epochs", str(train["sf_epochs"]),
+                "--pretrain-epochs", str(train["sf_pretrain_epochs"]),
+                "--patience", str(train["sf_patience"]),
+                "--learning-rate", str(train["sf_learning_rate"]),
+                "--batch-size", str(train["batch_size"]), *train["sf_args"].split())
+    except BaseException:
+        baseline.kill()
+        baseline.wait()
+        raise
+    if baseline.wait() != 0:
+        print(f"  the LR baseline fit beside the training failed (exit {baseline.returncode}, "
+              f"its output: {baseline_log}); the evaluation fits it again", flush=True)
     _adpush(ctx, "evaluate", "--run-dir", str(run_dir), "--data", str(ctx.path("data")),
             "--oracle", str(ctx.path("logs")), "--seed", str(ctx.seed))
     metrics = json.loads((run_dir / "metrics.json").read_text())

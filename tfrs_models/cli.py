@@ -52,10 +52,29 @@ def register(subparsers) -> None:
     evaluate.add_argument("--oracle", default=None,
                           help="simulate-logs output with oracle/ (world data only)")
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--baseline-only", action="store_true",
+                          help="only fit the selling-point LR baseline on --data and keep it in "
+                               "RUN/baseline/ for the run's evaluation (needs no trained model; "
+                               "adpush run starts it beside the training)")
     evaluate.set_defaults(func=evaluate_command)
 
 
 def evaluate_command(args) -> int:
+    if args.baseline_only:
+        if args.data is None:
+            raise UserError("--baseline-only needs --data (the build-data output to fit on)")
+        from tfrs_models.input import load_spec  # noqa: PLC0415
+        from tfrs_models.selling_point.evaluation import (  # noqa: PLC0415
+            BASELINE_DIR, fit_baseline, kept_baseline)
+
+        spec = load_spec(args.data)
+        where = Path(args.run_dir) / BASELINE_DIR
+        if kept_baseline(Path(args.run_dir), spec) is not None:
+            print(f"baseline already kept in {where} for {args.data}")
+            return 0
+        record = fit_baseline(args.run_dir, spec)
+        print(f"baseline kept in {where}: C {record['summary']['chosen_C']:g} on validation")
+        return 0
     config_path = Path(args.run_dir) / "config.json"
     if not config_path.is_file():
         raise UserError(f"{config_path} does not exist; is {args.run_dir} a training run?")

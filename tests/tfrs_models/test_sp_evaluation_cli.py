@@ -102,3 +102,45 @@ def test_family_commands_are_registered_when_present():
         if hasattr(module, "register"):
             subcommands = parser._subparsers._group_actions[0].choices
             assert "compare" in subcommands and "train" in subcommands
+
+
+def test_baseline_fit_before_the_model_is_what_the_evaluation_reads(sp_data, sp_spec, tmp_path):
+    """`adpush evaluate --baseline-only` (what `adpush run` starts beside the training) keeps
+    the LR baseline in RUN/baseline; the evaluation then reads it instead of fitting again, and
+    gives the same baseline figures as a fit of its own; a kept fit of other data is refit."""
+    from tfrs_models.selling_point import evaluation
+    from tfrs_models.selling_point.evaluation import BASELINE_DIR, evaluate_run, kept_baseline
+    from tfrs_models.training.strategies import train
+
+    early, plain = tmp_path / "early", tmp_path / "plain"
+    parser = build_parser()
+    args = parser.parse_args(["evaluate", "--run-dir", str(early), "--baseline-only"])
+    with pytest.raises(UserError, match="--data"):
+        args.func(args)
+    args = parser.parse_args(["evaluate", "--run-dir", str(early), "--data", str(sp_data[0]),
+                              "--baseline-only"])
+    assert args.func(args) == 0
+    ids, scores, summary = kept_baseline(early, sp_spec)
+    assert len(ids) == 160 and not list(early.glob(f".{BASELINE_DIR}-*"))
+    config = RunConfig(data_dir=str(sp_data[0]),
+                       model=ModelConfig(model="bm", embedding_dim=4, hidden_units=(8,)),
+                       train=TrainConfig(epochs=1, batch_size=64))
+    for run in (early, plain):
+        train(sp_spec, config, run, verbose=0)
+    fits = []
+    original = evaluation.fit_baseline
+    evaluation.fit_baseline = lambda *a: fits.append(a) or original(*a)
+    try:
+        read = evaluate_run(early)
+        assert fits == []  # read, not refit
+        own = evaluate_run(plain)
+        assert len(fits) == 1
+    finally:
+        evaluation.fit_baseline = original
+    assert read["baseline"] == own["baseline"] == summary
+    assert read["overall"]["baseline"] == own["overall"]["baseline"]
+    # A kept fit whose key does not match this data is not read.
+    record = json.loads((early / BASELINE_DIR / "baseline.json").read_text())
+    record["key"]["spec_sha256"] = "0" * 64
+    (early / BASELINE_DIR / "baseline.json").write_text(json.dumps(record))
+    assert kept_baseline(early, sp_spec) is None

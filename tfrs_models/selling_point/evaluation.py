@@ -100,18 +100,80 @@ def table3_segments_of(spec, users, main_cut: int = 6, aux_cut: int = 21) -> np.
     return metrics.table3_segments(users, main_clicks, aux_clicks, main_cut, aux_cut)
 
 
-def _baseline(spec, impression_ids) -> tuple[np.ndarray, dict]:
-    """The baseline on exactly the model's rows (fit on train, C chosen on valid; baseline.py),
-    its test scores in the order of ``impression_ids``."""
-    from tfrs_models.selling_point.baseline import (  # noqa: PLC0415
-        baseline_columns, fit_and_score)
+BASELINE_DIR = "baseline"  # RUN/baseline: the LR baseline's fit on the run's data, kept
 
+
+def _baseline_key(spec) -> dict:
+    """What the baseline's fit depends on: the data (its spec.json, hence its row counts and
+    vocabularies) and the baseline's own settings."""
+    import hashlib  # noqa: PLC0415
+
+    from tfrs_models.selling_point.baseline import C_GRID, N_BITS, baseline_columns  # noqa: PLC0415
+
+    spec_json = Path(spec.root) / "spec.json"
+    return {"data_dir": str(Path(spec.root).resolve()),
+            "spec_sha256": hashlib.sha256(spec_json.read_bytes()).hexdigest(),
+            "columns": baseline_columns(spec), "c_grid": list(C_GRID), "n_bits": N_BITS}
+
+
+def fit_baseline(run_dir, spec) -> dict:
+    """Fit the LR baseline on ``spec``'s SF train split (C on valid), score its test split and
+    keep both in ``RUN/baseline/`` (written to a temporary directory, then renamed, so a half
+    written fit is never read). It needs no trained model: ``adpush run`` starts it beside the
+    training (``adpush evaluate --baseline-only``) and the evaluation then reads it."""
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from tfrs_models.selling_point.baseline import baseline_columns, fit_and_score  # noqa: PLC0415
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in run_dir.glob(f".{BASELINE_DIR}-*"):  # a fit killed while writing
+        shutil.rmtree(stale, ignore_errors=True)
     test = read_columns(spec, SF, "test", baseline_columns(spec) + ["impression_id"])
-    if not np.array_equal(test["impression_id"], impression_ids):
-        order = np.argsort(test["impression_id"], kind="stable")
-        where = order[np.searchsorted(test["impression_id"], impression_ids, sorter=order)]
-        test = {k: v[where] for k, v in test.items()}
-    return fit_and_score(spec, test)
+    scores, summary = fit_and_score(spec, test)
+    staging = Path(tempfile.mkdtemp(prefix=f".{BASELINE_DIR}-", dir=run_dir))
+    np.savez(staging / "test_scores.npz", impression_id=test["impression_id"], prob=scores)
+    record = {"key": _baseline_key(spec), "summary": summary}
+    (staging / "baseline.json").write_text(json.dumps(_clean(record), indent=1))
+    final = run_dir / BASELINE_DIR
+    if final.exists():
+        shutil.rmtree(final)
+    staging.rename(final)
+    return record
+
+
+def kept_baseline(run_dir: Path, spec):
+    """``(impression_ids, scores, summary)`` of ``RUN/baseline`` if it was fit on this data
+    with these settings, else None."""
+    folder = run_dir / BASELINE_DIR
+    try:
+        record = json.loads((folder / "baseline.json").read_text())
+        kept = np.load(folder / "test_scores.npz")
+    except (OSError, ValueError):
+        return None
+    if record.get("key") != _clean(_baseline_key(spec)):
+        return None
+    return kept["impression_id"], kept["prob"], record["summary"]
+
+
+def _baseline(run_dir: Path, spec, impression_ids) -> tuple[np.ndarray, dict]:
+    """The baseline on exactly the model's rows (fit on train, C chosen on valid; baseline.py),
+    its test scores in the order of ``impression_ids``: the kept fit (``RUN/baseline``) when
+    it matches the data, else a new one (kept for next time)."""
+    kept = kept_baseline(run_dir, spec)
+    if kept is None:
+        fit_baseline(run_dir, spec)
+        kept = kept_baseline(run_dir, spec)
+    ids, scores, summary = kept
+    if not np.array_equal(ids, impression_ids):
+        order = np.argsort(ids, kind="stable")
+        where = order[np.searchsorted(ids, impression_ids, sorter=order)]
+        if not np.array_equal(ids[where], impression_ids):
+            raise UserError(f"{run_dir / BASELINE_DIR} does not score every test impression "
+                            "of the model; delete it to refit")
+        scores = scores[where]
+    return scores, summary
 
 
 def evaluate_run(run_dir, data_dir=None, oracle_dir=None, main_cut: int = 6,
@@ -136,7 +198,8 @@ def evaluate_run(run_dir, data_dir=None, oracle_dir=None, main_cut: int = 6,
     with ThreadPoolExecutor(max_workers=1) as pool:
         # The baseline fit (scikit-learn, mostly outside the GIL) runs in a thread beside the
         # TensorFlow reads and predictions below.
-        baseline_fit = pool.submit(_baseline, spec, pred["impression_id"]) if baseline else None
+        baseline_fit = (pool.submit(_baseline, run_dir, spec, pred["impression_id"])
+                        if baseline else None)
         if baseline:
             result["baseline"] = None  # filled below; keeps the key order of metrics.json
         if oracle_dir is not None:
