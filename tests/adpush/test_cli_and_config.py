@@ -108,3 +108,24 @@ def test_abtest_table_rejects_negative_sizes_by_name():
     ab = dict(default_config()["abtest"])
     with pytest.raises(UserError, match=r"\[abtest\] slots must be >= 0"):
         abtest_scenario({**ab, "slots": -1})
+
+
+def test_the_demo_world_before_its_resizing_is_a_named_config():
+    """abtest/world/configs/demo_6_sessions.toml gives the demo world of main 364598b both as
+    a world config and as an `adpush run --config` overlay, and today's demo world differs
+    from it in exactly the keys the README and adpush.toml name."""
+    from pathlib import Path
+
+    from abtest.world import WorldConfig
+
+    path = Path(__file__).resolve().parents[2] / "abtest/world/configs/demo_6_sessions.toml"
+    named = WorldConfig.named("demo_6_sessions")
+    overlay = load_config(path)["world"]
+    assert WorldConfig.from_toml(path) == named
+    assert all(getattr(named, key) == value for key, value in overlay.items()), overlay
+    assert (named.n_users, named.sessions_per_day, named.ads_per_session, named.ad_bias) == (
+        2000, 6.0, 5, -3.1)
+    today = default_config()["world"]
+    changed = {key for key in today if today[key] != overlay[key]}
+    assert changed == {"sessions_per_day", "ads_per_session", "ad_bias", "sf_exposure_scale",
+                       "sf_exposure_activity_corr", "sp_clutter"}
