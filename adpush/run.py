@@ -416,9 +416,12 @@ def print_summary(ctx: RunContext, results: dict) -> None:
                 # The share of the oracle's lift on the primary figure (CUPED when present).
                 key = "relative_lift_cuped" if row.get("relative_lift_cuped") is not None \
                     else "relative_lift"
-                ratio = row[key] / best[key] if best.get(key) else float("nan")
-                print("    oracle " + console_line(best)
-                      + f"  served/oracle {100 * ratio:.0f}%"
+                p_key = "p_value_cuped" if key.endswith("cuped") else "p_value"
+                if best.get(key) and (best.get(p_key) is None or best[p_key] < 0.05):
+                    share = f"{100 * row[key] / best[key]:.0f}%"
+                else:  # a share of a lift the oracle itself does not show means nothing
+                    share = "- (the oracle's lift is not significant)"
+                print("    oracle " + console_line(best) + f"  served/oracle {share}"
                       + (" (CUPED)" if key.endswith("cuped") else ""))
     if "build" in results:
         counts = results["build"]["row_counts"]

@@ -33,7 +33,10 @@ applicable_sps_per_category = 24
 n_filler_words = 60
 queries_per_category = 6
 modifiers_per_facet = 2
-ads_per_session = 10           # the library's ad traffic (the demo world shows 5 ads a session)
+ads_per_session = 10           # the library's ad traffic (the demo world shows 3 ads a session)
+sessions_per_day = 6.0         # the demo's traffic before issue 13 sized it to 15 sessions a day
+sf_exposure_scale = 2.0        # and the library's SF-bar exposure
+sf_exposure_activity_corr = 0.0
 ad_bias = -3.7
 
 [beam]
@@ -89,8 +92,14 @@ def test_every_stage_ran_and_the_summary_names_the_outputs(tiny_run):
     # The summary's lift lines: one per experiment of 001 Table 2.
     assert len(re.findall(r"^    served No\.\d .*p=.*CUPED .*p=", stdout, flags=re.M)) == 5
     # ... each with the oracle scorer's lift on the same world and draws, and the share of it
-    assert len(re.findall(r"^    oracle No\.\d .*p=.*CUPED .*served/oracle +-?\d+% \(CUPED\)$",
-                          stdout, flags=re.M)) == 5
+    # (or "-" where the oracle's own lift is not significant: a share of nothing)
+    shares = re.findall(r"^    oracle No\.\d .*p=(.+?)  CUPED .*p=([^,]+), variance .*served/oracle "
+                        r"(-?\d+%|- \(the oracle's lift is not significant\)) \(CUPED\)$",
+                        stdout, flags=re.M)
+    assert len(shares) == 5, stdout[-3000:]
+    for _, p_cuped, share in shares:
+        significant = p_cuped.startswith("<") or p_cuped == "n/a" or float(p_cuped) < 0.05
+        assert share.endswith("%") == significant, (p_cuped, share)
     assert (run / "abtest_oracle" / "report.json").is_file()
     published = sorted(p.name for p in (run / "models").iterdir())
     assert published == ["ctr_cvr", "selling_points"]
