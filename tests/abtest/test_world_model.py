@@ -274,7 +274,7 @@ def test_v1_config_reproduces_the_world_before_issue_13(tmp_path):
 
 
 def test_unknown_named_config_lists_the_known_ones():
-    with pytest.raises(UserError, match="known: ablation, v1"):
+    with pytest.raises(UserError, match="known: ablation, demo_6_sessions, v1"):
         WorldConfig.named("v0")
 
 
