@@ -33,6 +33,7 @@ setup(
         "protobuf>=6.31.1,<8",
         # adpush evaluate: the logistic-regression baseline with hashed crosses
         "scikit-learn>=1.4",
+        "pandas>=2.1",  # the baseline's design matrix (pandas.factorize)
     ],
     extras_require={
         # bench/peers.py: the gradient-boosting peers the models are held against.

@@ -103,3 +103,18 @@ def test_design_matrix_edge_cases_bit_for_bit():
     for n_bits in (4, 20):
         _assert_identical(design_matrix(columns, n_bits), _feature_hasher_matrix(columns, n_bits))
     assert 1 / 5 + 1 / 5 + 1 / 5 != 3 / 5  # so the test can tell the two sums apart
+
+
+@pytest.mark.parametrize("interface", ["spmatrix", "sparray"])
+def test_design_matrix_returns_the_sparse_type_feature_hasher_returns(sp_spec, interface):
+    """scikit-learn >= 1.8 returns sparse arrays or matrices as its "sparse_interface" setting
+    says; the design matrix follows the same setting (older versions: always a csr_matrix)."""
+    import sklearn
+
+    from tfrs_models.selling_point.baseline import design_matrix
+
+    if "sparse_interface" not in sklearn.get_config():
+        pytest.skip(f"scikit-learn {sklearn.__version__} has no sparse_interface setting")
+    columns = read_columns(sp_spec, "sf", "test", COLUMNS)
+    with sklearn.config_context(sparse_interface=interface):
+        _assert_identical(design_matrix(columns, N_BITS), _feature_hasher_matrix(columns, N_BITS))

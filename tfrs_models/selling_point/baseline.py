@@ -69,7 +69,7 @@ def design_matrix(columns: dict, n_bits: int = N_BITS):
     """
     import pandas as pd  # noqa: PLC0415
     import scipy.sparse as sp  # noqa: PLC0415
-    from sklearn.utils._sparse import _align_api_if_sparse  # noqa: PLC0415
+    import sklearn  # noqa: PLC0415
 
     n_features = 2 ** n_bits
     kw_names, kw = _factorize(columns["sf_keyword"])
@@ -113,7 +113,11 @@ def design_matrix(columns: dict, n_bits: int = N_BITS):
     indptr = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=n))]).astype(np.int32)
     matrix = sp.csr_array((value, index, indptr), dtype=np.float64, shape=(n, n_features))
     matrix.sum_duplicates()
-    return _align_api_if_sparse(matrix)
+    # The sparse type FeatureHasher returns: scikit-learn >= 1.8 follows its "sparse_interface"
+    # setting (sparray or spmatrix); older versions always return a csr_matrix.
+    if sklearn.get_config().get("sparse_interface", "spmatrix") == "sparray":
+        return matrix
+    return sp.csr_matrix(matrix)
 
 
 def _factorize(values) -> tuple[list[str], np.ndarray]:
