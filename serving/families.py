@@ -61,8 +61,9 @@ def validation_metrics(run_dir: str | Path) -> dict[str, float]:
     1. ``RUN/metrics.json`` → ``"valid"`` (or ``"validation"``): the model's figures, under
        ``overall`` and/or ``model`` when the section also holds other scorers (baseline,
        oracle); nested task sections become dotted names (``click.auc``).
-    2. selling-point runs: ``RUN/history.json``, the main-phase epoch with the best ``valid_auc``
-       (the weights training keeps) → ``auc``, ``logloss``.
+    2. selling-point runs: ``RUN/history.json``, the main-phase epoch whose weights training
+       kept (``kept_epoch``: the last marked ``kept``; the lowest ``valid_logloss`` in a history
+       without the mark) → ``auc``, ``logloss``.
     3. cascade runs: ``RUN/metrics.json`` → ``"history"``, the epoch whose weights were kept (the
        lowest ``val_loss`` if training stopped early, else the last) → ``click.auc``,
        ``conversion.auc``, ``cvr_auc_clicked``, ``loss``.
@@ -79,11 +80,10 @@ def validation_metrics(run_dir: str | Path) -> dict[str, float]:
             return flat
     history_path = run_dir / "history.json"
     if history_path.is_file():
-        epochs = [r for r in json.loads(history_path.read_text())
-                  if r.get("phase", "main") == "main" and isinstance(r.get("valid_auc"), (int, float))
-                  and r["valid_auc"] == r["valid_auc"]]
-        if epochs:
-            best = max(epochs, key=lambda r: r["valid_auc"])
+        from tfrs_models.training.strategies import kept_epoch  # noqa: PLC0415
+
+        best = kept_epoch(json.loads(history_path.read_text()))
+        if best is not None:
             return {"auc": float(best["valid_auc"]), "logloss": float(best["valid_logloss"])}
     history = metrics.get("history")
     if isinstance(history, dict) and history.get("val_loss"):

@@ -62,6 +62,14 @@ def test_validation_metrics_of_both_families_layouts(tmp_path):
         {"phase": "main", "epoch": 1, "valid_auc": 0.63, "valid_logloss": 0.21},
         {"phase": "main", "epoch": 2, "valid_auc": 0.60, "valid_logloss": 0.23}]))
     assert validation_metrics(run) == {"auc": 0.63, "logloss": 0.21}
+    # With the "kept" mark (min_improvement): the epoch whose weights were kept, not the best
+    # AUC nor the lowest logloss (epoch 2 was 5e-5 lower: not better by 1e-4).
+    (run / "history.json").write_text(json.dumps([
+        {"phase": "main", "epoch": 0, "valid_auc": 0.61, "valid_logloss": 0.2200, "kept": True},
+        {"phase": "main", "epoch": 1, "valid_auc": 0.62, "valid_logloss": 0.2100, "kept": True},
+        {"phase": "main", "epoch": 2, "valid_auc": 0.64, "valid_logloss": 0.20995, "kept": False},
+        {"phase": "main", "epoch": 3, "valid_auc": 0.63, "valid_logloss": 0.2101, "kept": False}]))
+    assert validation_metrics(run) == {"auc": 0.62, "logloss": 0.21}
     # Cascade runs today: Keras history; early stopping restored the lowest val_loss epoch.
     run = tmp_path / "cascade"
     run.mkdir()

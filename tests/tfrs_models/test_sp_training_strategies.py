@@ -7,7 +7,7 @@ import tfrs_models  # noqa: F401 - selects Keras 2
 from adpush.errors import UserError
 from tfrs_models.input import make_dataset
 from tfrs_models.selling_point.config import ModelConfig, RunConfig, TrainConfig
-from tfrs_models.training.strategies import Trainer, default_k, train
+from tfrs_models.training.strategies import Trainer, default_k, kept_epoch, train
 
 SMALL = dict(embedding_dim=4, hidden_units=(8,), attention_units=4, use_user_id=True)
 
@@ -213,9 +213,15 @@ def test_min_improvement_is_what_counts_as_better(sp_data, sp_spec, tmp_path, mi
                                        min_improvement=min_improvement), tmp_path, verbose=0)
     scripted = [0.30, 0.29995, 0.29992, 0.2999, 0.29]
     trainer.validate = lambda task: {"valid_auc": 0.5, "valid_logloss": scripted.pop(0)}
-    trainer.fit()
+    result = trainer.fit()
     assert len(trainer.history) == epochs_run
     assert -float(trainer.best) == (0.29 if min_improvement == 0 else 0.30)
+    # The history marks the epochs whose weights were kept; the result and the export gate
+    # (serving/families.py) report the last of them, not the lowest logloss.
+    assert [r["kept"] for r in trainer.history] == (
+        [True] * 5 if min_improvement == 0 else [True, False, False])
+    assert result.best_valid_logloss == (0.29 if min_improvement == 0 else 0.30)
+    assert kept_epoch(trainer.history)["epoch"] == (4 if min_improvement == 0 else 0)
     with pytest.raises(ValueError, match="min_improvement"):
         TrainConfig(min_improvement=-1.0)
 

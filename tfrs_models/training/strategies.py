@@ -271,7 +271,9 @@ class Trainer:
                 print(f"  valid {valid_task}: auc {record['valid_auc']:.4f} "
                       f"logloss {record['valid_logloss']:.4f}")
             # NaN never improves; an improvement must exceed min_improvement (Keras' min_delta)
-            if -record["valid_logloss"] > float(self.best) + self.cfg.min_improvement:
+            record["kept"] = bool(-record["valid_logloss"] > float(self.best)
+                                  + self.cfg.min_improvement)
+            if record["kept"]:  # these weights become the run's until a better epoch
                 self.best.assign(-record["valid_logloss"])
                 self.state["wait"].assign(0)
                 tf.train.Checkpoint(model=self.model).write(str(best_path))
@@ -310,9 +312,7 @@ class Trainer:
         self._run_phase(PHASE_MAIN, self.cfg.epochs, SF, self.run_dir / "best" / "weights", writer)
         tf.train.Checkpoint(model=self.model).write(str(self.run_dir / WEIGHTS))
         writer.flush()
-        main = [r for r in self.history if r["phase"] == "main"
-                and not np.isnan(r["valid_logloss"])]
-        best = min(main, key=lambda r: r["valid_logloss"]) if main else None
+        best = kept_epoch(self.history)
         return TrainResult(self.run_dir, self.history,
                            best["valid_auc"] if best else float("nan"), self.model,
                            best["valid_logloss"] if best else float("nan"))
@@ -325,6 +325,20 @@ def train(spec: DataSpec, run_config: RunConfig, run_dir, distribution=None, ver
 
 
 SWEEP = "lr_sweep"
+
+
+def kept_epoch(history: list) -> dict | None:
+    """The main-phase epoch whose weights a run kept: the last one marked ``kept`` (it beat
+    the best validation logloss so far by more than ``min_improvement``); for a history written
+    before the mark existed, the lowest validation logloss (what was kept then)."""
+    main = [r for r in history if r.get("phase", "main") == "main"
+            and isinstance(r.get("valid_logloss"), (int, float)) and not np.isnan(r["valid_logloss"])]
+    marked = [r for r in main if r.get("kept")]
+    if marked:
+        return marked[-1]
+    if any("kept" in r for r in main):
+        return None
+    return min(main, key=lambda r: r["valid_logloss"]) if main else None
 
 
 def train_with_learning_rates(spec: DataSpec, run_config: RunConfig, run_dir, learning_rates,
