@@ -65,7 +65,8 @@ def validation_metrics(run_dir: str | Path) -> dict[str, float]:
        kept (``kept_epoch``: the last marked ``kept``; the lowest ``valid_logloss`` in a history
        without the mark) → ``auc``, ``logloss``.
     3. cascade runs: ``RUN/metrics.json`` → ``"history"``, the epoch whose weights were kept (the
-       lowest ``val_loss`` if training stopped early, else the last) → ``click.auc``,
+       lowest ``val_objective``, which early stopping restores; without it, the lowest
+       ``val_loss`` if training stopped early, else the last) → ``click.auc``,
        ``conversion.auc``, ``cvr_auc_clicked``, ``loss``.
     """
     run_dir = Path(run_dir)
@@ -90,8 +91,15 @@ def validation_metrics(run_dir: str | Path) -> dict[str, float]:
         losses = history["val_loss"]
         configured = json.loads((run_dir / "config.json").read_text()).get("train", {}).get("epochs") \
             if (run_dir / "config.json").is_file() else None
-        stopped_early = isinstance(configured, int) and len(losses) < configured
-        epoch = min(range(len(losses)), key=losses.__getitem__) if stopped_early else len(losses) - 1
+        objective = history.get("val_objective")
+        if objective:
+            # EarlyStopping(monitor="val_objective", restore_best_weights=True) restores the
+            # first epoch with the lowest objective when training ends, stopped early or not.
+            epoch = min(range(len(objective)), key=objective.__getitem__)
+        else:
+            stopped_early = isinstance(configured, int) and len(losses) < configured
+            epoch = (min(range(len(losses)), key=losses.__getitem__) if stopped_early
+                     else len(losses) - 1)
         names = {"val_click_auc": "click.auc", "val_conversion_auc": "conversion.auc",
                  "val_cvr_auc_clicked": "cvr_auc_clicked", "val_loss": "loss"}
         return {flat: float(history[key][epoch]) for key, flat in names.items()

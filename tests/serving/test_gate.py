@@ -80,6 +80,14 @@ def test_validation_metrics_of_both_families_layouts(tmp_path):
     assert validation_metrics(run) == {"click.auc": 0.52, "conversion.auc": 0.55, "loss": 0.58}
     (run / "config.json").write_text(json.dumps({"family": "cascade", "train": {"epochs": 2}}))
     assert validation_metrics(run) == {"click.auc": 0.51, "conversion.auc": 0.53, "loss": 0.59}  # ran to the end
+    # With the objective early stopping monitors: its lowest epoch, which restore_best_weights
+    # puts back at the end of training whether or not it stopped early (tf-keras 2.21).
+    history["val_objective"] = [0.40, 0.39]
+    (run / "metrics.json").write_text(json.dumps({"history": history}))
+    assert validation_metrics(run) == {"click.auc": 0.51, "conversion.auc": 0.53, "loss": 0.59}
+    history["val_objective"] = [0.38, 0.39]
+    (run / "metrics.json").write_text(json.dumps({"history": history}))
+    assert validation_metrics(run) == {"click.auc": 0.52, "conversion.auc": 0.55, "loss": 0.58}
     with pytest.raises(UserError, match="no validation metrics"):
         validation_metrics(tmp_path)
 
