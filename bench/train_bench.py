@@ -1,5 +1,6 @@
 """Training throughput of BM and MTDL: TFRecords (spec-driven tf.data) vs the same batches
-cached in memory, in one run. The TFRecord/in-memory ratio must be ≥ 0.7.
+cached in memory, in one run. The TFRecord/in-memory ratio must be ≥ 0.7. Also timed:
+``--cache-input``'s InMemorySplit (parsed rows held, one gather a feature a batch).
 
     .venv/bin/python bench/train_bench.py --seed 0 [--data OUT] [--steps 500] [--rounds 5] [--batch-size 256]
 
@@ -34,7 +35,7 @@ def _steps_per_second(trainer, tasks, iterators, steps: int, warmup: int) -> flo
 def bench(data_dir, seed: int, steps: int, batch_size: int, rounds: int = 5) -> dict:
     sys.path.insert(0, str(REPO))
     from tfrs_models._tf import import_tensorflow
-    from tfrs_models.input import load_spec, make_dataset
+    from tfrs_models.input import InMemorySplit, load_spec, make_dataset
     from tfrs_models.selling_point.config import ModelConfig, RunConfig, TrainConfig
     from tfrs_models.training.strategies import Trainer
 
@@ -50,11 +51,13 @@ def bench(data_dir, seed: int, steps: int, batch_size: int, rounds: int = 5) -> 
             iterators = {}
             # "tfrecord" is training's input (records shuffled in blocks of 16);
             # "tfrecord_per_record" shuffles single records, as before blocks, for comparison.
-            for source in ("tfrecord", "tfrecord_per_record", "memory"):
+            for source in ("tfrecord", "tfrecord_per_record", "memory", "in_memory_split"):
                 iterators[source] = {}
                 for task in tasks:
                     names = set(trainer.model.input_signature(task)) | {"clicked"}
-                    if source != "memory":
+                    if source == "in_memory_split":  # train sf --cache-input
+                        ds = InMemorySplit(spec, task, "train", names).dataset(batch_size, seed)
+                    elif source != "memory":
                         ds = make_dataset(spec, task, "train", batch_size, shuffle=True,
                                           seed=seed, repeat=True, drop_remainder=True,
                                           names=names,
@@ -81,6 +84,8 @@ def bench(data_dir, seed: int, steps: int, batch_size: int, rounds: int = 5) -> 
             figures["ratio"] = figures["tfrecord_examples_per_s"] / figures["memory_examples_per_s"]
             figures["ratio_per_record_shuffle"] = (figures["tfrecord_per_record_examples_per_s"]
                                                    / figures["memory_examples_per_s"])
+            figures["ratio_in_memory_split"] = (figures["in_memory_split_examples_per_s"]
+                                                / figures["memory_examples_per_s"])
             results[model] = figures
     return results
 

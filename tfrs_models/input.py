@@ -277,7 +277,8 @@ class InMemorySplit:
             return tf.data.Dataset.from_tensor_slices(
                 tf.reshape(order[:per_pass * batch_size], [per_pass, batch_size]))
 
-        numbers = tf.data.Dataset.range(passes) if passes is not None else tf.data.Dataset.range(2 ** 62)
+        numbers = (tf.data.Dataset.range(passes) if passes is not None
+                   else tf.data.Dataset.counter())
         ds = numbers.flat_map(one_pass)
         ds = ds.map(lambda index: {name: tf.gather(t, index) for name, t in tensors.items()},
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

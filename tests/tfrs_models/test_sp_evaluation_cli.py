@@ -144,3 +144,15 @@ def test_baseline_fit_before_the_model_is_what_the_evaluation_reads(sp_data, sp_
     record["key"]["spec_sha256"] = "0" * 64
     (early / BASELINE_DIR / "baseline.json").write_text(json.dumps(record))
     assert kept_baseline(early, sp_spec) is None
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--weight-average", "1.5"], r"--weight-average: weight_average must be in \[0, 1\)"),
+    (["--min-improvement", "-1"], r"--min-improvement: min_improvement must be >= 0"),
+])
+def test_train_sf_names_the_flag_a_bad_value_came_from(tmp_path, flags, message):
+    args = build_parser().parse_args(["train", "sf", "--data", str(tmp_path), "--run-dir",
+                                      str(tmp_path / "run"), *flags])
+    with pytest.raises(UserError, match=message):
+        args.func(args)
+    assert not (tmp_path / "run").exists()  # nothing written

@@ -117,6 +117,14 @@ def learning_rates(text: str) -> list[float]:
 
 
 def train_command(args) -> int:
+    from adpush.errors import UserError  # noqa: PLC0415
+
+    try:  # before TensorFlow loads: a bad flag fails at once
+        run_config = run_config_from_args(args)
+    except ValueError as error:  # a config's own check, e.g. "weight_average must be in [0, 1)"
+        field = str(error).split()[0]
+        flag = f"--{field.replace('_', '-')}" if hasattr(args, field) else "adpush train sf"
+        raise UserError(f"{flag}: {error}") from None
     from tfrs_models._tf import import_tensorflow  # noqa: PLC0415
 
     tf = import_tensorflow()
@@ -124,7 +132,6 @@ def train_command(args) -> int:
     from tfrs_models.input import load_spec  # noqa: PLC0415
     from tfrs_models.training.strategies import train_with_learning_rates  # noqa: PLC0415
 
-    run_config = run_config_from_args(args)
     distribution = tf.distribute.MirroredStrategy() if args.mirrored else None
     result = train_with_learning_rates(load_spec(args.data), run_config, args.run_dir,
                                        learning_rates(args.learning_rate),

@@ -195,6 +195,13 @@ def evaluate_run(run_dir, data_dir=None, oracle_dir=None, main_cut: int = 6,
     result: dict = {"run_dir": str(run_dir), "data_dir": spec.root,
                     "model": run_config.model.model, "strategy": run_config.train.strategy,
                     "seed": run_config.train.seed, "split": "test", "n": int(labels.size)}
+    if oracle_dir is not None:  # checked before the baseline starts: a bad --oracle fails at once
+        oracle = read_oracle(oracle_dir)
+        missing = [int(i) for i in pred["impression_id"] if int(i) not in oracle]
+        if missing:
+            raise UserError(f"{len(missing)} test impressions (e.g. {missing[:3]}) are "
+                            f"missing from {oracle_dir}/oracle/sf_impressions.csv")
+        oracle_scores = np.array([oracle[int(i)] for i in pred["impression_id"]])
     with ThreadPoolExecutor(max_workers=1) as pool:
         # The baseline fit (scikit-learn, mostly outside the GIL) runs in a thread beside the
         # TensorFlow reads and predictions below.
@@ -203,12 +210,6 @@ def evaluate_run(run_dir, data_dir=None, oracle_dir=None, main_cut: int = 6,
         if baseline:
             result["baseline"] = None  # filled below; keeps the key order of metrics.json
         if oracle_dir is not None:
-            oracle = read_oracle(oracle_dir)
-            missing = [int(i) for i in pred["impression_id"] if int(i) not in oracle]
-            if missing:
-                raise UserError(f"{len(missing)} test impressions (e.g. {missing[:3]}) are "
-                                f"missing from {oracle_dir}/oracle/sf_impressions.csv")
-            oracle_scores = np.array([oracle[int(i)] for i in pred["impression_id"]])
             result["oracle_dir"] = str(oracle_dir)
             world_scores = {}
             if (Path(oracle_dir) / "manifest.json").is_file():

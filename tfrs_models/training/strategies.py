@@ -122,6 +122,7 @@ class Trainer:
                                                   max_to_keep=2)
         self._steps: dict = {}
         self._in_memory: dict = {}  # task -> InMemorySplit of its train split (cache_input)
+        self._iterate = None  # the Adam iterate while the weight average sits in the model
         self.history: list = []
 
     # -- one optimisation step ------------------------------------------------------------------
@@ -176,7 +177,7 @@ class Trainer:
             self._iterate = [tf.identity(v) for v in self.model.trainable_variables]
             for slot, v in zip(slots, self.model.trainable_variables):
                 v.assign(slot / correction)
-        elif not on and getattr(self, "_iterate", None) is not None:
+        elif not on and self._iterate is not None:
             for kept, v in zip(self._iterate, self.model.trainable_variables):
                 v.assign(kept)
             self._iterate = None
