@@ -1,7 +1,7 @@
 """adpush: personalised selling-point keywords for ad titles, built on TensorFlow Recommenders."""
 from setuptools import find_packages, setup
 
-PACKAGES = ["adpush", "beam_pipelines", "tfrs_models", "serving", "abtest"]
+PACKAGES = ["adpush_core", "adpush", "beam_pipelines", "tfrs_models", "serving", "abtest"]
 
 setup(
     name="adpush",
@@ -15,7 +15,7 @@ setup(
     package_data={"adpush": ["defaults/*.toml"],
                   "abtest": ["scenarios/*.toml", "world/configs/*.toml"]},
     install_requires=[
-        # TFRS 0.7.7 needs Keras 2: tf-keras with TF_USE_LEGACY_KERAS=1 (see adpush/tfenv.py).
+        # TFRS 0.7.7 needs Keras 2: tf-keras with TF_USE_LEGACY_KERAS=1 (see adpush_core/tfenv.py).
         "tensorflow==2.21.*",
         "tf-keras==2.21.*",
         "tensorflow-recommenders==0.7.7",

@@ -13,7 +13,7 @@ Two input layouts (header line required, detected from it):
   (the cumulative file of ``aggregate``); such a file is passed as ``per_day``.
 
 With pre-period data every comparison also carries the CUPED-adjusted lift (``abtest.stats.cuped``).
-Every problem in the input raises ``adpush.errors.UserError`` naming the file, row and field; a
+Every problem in the input raises ``adpush_core.errors.UserError`` naming the file, row and field; a
 bucket that cannot be tested (fewer than 2 users, no impressions, a control without clicks, zero
 variance — gbstats' ``ZERO_NEGATIVE_VARIANCE`` / ``ZERO_NEGATIVE_BASELINE_VARIATION``) is named
 with the reason.
@@ -34,7 +34,7 @@ from abtest.stats import comparison as _comparison
 from abtest.stats import srm
 from abtest.stats.inference import degenerate_reason
 from abtest.stats.sufficient import FIELD_NAMES, PRE_FIELD_NAMES, SufficientStats, stats_by_group
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 
 USER_COLUMNS = ("bucket", "user", "impressions", "clicks")
 USER_PRE_COLUMNS = ("pre_impressions", "pre_clicks")

@@ -162,7 +162,7 @@ def _add_aa(commands) -> None:
 
 def _run_aa(args) -> int:
     from abtest import aa
-    from adpush.errors import UserError
+    from adpush_core.errors import UserError
 
     if args.traffic == "clustered" and (args.logs or args.world_config):
         raise UserError("abtest aa: --logs/--world-config need --traffic world")

@@ -8,8 +8,9 @@ import argparse
 import importlib
 import sys
 
-from adpush import __version__, console, tfenv
-from adpush.errors import UserError
+from adpush import __version__, console
+from adpush_core import tfenv
+from adpush_core.errors import UserError
 
 SUBCOMMAND_MODULES = (
     "abtest.world.cli",        # simulate-logs

@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 
 DEFAULTS_RESOURCE = "defaults/adpush.toml"
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 
 
 @dataclass(frozen=True)

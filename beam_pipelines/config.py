@@ -53,7 +53,7 @@ class BuildConfig:
     line_batch_size: int = 20000
 
     def __post_init__(self):
-        from adpush.errors import UserError
+        from adpush_core.errors import UserError
 
         if self.min_count < 1:
             raise UserError(f"min_count must be >= 1, got {self.min_count}")

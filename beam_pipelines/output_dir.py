@@ -18,7 +18,7 @@ import os
 import shutil
 import uuid
 
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100

@@ -16,7 +16,7 @@ import posixpath
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 from beam_pipelines import features as feature_specs
 from beam_pipelines import output_dir
 from beam_pipelines.build_cascade_flat import BuildCascadeFlat

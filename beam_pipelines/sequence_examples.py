@@ -22,6 +22,7 @@ import bisect
 
 import numpy as np
 
+from adpush_core.tfenv import import_tensorflow
 from beam_pipelines import wire
 from beam_pipelines.sources.behaviour import BEHAVIOURS, BUY, PV
 
@@ -157,7 +158,7 @@ def reference_sequence_example(context: dict, history: list[tuple], impression_t
     """
     import math
 
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     ex = tf.train.SequenceExample()
     for name, value in context.items():

@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tfrs_models._tf import import_tensorflow
+    from adpush_core.tfenv import import_tensorflow
 
     tf = import_tensorflow()
     tf.config.experimental.enable_op_determinism()

@@ -201,7 +201,7 @@ def run_peer(data_dir, seeds=(0,), oracle_logs=None, exclude=(), train_fraction:
 def add_to_compare(result: dict, compare_dir) -> Path:
     """Put the peer's row into ``compare_dir/compare.json`` (replacing an earlier peer row) and
     rewrite ``compare.md``; refuses a table built on other data."""
-    from adpush.errors import UserError  # noqa: PLC0415
+    from adpush_core.errors import UserError  # noqa: PLC0415
     from tfrs_models.cascade.compare import write_tables  # noqa: PLC0415
 
     path = Path(compare_dir) / "compare.json"

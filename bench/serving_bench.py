@@ -43,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adpush import tfenv  # noqa: E402,F401  (Keras 2 before TensorFlow)
+from adpush_core import tfenv  # noqa: E402,F401  (Keras 2 before TensorFlow)
 
 
 def pin(pid: int, cpus: set[int]) -> None:

@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     root = Path(args.tree).resolve() if args.tree else Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(root))
     os.chdir(root)  # the server child runs `python -m serving.server`: its cwd comes first on sys.path
-    from adpush import tfenv  # noqa: F401  (Keras 2 before TensorFlow)
+    from adpush_core import tfenv  # noqa: F401  (Keras 2 before TensorFlow)
     from serving import toy_models
     from serving.server import ServerProcess
 

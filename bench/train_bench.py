@@ -34,7 +34,7 @@ def _steps_per_second(trainer, tasks, iterators, steps: int, warmup: int) -> flo
 
 def bench(data_dir, seed: int, steps: int, batch_size: int, rounds: int = 5) -> dict:
     sys.path.insert(0, str(REPO))
-    from tfrs_models._tf import import_tensorflow
+    from adpush_core.tfenv import import_tensorflow
     from tfrs_models.input import InMemorySplit, load_spec, make_dataset
     from tfrs_models.selling_point.config import ModelConfig, RunConfig, TrainConfig
     from tfrs_models.training.strategies import Trainer

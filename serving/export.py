@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from adpush import tfenv  # noqa: F401  (Keras 2 before TensorFlow)
+from adpush_core.tfenv import import_tensorflow
 
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 PY_FUNC_OPS = ("EagerPyFunc", "PyFunc", "PyFuncStateless")
@@ -147,7 +147,7 @@ def export_saved_model(
       ExportError: the version exists already (it is never overwritten) or saving failed; in
         both cases nothing is left in ``base_path/model_name``.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     model_dir = Path(base_path) / model_name
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -204,7 +204,7 @@ def predict_request(model_name: str, signature_name: str, inputs: Mapping[str, A
 
 def write_warmup_requests(export_dir: str | os.PathLike, requests: Sequence[Any], model_name: str = "") -> Path:
     """Write ``export_dir/assets.extra/tf_serving_warmup_requests`` (TFRecord of PredictionLog)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
     from tensorflow_serving.apis import (classification_pb2, prediction_log_pb2, predict_pb2,
                                          regression_pb2)
 
@@ -231,7 +231,7 @@ def write_warmup_requests(export_dir: str | os.PathLike, requests: Sequence[Any]
 
 def read_warmup_requests(export_dir: str | os.PathLike) -> list[Any]:
     """The ``PredictionLog`` records of a version's warm-up file ([] when there is none)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
     from tensorflow_serving.apis import prediction_log_pb2
 
     path = Path(export_dir) / WARMUP_FILE
@@ -257,7 +257,7 @@ def _feature_spec_to_parse_spec(feature_spec: Mapping[str, Any]) -> dict[str, An
     A ``TensorSpec([None], dtype)`` (a raw serving input) becomes a scalar ``FixedLenFeature``;
     ints are parsed as int64 and cast back by ``_cast_parsed``.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     spec = {}
     for name, feat in feature_spec.items():
@@ -275,7 +275,7 @@ def _feature_spec_to_parse_spec(feature_spec: Mapping[str, Any]) -> dict[str, An
 
 
 def _cast_parsed(parsed: dict, feature_spec: Mapping[str, Any]) -> dict:
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     out = {}
     for name, value in parsed.items():
@@ -294,7 +294,7 @@ def make_regress_signature(score_fn: Callable[[dict], Any], feature_spec: Mappin
       feature_spec: ``{name: tf.TensorSpec([None], dtype) | tf.io.FixedLenFeature}`` — the raw
         serving inputs; examples must carry every feature.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     parse_spec = _feature_spec_to_parse_spec(feature_spec)
 
@@ -315,7 +315,7 @@ def make_classify_signature(score_fn: Callable[[dict], Any], feature_spec: Mappi
     ``[1 - p, p]``; for more it returns [batch, n_classes] probabilities. Outputs are
     ``classes`` (string [batch, n]) and ``scores`` (float [batch, n]).
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     parse_spec = _feature_spec_to_parse_spec(feature_spec)
     names = tf.constant(list(class_names))
@@ -354,7 +354,7 @@ def make_select_selling_points_signature(
     Outputs: ``scores`` [batch, n] (padding gets -inf), ``top_k_selling_points`` [batch, min(k, n)]
     (keywords, best first) and ``top_k_scores`` [batch, min(k, n)].
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     candidate_dtype = tf.as_dtype(candidate_dtype or tf.string)
     specs = {}
@@ -392,7 +392,7 @@ def make_select_selling_points_signature(
 def make_predict_signature(predict_fn: Callable[[dict], Any], input_spec: Mapping[str, Any]):
     """``serving_default`` over raw features: ``{name: TensorSpec}`` → ``predict_fn`` (a dict of
     named outputs). Returns a concrete function with the input keys of ``input_spec``."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     specs = {}
     for name, spec in input_spec.items():
@@ -427,7 +427,7 @@ def make_serving_signatures(score_fn: Callable[[dict], Any], input_spec: Mapping
       ``{"serving_default", "regress", "classify"[, "select_selling_points"]}`` → functions for
       ``export_saved_model``.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     def flat_score(features):
         return tf.reshape(score_fn(features), [-1])
@@ -561,7 +561,7 @@ def export_run(run_dir: str | os.PathLike, base_path: str | os.PathLike, model_n
     every signature kept; a model with py-func ops is refused before anything is published
     (``verify_saved_model`` runs the same check through ``saved_model_cli`` in a subprocess).
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     run_dir = Path(run_dir)
     info_path = run_dir / EXPORT_INFO

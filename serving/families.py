@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from adpush.errors import UserError
+from adpush_core.tfenv import import_tensorflow
+from adpush_core.errors import UserError
 
 EXPORT_INFO = "export_info.json"
 SAVED_MODEL_DIR = "export/saved_model"
@@ -127,7 +128,7 @@ def _flat_numbers(node, prefix: str = "") -> dict[str, float]:
 # --- selling point ----------------------------------------------------------------------------
 def selling_point_raw_inputs(model) -> dict:
     """``{name: TensorSpec([None], string)}`` of the raw inputs a selling-point model needs."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     needed = set(model.input_signature("sf"))
     names = ["user_id", *PROFILE_FIELDS, *HISTORY_FIELDS, "query", "sf_keyword"]
@@ -143,7 +144,7 @@ _WHITESPACE = r"[\t\n\x0b\x0c\r \x1c-\x1f\x{85}\p{Z}]+"
 
 def split_tokens(text):
     """``[B]`` strings → ragged ``[B, None]`` tokens, split as Python's ``str.split()``."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     return tf.strings.split(tf.strings.regex_replace(text, _WHITESPACE, " "))
 
@@ -152,7 +153,7 @@ def query_category(query, max_tokens: int):
     """``[B]`` string: the category id of each query's first ``cat_<digits>`` token among its
     first ``max_tokens`` tokens, leading zeros dropped (``"cat_07 mod_x"`` → ``"7"``), as
     ``beam_pipelines.build_sf_examples.query_category``; ``""`` (padding) when there is none."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     tokens = split_tokens(query)[:, :max_tokens]
     is_category = tf.strings.regex_full_match(tokens, "cat_[0-9]+")
@@ -162,7 +163,7 @@ def query_category(query, max_tokens: int):
 
 def selling_point_score_fn(model, spec):
     """Raw log strings → the model's SF click probability ``[batch]``."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     features = spec.dataset("sf").features
     signature = model.input_signature("sf")
@@ -188,7 +189,7 @@ def selling_point_score_fn(model, spec):
 
 
 def _prepare_selling_point(run_dir: Path, k: int) -> dict:
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     from serving.export import make_serving_signatures
     from tfrs_models.training.strategies import load_trained_model

@@ -166,7 +166,7 @@ def gated_export(run_dir: str | Path, base_path: str | Path, model_name: str,
     Returns:
         (the published version's path, one line saying what the gate decided).
     """
-    from adpush.errors import UserError
+    from adpush_core.errors import UserError
     from serving.export import export_run
     from serving.families import EXPORT_INFO, prepare_run, validation_metrics
 

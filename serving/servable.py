@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from adpush_core.tfenv import import_tensorflow
 from serving.errors import Code, ServingError, from_tf_error, invalid
 from serving.export import PY_FUNC_OPS, read_warmup_requests
 from serving.tensors import DT_STRING, NUMPY
@@ -26,7 +27,7 @@ class Servable:
     """A SavedModel version ready to answer requests (thread-safe: TF functions are)."""
 
     def __init__(self, name: str, version: int, path: str | Path, tags: tuple[str, ...] = ("serve",)):
-        import tensorflow as tf
+        tf = import_tensorflow()
         from tensorflow.core.protobuf import saved_model_pb2
 
         self.name, self.version, self.path = name, int(version), Path(path)
@@ -284,7 +285,7 @@ class _SessionSignatures:
     def load(cls, path: Path, tags, signatures: Mapping[str, Any]) -> dict[str, "_SessionCall"]:
         """``{signature key: _SessionCall}``; empty (every call structured) if the MetaGraph
         cannot be loaded into a Session."""
-        import tensorflow as tf
+        tf = import_tensorflow()
         from tensorflow.python.saved_model import loader_impl
 
         graph = tf.Graph()

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from adpush import tfenv  # noqa: F401  (Keras 2 before TensorFlow)
+from adpush_core.tfenv import import_tensorflow
 
 from serving.manager import ModelConfig, ModelManager, parse_model_config_text
 
@@ -149,7 +149,7 @@ class ModelServer:
         intra, inter = self._tf_threads
         if not (intra or inter):
             return
-        import tensorflow as tf
+        tf = import_tensorflow()
 
         try:
             if intra:

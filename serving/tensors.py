@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from adpush_core.tfenv import import_tensorflow
 from serving.errors import Code, ServingError, invalid
 from serving.json_text import dbg, parse_json, string_bytes  # noqa: F401  (parse_json: REST's entry)
 
@@ -696,7 +697,7 @@ def tensor_proto_to_ndarray(proto, shape: list[int] | None = None) -> np.ndarray
                 if len(values) == n:
                     return np.array(values, dtype=field[1]).reshape(shape) if field[1] is not object \
                         else _object_array(values, shape)
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     return tf.make_ndarray(proto)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from adpush import tfenv  # noqa: F401  (Keras 2 before TensorFlow)
+from adpush_core.tfenv import import_tensorflow
 
 from serving import export as ex
 
@@ -27,7 +27,7 @@ SELLING_POINTS = ["free shipping", "waterproof", "lightweight", "best seller", "
 
 def half_plus_two_module(b: float = 2.0):
     """A ``tf.Module`` with y = a·x + b, y2 = a·x + c, y3 = a·x2 + c and its six signatures."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     class HalfPlusTwo(tf.Module):
         def __init__(self):
@@ -98,7 +98,7 @@ def keyword_ctr_model(vocab_dir: str | Path, seed: int = 0, dim: int = 8):
     ``selling_point`` and int64 ``hour`` (each [batch]); the vocabularies are text files that
     ``StringLookup`` ships as SavedModel assets. Output ``p_click`` [batch, 1].
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     tf.keras.utils.set_random_seed(seed)
     vocab_dir = Path(vocab_dir)
@@ -126,7 +126,7 @@ def keyword_ctr_model(vocab_dir: str | Path, seed: int = 0, dim: int = 8):
 
 def keyword_ctr_signatures(model) -> dict[str, Any]:
     """serving_default (raw features), classify + regress (tf.Example), select_selling_points."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     raw_spec = {name: tf.TensorSpec([None], tf.string) for name in RAW_FEATURES}
     raw_spec["hour"] = tf.TensorSpec([None], tf.int64)
@@ -166,7 +166,7 @@ def export_keyword_ctr(base_path, model_name: str = "keyword_ctr", version: int 
     """Build and export the model; returns (export dir, model, signatures)."""
     import tempfile
 
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     vocab_dir = Path(work_dir or tempfile.mkdtemp(prefix="keyword-ctr-vocab-"))
     model = keyword_ctr_model(vocab_dir, seed=seed)

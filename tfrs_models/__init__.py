@@ -1,2 +1,2 @@
-"""tfrs_models package of adpush. Imports adpush.tfenv first so Keras 2 is selected before TensorFlow."""
-from adpush import tfenv as _tfenv  # noqa: F401
+"""tfrs_models package of adpush. Imports adpush_core first so Keras 2 is selected before TensorFlow."""
+from adpush_core import tfenv as _tfenv  # noqa: F401

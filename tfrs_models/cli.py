@@ -13,7 +13,7 @@ import importlib
 import json
 from pathlib import Path
 
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 
 FAMILIES = {"selling_point": "tfrs_models.selling_point.cli",
             "cascade": "tfrs_models.cascade.cli"}

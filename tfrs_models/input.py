@@ -13,7 +13,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adpush.errors import UserError
+from adpush_core.tfenv import import_tensorflow
+from adpush_core.errors import UserError
 
 GROUPS_BM = ("user", "history", "query", "item")
 
@@ -184,7 +185,6 @@ def parse_batch_fn(dataset_spec: DatasetSpec, names=None):
 
 
 def _tf():
-    from tfrs_models._tf import import_tensorflow  # noqa: PLC0415
 
     return import_tensorflow()
 

@@ -19,7 +19,7 @@ from abtest.simulator.policies import Policy, keyword_click_counts
 from abtest.simulator.traffic import DisplayPool, Experiment, ExperimentResult, simulate_experiment
 from abtest.stats.comparison import DegenerateComparison, compare_all
 from abtest.stats.sufficient import ALL_FIELD_NAMES, FIELD_NAMES
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 
 DEFAULTS = {"days": 14, "split": [0.5, 0.5], "slots": 32, "alpha": 0.05,
             "practical_threshold": 0.003, "displays": 30_000_000, "pre_days": 0}

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from adpush_core.tfenv import import_tensorflow
 from abtest.simulator.policies import OracleScorer
 from abtest.world.world import PAD, PROFILE_FIELDS, World
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 
 SIGNATURE = "select_selling_points"
 # The caps build-data writes (beam_pipelines.config.BuildConfig defaults).
@@ -153,8 +154,6 @@ def make_scorer(spec: str, world: World, logs_dir: Path | None = None):
         return ModelScorer(world, lambda f: client.predict(f, SIGNATURE), f"served {scheme}",
                            history, titles, input_names=_served_inputs(client))
     if spec.startswith("saved_model:"):
-        from adpush.tfenv import import_tensorflow
-
         tf = import_tensorflow()
         path = spec.split(":", 1)[1]
         if not Path(path, "saved_model.pb").is_file():

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 
 
 def register(subparsers) -> None:

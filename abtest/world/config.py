@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 
 # Keys added after the v1 world (issue 13), with the values that reproduce v1.
 ADDED_SINCE_V1 = {"sf_exposure_scale": 1.0, "sf_exposure_activity_corr": 0.0,

@@ -10,7 +10,7 @@ from abtest import analyze
 from abtest.stats.comparison import REPORT_KEYS
 from abtest.stats.sufficient import SufficientStats
 from adpush.cli import main
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 
 A_M, A_C = [10, 5, 20, 2, 8], [1, 0, 3, 1, 0]
 B_M, B_C = [4, 6, 10, 3, 7], [1, 2, 1, 0, 1]

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from abtest import analyze
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 
 HOSTILE_CELLS = ("", "-1", "1.5", "x", "nan", "inf", "-inf", "1e400", "9" * 400, "0x10", "½", "٣", "NULL",
                  "1_000", "9007199254740993", "+", ".", "1e", "３")

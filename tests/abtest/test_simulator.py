@@ -15,7 +15,7 @@ from abtest.simulator.scenario import load_scenario, run_scenario
 from abtest.simulator.traffic import DisplayPool, Experiment, simulate_experiment
 from abtest.world import World, WorldConfig
 from abtest.world.world import PAD
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 
 
 @pytest.fixture(scope="module")

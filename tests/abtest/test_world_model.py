@@ -14,7 +14,7 @@ from abtest.world import World, WorldConfig
 from abtest.world.behaviour import simulate_behaviour
 from abtest.world.logs import LOG_FILES, OutputDirError, simulate_logs, simulate_search_day
 from abtest.world.world import PAD, sigmoid
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 
 
 def read_csv(path):

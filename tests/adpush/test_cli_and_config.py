@@ -9,20 +9,24 @@ import types
 
 import pytest
 
-from adpush import tfenv
+from adpush_core import tfenv
 from adpush.config import default_config, dumps, load_config
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 
 
 def test_keras_guard_accepts_keras_2_and_names_the_fix_for_keras_3():
-    tf_keras_like = types.SimpleNamespace(__name__="tf_keras.api._v2.keras")
-    tfenv.check_keras(types.SimpleNamespace(keras=tf_keras_like))
+    def tf_with_layers_from(module):
+        dense = type("Dense", (), {"__module__": module})
+        return types.SimpleNamespace(keras=types.SimpleNamespace(
+            layers=types.SimpleNamespace(Dense=dense)))
+
+    tfenv.check_keras(tf_with_layers_from("tf_keras.src.layers.core.dense"))
     with pytest.raises(tfenv.KerasVersionError, match="TF_USE_LEGACY_KERAS=1.*tf-keras"):
-        tfenv.check_keras(types.SimpleNamespace(keras=types.SimpleNamespace(__version__="3.15.1")))
+        tfenv.check_keras(tf_with_layers_from("keras.src.layers.core.dense"))
 
 
 def test_importing_an_adpush_entry_point_selects_keras_2_in_a_fresh_process():
-    code = ("import serving, tensorflow as tf, tf_keras, os; from adpush import tfenv; "
+    code = ("import serving, tensorflow as tf, tf_keras, os; from adpush_core import tfenv; "
             "tfenv.import_tensorflow(); "
             "print(tf.keras.__name__, tf_keras.__version__, os.environ['TF_USE_LEGACY_KERAS'])")
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
@@ -33,7 +37,7 @@ def test_importing_an_adpush_entry_point_selects_keras_2_in_a_fresh_process():
 
 def test_keras_3_active_gives_the_message_not_a_traceback():
     code = ("import os; os.environ['TF_USE_LEGACY_KERAS']='0'; import tensorflow; "
-            "from adpush import tfenv; tfenv.import_tensorflow()")
+            "from adpush_core import tfenv; tfenv.import_tensorflow()")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode != 0
     assert "Keras 3 is active" in result.stderr and "TF_USE_LEGACY_KERAS=1" in result.stderr

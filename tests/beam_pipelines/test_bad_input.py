@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 from beam_pipelines.pipeline import build_data
 from beam_test_helpers import count_records, dead_letters
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 from beam_pipelines.pipeline import build_data
 from beam_test_helpers import tree_digest
 

@@ -158,7 +158,7 @@ def test_write_dead_letters_shards_one_reason_over_several_files(tmp_path):
 
 @pytest.mark.parametrize("bad", [(0.5, 0.5), (0.6, 0.6, -0.2)])
 def test_config_rejects_bad_fractions(bad):
-    from adpush.errors import UserError
+    from adpush_core.errors import UserError
 
     with pytest.raises(UserError):
         BuildConfig(split_fractions=bad)

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from adpush.cli import main
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 from serving.export import ExportError
 from serving.families import validation_metrics
 from serving.gate import METRICS_FILE, Threshold, check_gate, parse_gate

@@ -135,7 +135,7 @@ def _vocab(rows_by_feature) -> list[str]:
 def write_dataset(out: Path, seed: int = 0, logs_dir: Path | None = None, train_shards: int = 2,
                   **sizes) -> Path:
     """Write ``out/spec.json``, ``out/vocab/*.txt`` and GZIP TFRecords; return ``out``."""
-    from tfrs_models._tf import import_tensorflow  # noqa: PLC0415
+    from adpush_core.tfenv import import_tensorflow  # noqa: PLC0415
 
     tf = import_tensorflow()
     out = Path(out)

@@ -222,7 +222,7 @@ def test_regularisation_options_change_only_what_they_should(sp_spec):
 
 
 def test_unknown_excluded_feature_is_a_user_error(sp_spec):
-    from adpush.errors import UserError
+    from adpush_core.errors import UserError
 
     with pytest.raises(UserError, match=r"exclude_features: user_idd not among the model features .*user_id"):
         build_model(sp_spec, ModelConfig(model="bm", exclude_features=("user_idd",)))

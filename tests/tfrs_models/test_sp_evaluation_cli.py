@@ -8,7 +8,7 @@ import pytest
 
 import tfrs_models  # noqa: F401 - selects Keras 2
 from adpush.cli import build_parser
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 from tfrs_models import metrics
 from tfrs_models.selling_point.config import ModelConfig, RunConfig, TrainConfig
 

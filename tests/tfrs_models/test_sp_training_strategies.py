@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tfrs_models  # noqa: F401 - selects Keras 2
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 from tfrs_models.input import make_dataset
 from tfrs_models.selling_point.config import ModelConfig, RunConfig, TrainConfig
 from tfrs_models.training.strategies import Trainer, default_k, kept_epoch, train

@@ -12,6 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
+from adpush_core.tfenv import import_tensorflow
 from tfrs_models.cascade.config import MODELS, ModelConfig, TrainConfig
 from tfrs_models.cascade.encoders.registry import ENCODERS
 
@@ -112,8 +113,6 @@ def _configs(args):
 
 def run_train(args) -> int:
     """Train, score the test split (beside the oracle's with --oracle), export RUN/saved_model."""
-    from tfrs_models._tf import import_tensorflow
-
     tf = import_tensorflow()
     tf.config.experimental.enable_op_determinism()
     from tfrs_models.cascade.input import load_spec
@@ -146,7 +145,6 @@ train_cascade = run_train
 
 def evaluate(args) -> int:
     """``adpush evaluate --run-dir RUN [--data OUT] [--oracle LOGS]`` for a cascade run."""
-    from tfrs_models._tf import import_tensorflow
 
     import_tensorflow()
     from tfrs_models.cascade.input import load_spec
@@ -184,8 +182,6 @@ def register(subparsers) -> None:
 
 
 def compare_command(args) -> int:
-    from tfrs_models._tf import import_tensorflow
-
     tf = import_tensorflow()
     tf.config.experimental.enable_op_determinism()
     from tfrs_models.cascade.compare import CompareConfig, run_compare

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import tensorflow as tf
+from adpush_core.tfenv import import_tensorflow
+
+
+tf = import_tensorflow()
 
 _DTYPES = {"string": tf.string, "int64": tf.int64, "float32": tf.float32}
 

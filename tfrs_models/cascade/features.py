@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
-
+from adpush_core.tfenv import import_tensorflow
 from tfrs_models.cascade.input import DatasetSpec
+
+tf = import_tensorflow()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +32,7 @@ class InputLayout:
     def from_spec(cls, spec: DatasetSpec, float_stats: dict | None = None,
                   exclude: tuple[str, ...] = ()) -> "InputLayout":
         """``exclude``: model features left out (ablations); an unknown name is a UserError."""
-        from adpush.errors import UserError
+        from adpush_core.errors import UserError
 
         known = {f.name for f in spec.model_features}
         unknown = sorted(set(exclude) - known)

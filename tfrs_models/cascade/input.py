@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from adpush_core.tfenv import import_tensorflow
+
 SEQUENCE_PROTO = "tf.train.SequenceExample"
 EXAMPLE_PROTO = "tf.train.Example"
 CLICK_LABEL = "click"
@@ -159,7 +161,7 @@ def parse_batch(serialized, spec: DatasetSpec) -> dict[str, Any]:
       varlen context features ``[B, max_length]`` (right-padded), feature lists
       ``[B, sequence_length]`` (left-padded, most recent last).
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     context = {f.name: _parsing_spec(tf, f) for f in spec.features.values() if not f.is_sequence}
     sequence = {f.name: _parsing_spec(tf, f) for f in spec.features.values() if f.is_sequence}
@@ -235,7 +237,7 @@ def make_dataset(spec: DatasetSpec, split: str, batch_size: int, *, shuffle: boo
     in memory (and shared by later calls in the process), so later epochs and runs skip
     decompression and parsing.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     files = split_files(spec, split)
     compression = "" if spec.compression in ("", "NONE", None) else spec.compression

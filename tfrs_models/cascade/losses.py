@@ -7,7 +7,10 @@ and AITM (its printed Eq. 6 swaps the two; see shared/seeds/README.md).
 """
 from __future__ import annotations
 
-import tensorflow as tf
+from adpush_core.tfenv import import_tensorflow
+
+
+tf = import_tensorflow()
 
 AITM_DEFAULT_ALPHA = 0.6
 

@@ -33,7 +33,7 @@ def _read(path: str, mtime: float):
 
 def read_oracle(logs_dir: str | Path):
     """``oracle/behaviour.csv`` as a DataFrame (cached while the file is unchanged)."""
-    from adpush.errors import UserError  # noqa: PLC0415
+    from adpush_core.errors import UserError  # noqa: PLC0415
 
     path = Path(logs_dir) / "oracle" / "behaviour.csv"
     if not path.is_file():

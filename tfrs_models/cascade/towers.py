@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import math
 
-import tensorflow as tf
+from adpush_core.tfenv import import_tensorflow
+
+
+tf = import_tensorflow()
 
 
 class MLP(tf.keras.layers.Layer):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from adpush_core.tfenv import import_tensorflow
 from tfrs_models.cascade.config import ModelConfig, TrainConfig
 from tfrs_models.cascade.input import CLICK_LABEL, CONVERSION_LABEL, DatasetSpec, make_dataset
 
@@ -28,7 +29,7 @@ def layout_of(spec: DatasetSpec, exclude: tuple[str, ...] = ()) -> dict:
 def train_model(spec: DatasetSpec, model_config: ModelConfig, train_config: TrainConfig,
                 patience: int = 1, verbose: int = 0):
     """Build and fit a model; deterministic for ``train_config.seed``. Returns (model, history)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     from tfrs_models.cascade.models.registry import build_model
 
@@ -120,7 +121,7 @@ def save_run(run_dir: Path, model, spec: DatasetSpec, model_config: ModelConfig,
 
 def load_predict_fn(saved_model_dir: Path):
     """The serving signature of an exported run as ``features -> outputs``."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     serve = tf.saved_model.load(str(saved_model_dir)).signatures["serving_default"]
     names = set(serve.structured_input_signature[1])
@@ -128,7 +129,7 @@ def load_predict_fn(saved_model_dir: Path):
 
 
 def _has_files(spec, split: str) -> bool:
-    from adpush.errors import UserError
+    from adpush_core.errors import UserError
 
     from tfrs_models.cascade.input import split_files
 

@@ -7,7 +7,10 @@ with Q, K, V feed-forward (linear) layers.
 """
 from __future__ import annotations
 
-import tensorflow as tf
+from adpush_core.tfenv import import_tensorflow
+
+
+tf = import_tensorflow()
 
 
 class InformationTransferAttention(tf.keras.layers.Layer):

@@ -1,7 +1,7 @@
 """Title pooling that scores each title token with the SF model's own keyword score."""
 from __future__ import annotations
 
-from tfrs_models._tf import import_tensorflow
+from adpush_core.tfenv import import_tensorflow
 
 tf = import_tensorflow()
 

@@ -1,7 +1,7 @@
 """Dot-product (FM-style) crosses of a candidate vector with pooled feature groups."""
 from __future__ import annotations
 
-from tfrs_models._tf import import_tensorflow
+from adpush_core.tfenv import import_tensorflow
 
 tf = import_tensorflow()
 

@@ -1,7 +1,7 @@
 """Masked mean pooling of a bag of embeddings — Eq. (4) of 001."""
 from __future__ import annotations
 
-from tfrs_models._tf import import_tensorflow
+from adpush_core.tfenv import import_tensorflow
 
 tf = import_tensorflow()
 

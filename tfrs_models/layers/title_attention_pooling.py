@@ -1,7 +1,7 @@
 """Title attention pooling personalised by user and query — Eq. (11)–(13) of 001."""
 from __future__ import annotations
 
-from tfrs_models._tf import import_tensorflow
+from adpush_core.tfenv import import_tensorflow
 
 tf = import_tensorflow()
 

@@ -1,5 +1,7 @@
 """The selling-point model family of 001: BM, MTDL, AMTDL and their training strategies.
 
+The papers (000–003) are named in docs/papers.md.
+
 Entry points for other code (TensorFlow is imported only by the modules that need it):
 
 - train: ``tfrs_models.training.strategies.train(load_spec(OUT), RunConfig(...), RUN,

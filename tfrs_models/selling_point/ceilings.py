@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from adpush.errors import UserError
+from adpush_core.tfenv import import_tensorflow
+from adpush_core.errors import UserError
 
 CEILINGS = ("popularity", "query", "profile")
 _NODES, _WEIGHTS = np.polynomial.hermite.hermgauss(24)
@@ -160,8 +161,6 @@ def posterior_latent(world, sf: dict, ad: dict | None = None, steps: int = 300,
     This is what a model that knew the world's structure exactly could learn about each user
     from the same per-user data — the ceiling of any learned user representation.
     """
-    from tfrs_models._tf import import_tensorflow  # noqa: PLC0415
-
     tf = import_tensorflow()
     cfg = world.config
     fitted, resid_cov = profile_posterior_mean(world)

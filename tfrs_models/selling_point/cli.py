@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from adpush_core.tfenv import import_tensorflow
 from tfrs_models.selling_point.config import (HISTORY_POOLING, INTERACTIONS, JOINT_BATCHES, MODELS,
                                               STRATEGIES, TITLE_POOLING, ModelConfig, RunConfig, TrainConfig)
 
@@ -105,7 +106,7 @@ def run_config_from_args(args) -> RunConfig:
 
 
 def learning_rates(text: str) -> list[float]:
-    from adpush.errors import UserError  # noqa: PLC0415
+    from adpush_core.errors import UserError  # noqa: PLC0415
 
     try:
         rates = [float(r) for r in str(text).split(",") if r.strip()]
@@ -117,7 +118,7 @@ def learning_rates(text: str) -> list[float]:
 
 
 def train_command(args) -> int:
-    from adpush.errors import UserError  # noqa: PLC0415
+    from adpush_core.errors import UserError  # noqa: PLC0415
 
     try:  # before TensorFlow loads: a bad flag fails at once
         run_config = run_config_from_args(args)
@@ -125,8 +126,6 @@ def train_command(args) -> int:
         field = str(error).split()[0]
         flag = f"--{field.replace('_', '-')}" if hasattr(args, field) else "adpush train sf"
         raise UserError(f"{flag}: {error}") from None
-    from tfrs_models._tf import import_tensorflow  # noqa: PLC0415
-
     tf = import_tensorflow()
     tf.config.experimental.enable_op_determinism()
     from tfrs_models.input import load_spec  # noqa: PLC0415

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 from tfrs_models import metrics
 from tfrs_models.input import read_columns
 

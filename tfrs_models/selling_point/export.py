@@ -8,8 +8,7 @@ there are no training knobs among the inputs.
 from __future__ import annotations
 
 from pathlib import Path
-
-from tfrs_models._tf import import_tensorflow
+from adpush_core.tfenv import import_tensorflow
 from tfrs_models.selling_point.models import AD, SF, SellingPointModel, prediction_function
 
 tf = import_tensorflow()

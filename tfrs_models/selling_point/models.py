@@ -29,8 +29,8 @@ import dataclasses
 
 import tensorflow_recommenders as tfrs
 
-from adpush.errors import UserError
-from tfrs_models._tf import import_tensorflow
+from adpush_core.errors import UserError
+from adpush_core.tfenv import import_tensorflow
 from tfrs_models.input import DataSpec, FeatureSpec
 from tfrs_models.layers.appeal_title_pooling import AppealTitlePooling
 from tfrs_models.layers.candidate_dot_interactions import CandidateDotInteractions

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from adpush.errors import UserError
+from adpush_core.errors import UserError
 from tfrs_models import metrics
-from tfrs_models._tf import import_tensorflow
+from adpush_core.tfenv import import_tensorflow
 from tfrs_models.input import DataSpec, InMemorySplit, make_dataset
 from tfrs_models.selling_point.config import RunConfig
 from tfrs_models.selling_point.models import AD, SF, build_model

@@ -64,7 +64,7 @@ def test_layout_of_carries_train_statistics(cascade_spec):
 
 
 def _fit_and_score(spec, model, encoder, steps, seed=0, exclude=()):
-    from tfrs_models._tf import import_tensorflow
+    from adpush_core.tfenv import import_tensorflow
 
     tf = import_tensorflow()
     from tfrs_models.cascade.config import ModelConfig

@@ -60,7 +60,7 @@ def test_peer_learns_the_sequence_signal_and_joins_a_compare_table(context_data,
     assert md == to_markdown(json.loads((tmp_path / "compare.json").read_text()))
     other = dict(table, test_rows=799)
     (tmp_path / "compare.json").write_text(json.dumps(other))
-    from adpush.errors import UserError
+    from adpush_core.errors import UserError
 
     with pytest.raises(UserError, match="799 test rows"):
         peers_cascade.add_to_compare(result, tmp_path)

@@ -7,7 +7,10 @@ reads. Single-scale encoders return the same tensor for both; ``task_specific`` 
 """
 from __future__ import annotations
 
-import tensorflow as tf
+from adpush_core.tfenv import import_tensorflow
+
+
+tf = import_tensorflow()
 
 
 class SequenceEncoder(tf.keras.layers.Layer):

@@ -1,9 +1,10 @@
 """Mean pooling over the real events of the sequence (the simplest baseline encoder)."""
 from __future__ import annotations
 
-import tensorflow as tf
-
+from adpush_core.tfenv import import_tensorflow
 from tfrs_models.cascade.encoders.base import SequenceEncoder, masked_sequence
+
+tf = import_tensorflow()
 
 
 class MeanPoolingEncoder(SequenceEncoder):

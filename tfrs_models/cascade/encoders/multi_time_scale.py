@@ -8,11 +8,12 @@ periodically, so the two tasks read the history at different time scales.
 """
 from __future__ import annotations
 
-import tensorflow as tf
-
+from adpush_core.tfenv import import_tensorflow
 from tfrs_models.cascade.encoders.base import SequenceEncoder, downsample_mask, masked_sequence
 from tfrs_models.cascade.encoders.target_attention import TargetAttention
 from tfrs_models.cascade.encoders.tcn import TemporalConv
+
+tf = import_tensorflow()
 
 
 class MultiTimeScaleEncoder(SequenceEncoder):

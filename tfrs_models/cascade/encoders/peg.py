@@ -7,7 +7,10 @@ A two-layer network turns the user's profile embedding I into that user's convol
 """
 from __future__ import annotations
 
-import tensorflow as tf
+from adpush_core.tfenv import import_tensorflow
+
+
+tf = import_tensorflow()
 
 
 def same_padding(length, kernel_size: int, stride: int):

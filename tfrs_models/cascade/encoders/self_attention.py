@@ -2,10 +2,11 @@
 self-attention block over the events, then target attention. Cost grows as O(L²)."""
 from __future__ import annotations
 
-import tensorflow as tf
-
+from adpush_core.tfenv import import_tensorflow
 from tfrs_models.cascade.encoders.base import SequenceEncoder
 from tfrs_models.cascade.encoders.target_attention import TargetAttention
+
+tf = import_tensorflow()
 
 
 class SelfAttentionEncoder(SequenceEncoder):

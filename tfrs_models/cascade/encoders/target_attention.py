@@ -7,9 +7,10 @@ vector does not grow with sequence length.
 """
 from __future__ import annotations
 
-import tensorflow as tf
-
+from adpush_core.tfenv import import_tensorflow
 from tfrs_models.cascade.encoders.base import SequenceEncoder
+
+tf = import_tensorflow()
 
 
 def masked_softmax(scores, mask):

@@ -8,11 +8,12 @@ the target attention (Eq. 6). With ``personalised=True`` the filters come from P
 """
 from __future__ import annotations
 
-import tensorflow as tf
-
+from adpush_core.tfenv import import_tensorflow
 from tfrs_models.cascade.encoders.base import SequenceEncoder, masked_sequence
 from tfrs_models.cascade.encoders.peg import PersonalisedConv1D
 from tfrs_models.cascade.encoders.target_attention import TargetAttention
+
+tf = import_tensorflow()
 
 
 class TemporalConv(tf.keras.layers.Layer):

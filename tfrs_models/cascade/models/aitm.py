@@ -7,12 +7,13 @@ the behavioural expectation calibrator with α = 0.6 by default.
 """
 from __future__ import annotations
 
-import tensorflow as tf
-
+from adpush_core.tfenv import import_tensorflow
 from tfrs_models.cascade.losses import AITM_DEFAULT_ALPHA
 from tfrs_models.cascade.models.base import CascadeModel
 from tfrs_models.cascade.towers import MLP, ProbabilityHead
 from tfrs_models.cascade.transfer import InformationTransferAttention
+
+tf = import_tensorflow()
 
 
 class AITMModel(CascadeModel):

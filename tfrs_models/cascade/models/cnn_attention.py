@@ -16,12 +16,13 @@ Mechanism for Sequentially Dependent Online User Behaviors to Enhance Audience T
 """
 from __future__ import annotations
 
-import tensorflow as tf
-
+from adpush_core.tfenv import import_tensorflow
 from tfrs_models.cascade.losses import AITM_DEFAULT_ALPHA
 from tfrs_models.cascade.models.base import CascadeModel
 from tfrs_models.cascade.towers import MLP, ProbabilityHead
 from tfrs_models.cascade.transfer import InformationTransferAttention
+
+tf = import_tensorflow()
 
 
 def conv_output_length(length: int, kernel_size: int, stride: int, padding: int) -> int:

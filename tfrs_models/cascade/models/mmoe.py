@@ -3,10 +3,11 @@ Mixture-of-Experts", KDD 2018): shared experts, one softmax gate per task,
 ``f_k(x) = Σ_i g_k(x)_i · expert_i(x)``, then a tower per task."""
 from __future__ import annotations
 
-import tensorflow as tf
-
+from adpush_core.tfenv import import_tensorflow
 from tfrs_models.cascade.models.base import CascadeModel
 from tfrs_models.cascade.towers import MLP, ProbabilityHead
+
+tf = import_tensorflow()
 
 
 class MMoEModel(CascadeModel):

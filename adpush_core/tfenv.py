@@ -1,8 +1,9 @@
 """The one place that selects Keras 2 (tf-keras) before TensorFlow is imported.
 
-TFRS 0.7.7 refuses Keras 3, so every adpush entry point that may touch TensorFlow imports this
-module first (the package ``__init__`` files of ``tfrs_models`` and ``serving`` do it, and so
-does the CLI). Importing it sets ``TF_USE_LEGACY_KERAS=1`` unless TensorFlow is already loaded;
+TFRS 0.7.7 refuses Keras 3, so every adpush package imports this module first (each package
+``__init__`` imports ``adpush_core``). It is also the one way the project imports TensorFlow:
+``tf = import_tensorflow()``; a test (tests/test_import_graph.py) fails on any other
+``import tensorflow`` / ``import tf_keras``. Importing it sets ``TF_USE_LEGACY_KERAS=1`` unless TensorFlow is already loaded;
 ``import_tensorflow()`` then checks that Keras 2 is really active.
 """
 from __future__ import annotations
@@ -33,14 +34,14 @@ def select_legacy_keras() -> None:
 
 
 def check_keras(tf_module) -> None:
-    """Raise KerasVersionError unless ``tf_module.keras`` is Keras 2."""
-    keras = tf_module.keras
-    # tf-keras exposes no __version__ through tf.keras; Keras 3 does (and lives under keras.*).
-    version = getattr(keras, "__version__", None)
-    if version is None and getattr(keras, "__name__", "").startswith("tf_keras"):
-        return
-    if not str(version).startswith("2."):
-        raise KerasVersionError(f"{_FIX} (found keras {version or 'unknown'}, "
+    """Raise KerasVersionError unless ``tf_module.keras`` is Keras 2 (tf_keras).
+
+    TF 2.21's lazy ``tf.keras`` defines no ``__version__``, so this checks where its layers come
+    from: ``tf_keras`` under TF_USE_LEGACY_KERAS=1, ``keras`` (3) otherwise.
+    """
+    module = tf_module.keras.layers.Dense.__module__
+    if not module.startswith("tf_keras"):
+        raise KerasVersionError(f"{_FIX} (tf.keras layers come from {module}, "
                                 f"{KERAS_ENV}={os.environ.get(KERAS_ENV)!r})")
 
 
