@@ -78,36 +78,73 @@ def stage_build(ctx: RunContext) -> dict:
     return {"data": str(data), "row_counts": counts, "rejected": rejected}
 
 
-def _adpush_beside(log: Path, *args: str, niceness: int = 10):
-    """Start one subcommand in the background at a lower CPU priority, its output in ``log``;
-    returns its Popen."""
+# --- how stages call the subcommands -----------------------------------------------------------
+# Every stage calls the same handler ``adpush <subcommand>`` calls (its argparse parser, then
+# ``args.func(args)``). The stages that load TensorFlow run it in a child process started with
+# ``spawn``: the two trainings run beside each other, each with its own TensorFlow runtime, seed
+# and op determinism, and the LR baseline beside them at a lower CPU priority.
+def call_subcommand(argv: list[str]) -> None:
+    """Run ``adpush <argv>``'s handler in this process; a non-zero status is a UserError."""
+    from adpush.cli import build_parser
+
+    args = build_parser().parse_args(list(argv))
+    status = int(args.func(args) or 0)
+    if status:
+        raise UserError(f"adpush {' '.join(argv)} returned {status}")
+
+
+def _subcommand_child(argv: list[str], log: str | None, niceness: int) -> None:
+    """A spawned stage process: its output to ``log`` (if any), then ``call_subcommand``."""
     import os
-    import subprocess
     import sys
 
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a") as out:  # the child keeps its own descriptor
-        return subprocess.Popen([sys.executable, "-m", "adpush.cli", *args], stdout=out,
-                                stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(niceness))
+    if niceness:
+        os.nice(niceness)
+    if log:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    from adpush import console
+    from adpush_core.tfenv import KerasVersionError
+
+    console.quiet()
+    try:
+        call_subcommand(argv)
+    except (UserError, KerasVersionError) as err:
+        print(f"adpush {argv[0]}: error: {err}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    finally:
+        sys.stdout.flush()
 
 
-def _adpush(ctx: RunContext, *args: str) -> None:
-    """Run one stage's own subcommand (what a user would type), failing with its exit status."""
-    import subprocess
-    import sys
+def start_subcommand(argv: list[str], log: Path | None = None, niceness: int = 0):
+    """Start ``adpush <argv>``'s handler in a spawned process; returns the Process."""
+    import multiprocessing
 
-    command = [sys.executable, "-m", "adpush.cli", *args]
-    if not ctx.progress and args[:2] == ("train", "sf"):
-        command.append("--quiet")
-    if ctx.log is None:
-        result = subprocess.run(command)
-    else:
-        ctx.log.parent.mkdir(parents=True, exist_ok=True)
-        with open(ctx.log, "a") as log:
-            result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
-    if result.returncode != 0:
-        raise UserError(f"stage command failed (exit {result.returncode}): adpush "
-                        + " ".join(args) + (f" (its output: {ctx.log})" if ctx.log else ""))
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+    process = multiprocessing.get_context("spawn").Process(
+        target=_subcommand_child, args=(list(argv), str(log) if log else None, niceness),
+        name=f"adpush {' '.join(argv[:2])}")
+    process.start()
+    return process
+
+
+def wait_subcommand(process, argv: list[str], log: Path | None = None) -> None:
+    """Wait for a stage process; a failure is a UserError naming the command and its log."""
+    process.join()
+    if process.exitcode != 0:
+        raise UserError(f"stage command failed (exit {process.exitcode}): adpush "
+                        + " ".join(argv) + (f" (its output: {log})" if log else ""))
+
+
+def _subcommand(ctx: RunContext, *args: str) -> None:
+    """Run one stage's subcommand in a spawned process and wait for it."""
+    argv = list(args)
+    if not ctx.progress and argv[:2] == ["train", "sf"]:
+        argv.append("--quiet")
+    wait_subcommand(start_subcommand(argv, ctx.log), argv, ctx.log)
 
 
 def stage_train_sf(ctx: RunContext) -> dict:
@@ -116,10 +153,10 @@ def stage_train_sf(ctx: RunContext) -> dict:
     # The LR baseline needs only the data: fit it beside the training, at a lower priority so
     # it takes the core the trainings leave idle (once train_cascade ends), not theirs.
     baseline_log = ctx.path("train", "sf_baseline.log")
-    baseline = _adpush_beside(baseline_log, "evaluate", "--baseline-only", "--run-dir",
-                              str(run_dir), "--data", str(ctx.path("data")))
+    baseline = start_subcommand(["evaluate", "--baseline-only", "--run-dir", str(run_dir),
+                                 "--data", str(ctx.path("data"))], baseline_log, niceness=10)
     try:
-        _adpush(ctx, "train", "sf", "--model", train["model"], "--strategy", train["strategy"],
+        _subcommand(ctx, "train", "sf", "--model", train["model"], "--strategy", train["strategy"],
                 "--data", str(ctx.path("data")), "--run-dir", str(run_dir),
                 "--seed", str(ctx.seed), "--epochs", str(train["sf_epochs"]),
                 "--pretrain-epochs", str(train["sf_pretrain_epochs"]),
@@ -128,12 +165,13 @@ def stage_train_sf(ctx: RunContext) -> dict:
                 "--batch-size", str(train["batch_size"]), *train["sf_args"].split())
     except BaseException:
         baseline.kill()
-        baseline.wait()
+        baseline.join()
         raise
-    if baseline.wait() != 0:
-        print(f"  the LR baseline fit beside the training failed (exit {baseline.returncode}, "
+    baseline.join()
+    if baseline.exitcode != 0:
+        print(f"  the LR baseline fit beside the training failed (exit {baseline.exitcode}, "
               f"its output: {baseline_log}); the evaluation fits it again", flush=True)
-    _adpush(ctx, "evaluate", "--run-dir", str(run_dir), "--data", str(ctx.path("data")),
+    _subcommand(ctx, "evaluate", "--run-dir", str(run_dir), "--data", str(ctx.path("data")),
             "--oracle", str(ctx.path("logs")), "--seed", str(ctx.seed))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return {"run_dir": str(run_dir), "auc": _pick(metrics, "model", "auc"),
@@ -154,7 +192,7 @@ def _pick(metrics: dict, who: str, name: str):
 def stage_train_cascade(ctx: RunContext) -> dict:
     train = ctx.config["train"]
     run_dir = ctx.path("train", "cascade")
-    _adpush(ctx, "train", "cascade", "--model", train["cascade_model"], "--encoder",
+    _subcommand(ctx, "train", "cascade", "--model", train["cascade_model"], "--encoder",
             train["cascade_encoder"], "--data", str(ctx.path("data")), "--run-dir", str(run_dir),
             "--seed", str(ctx.seed), "--epochs", str(train["epochs"]),
             "--oracle", str(ctx.path("logs")))

@@ -1,0 +1,26 @@
+"""`adpush run` calls each stage through the subcommand's own handler, in a spawned process."""
+import pytest
+
+from adpush.run import RunContext, _subcommand, call_subcommand, start_subcommand, wait_subcommand
+from adpush_core.errors import UserError
+
+
+def test_a_stage_process_runs_the_handler_and_writes_its_output_to_the_log(tmp_path):
+    log = tmp_path / "logs" / "stage.log"
+    ctx = RunContext(run_dir=tmp_path, config={}, seed=0, log=log)
+    _subcommand(ctx, "config", "show")
+    text = log.read_text()
+    assert "[run]" in text and "[train]" in text  # `adpush config show`'s TOML, from the child
+
+
+def test_a_failing_stage_is_a_user_error_naming_the_command_and_its_log(tmp_path):
+    log = tmp_path / "stage.log"
+    argv = ["config", "show", "--config", str(tmp_path / "missing.toml")]
+    with pytest.raises(UserError, match=r"exit 2\): adpush config show .*its output: .*stage.log"):
+        wait_subcommand(start_subcommand(argv, log), argv, log)
+    assert "adpush config: error:" in log.read_text() and "missing.toml" in log.read_text()
+
+
+def test_in_process_call_raises_the_handlers_user_error(tmp_path):
+    with pytest.raises(UserError, match="missing.toml"):
+        call_subcommand(["config", "show", "--config", str(tmp_path / "missing.toml")])
