@@ -209,7 +209,7 @@ def _unbatched_rest(rest_url, model, body):
 
 
 def test_rest_concurrent_distinct_requests_match_unbatched(batching_server, rest_url, model_base):
-    from serving import toy_models
+    import toy_models
 
     url = f"http://127.0.0.1:{batching_server.rest_api_port}/v1/models"
     raw = toy_models.keyword_ctr_requests(64, seed=11)

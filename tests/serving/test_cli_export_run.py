@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from serving import export as ex
-from serving import toy_models
+import toy_models
 
 
 def test_adpush_export_reexports_a_run_atomically_with_warmup(tmp_path, model_base):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving import toy_models
+import toy_models
 from serving.client import GrpcClient, RestClient
 from serving.errors import Code, ServingError
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from serving import export as ex
-from serving import toy_models
+import toy_models
 
 
 def test_versions_are_integers_and_never_overwritten(tmp_path):

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from serving.export import export_run
 from serving.families import prepare_run
-from serving.roundtrip import check_serving_roundtrip
+from harness import check_serving_roundtrip
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS / "tfrs_models"))

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from serving import toy_models
+import toy_models
 from serving.client import GrpcClient, RestClient
 from serving.manager import ModelConfig, parse_model_config_text
 from serving.server import ModelServer, ServerProcess
