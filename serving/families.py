@@ -191,7 +191,7 @@ def selling_point_score_fn(model, spec):
 def _prepare_selling_point(run_dir: Path, k: int) -> dict:
     tf = import_tensorflow()
 
-    from serving.export import make_serving_signatures
+    from tfrs_models.signatures import make_serving_signatures
     from tfrs_models.training.strategies import load_trained_model
 
     model, spec, run_config = load_trained_model(run_dir)

@@ -6,7 +6,7 @@
   ``classify_x2_to_y3`` (y2 = 0.5·x + 3, y3 = 0.5·x2 + 3).
 * ``keyword_ctr``: a tf-keras click model over raw string/int features with ``StringLookup``
   vocabularies shipped as SavedModel assets; exported with all three serving signatures
-  through ``serving.export``'s builders, the shape every adpush model family takes.
+  through ``tfrs_models.signatures``' builders, the shape every adpush model family takes.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import numpy as np
 from adpush_core.tfenv import import_tensorflow
 
 from serving import export as ex
+from tfrs_models.signatures import SELECT_SELLING_POINTS, make_serving_signatures
 
 USERS = ["u1", "u2", "u3", "u4"]
 QUERIES = ["running shoes", "phone case", "desk lamp"]
@@ -134,7 +135,7 @@ def keyword_ctr_signatures(model) -> dict[str, Any]:
     def p_click(features):
         return model(features, training=False)["p_click"]
 
-    return ex.make_serving_signatures(p_click, raw_spec, output_name="p_click",
+    return make_serving_signatures(p_click, raw_spec, output_name="p_click",
                                       candidate_feature="selling_point", k=3)
 
 
@@ -174,6 +175,6 @@ def export_keyword_ctr(base_path, model_name: str = "keyword_ctr", version: int 
     module = tf.Module()
     module.model = model
     warmup = [("serving_default", keyword_ctr_requests(2, seed)),
-              (ex.SELECT_SELLING_POINTS, select_request(1, seed))]
+              (SELECT_SELLING_POINTS, select_request(1, seed))]
     path = ex.export_saved_model(module, signatures, base_path, model_name, version=version, warmup_requests=warmup)
     return path, model, signatures
