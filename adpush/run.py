@@ -176,7 +176,7 @@ def stage_export(ctx: RunContext) -> dict:
         run_dir = ctx.path("train", run)
         try:
             thresholds = parse_gate(gate) if gate else None
-            path, summary = gated_export(run_dir, base, name, thresholds, prepare=True)
+            path, summary = gated_export(run_dir, base, name, thresholds)
         except ExportError as err:
             raise UserError(str(err)) from err
         exported[name] = str(path)

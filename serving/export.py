@@ -336,6 +336,21 @@ def verify_saved_model(export_dir: str | os.PathLike, signature_name: str | None
 EXPORT_INFO = "export_info.json"
 
 
+def read_export_info(run_dir: str | os.PathLike) -> dict:
+    """``RUN/export_info.json``, which the training code writes (contract in serving/README.md)."""
+    info_path = Path(run_dir) / EXPORT_INFO
+    if not info_path.is_file():
+        raise ExportError(f"{info_path} not found: `adpush train` writes it with the run's SavedModel "
+                          f"(see serving/README.md); re-train runs written before it did")
+    try:
+        info = json.loads(info_path.read_text())
+    except ValueError as err:
+        raise ExportError(f"{info_path}: not JSON ({err})") from err
+    if not isinstance(info, dict) or "saved_model" not in info:
+        raise ExportError(f"{info_path} has no 'saved_model' field")
+    return info
+
+
 def export_run(run_dir: str | os.PathLike, base_path: str | os.PathLike, model_name: str,
                version: int | None = None, extra_files: Mapping[str, bytes] | None = None) -> Path:
     """Export the model a training run left in ``run_dir`` (see ``RUN/export_info.json`` in README).
@@ -354,12 +369,7 @@ def export_run(run_dir: str | os.PathLike, base_path: str | os.PathLike, model_n
     tf = import_tensorflow()
 
     run_dir = Path(run_dir)
-    info_path = run_dir / EXPORT_INFO
-    if not info_path.exists():
-        raise ExportError(f"{info_path} not found: the training run must write it (see serving/README.md)")
-    info = json.loads(info_path.read_text())
-    if "saved_model" not in info:
-        raise ExportError(f"{info_path} has no 'saved_model' field")
+    info = read_export_info(run_dir)
     src = (run_dir / info["saved_model"]).resolve()
     loaded = tf.saved_model.load(str(src))
     signatures = dict(loaded.signatures)

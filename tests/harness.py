@@ -4,7 +4,9 @@
 families): ``model(batch)`` must return a dict of named outputs. If the model has
 ``serving_function()`` it is used as the serving signature, otherwise one is traced from
 ``model.__call__`` over ``batch``'s feature names, dtypes and ranks (batch dimension free).
-The SavedModel is loaded in a subprocess that never imports the project, like TF Serving.
+The SavedModel is loaded in a subprocess that never imports the project, like TF Serving;
+``check_saved_model_reload(saved, calls, expected, tmp_path)`` does that part for a SavedModel a
+family's own export wrote, over any of its signatures.
 
 ``check_serving_roundtrip(export_dir, signature_name, inputs, expected)`` serves a published
 version (``BASE/NAME/<version>``) with the local server and checks that REST row format, REST
@@ -15,10 +17,10 @@ columnar format and gRPC all return the in-process numbers (1e-6)::
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-import json
 import textwrap
 from pathlib import Path
 from typing import Any, Mapping
@@ -26,15 +28,50 @@ from typing import Any, Mapping
 import numpy as np
 
 _RELOAD = textwrap.dedent("""
+    import pickle
     import sys
-    import numpy as np
     import tensorflow as tf
     saved, inputs, outputs = sys.argv[1:4]
-    data = np.load(inputs, allow_pickle=False)
-    serve = tf.saved_model.load(saved).signatures["serving_default"]
-    result = serve(**{k: tf.constant(data[k]) for k in data.files})
-    np.savez(outputs, **{k: v.numpy() for k, v in result.items()})
+    with open(inputs, "rb") as f:
+        calls = pickle.load(f)
+    signatures = tf.saved_model.load(saved).signatures
+    result = {name: {k: v.numpy() for k, v in signatures[name](
+                  **{k: tf.constant(v) for k, v in feed.items()}).items()}
+              for name, feed in calls.items()}
+    with open(outputs, "wb") as f:
+        pickle.dump(result, f)
 """)
+
+
+def check_saved_model_reload(saved, calls: Mapping[str, Mapping[str, np.ndarray]],
+                             expected: Mapping[str, Mapping[str, np.ndarray]], tmp_path) -> None:
+    """Load the SavedModel at ``saved`` in a fresh process that never imports the project (as TF
+    Serving does), call each signature of ``calls`` (``{signature: {input: array}}``) and assert
+    its outputs equal ``expected`` (``{signature: {output: array}}``: strings exactly, numbers
+    to 1e-6)."""
+    import pickle  # noqa: PLC0415
+
+    tmp_path = Path(tmp_path)
+    with open(tmp_path / "inputs.pkl", "wb") as f:
+        pickle.dump({name: {k: np.asarray(v) for k, v in feed.items()} for name, feed in calls.items()}, f)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    proc = subprocess.run(
+        [sys.executable, "-c", _RELOAD, str(saved), str(tmp_path / "inputs.pkl"),
+         str(tmp_path / "outputs.pkl")],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(tmp_path / "outputs.pkl", "rb") as f:
+        reloaded = pickle.load(f)
+    for name, want in expected.items():
+        got = reloaded[name]
+        assert set(got) == set(want), (name, sorted(got), sorted(want))
+        for key, value in want.items():
+            value = np.asarray(value)
+            if value.dtype.kind in "OSU":
+                assert got[key].tolist() == value.tolist(), f"{name}: {key}"
+            else:
+                np.testing.assert_allclose(got[key], value, rtol=1e-6, atol=1e-7, err_msg=f"{name}: {key}")
 
 
 def _serving_function(model, batch):
@@ -67,20 +104,7 @@ def check_save_reload_roundtrip(model, batch, tmp_path) -> dict:
     saved = tmp_path / "saved_model"
     tf.saved_model.save(module, str(saved), signatures={"serving_default": serve})
     arrays = {k: np.asarray(v.numpy()) for k, v in inputs.items()}
-    # Strings come back as object arrays; fixed-width bytes load without pickle.
-    arrays = {k: v.astype(bytes) if v.dtype == object else v for k, v in arrays.items()}
-    np.savez(tmp_path / "inputs.npz", **arrays)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    proc = subprocess.run(
-        [sys.executable, "-c", _RELOAD, str(saved), str(tmp_path / "inputs.npz"),
-         str(tmp_path / "outputs.npz")],
-        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    reloaded = np.load(tmp_path / "outputs.npz")
-    assert set(reloaded.files) == set(expected), (reloaded.files, list(expected))
-    for name, value in expected.items():
-        np.testing.assert_allclose(reloaded[name], value, rtol=1e-6, atol=1e-7, err_msg=name)
+    check_saved_model_reload(saved, {"serving_default": arrays}, {"serving_default": expected}, tmp_path)
     return expected
 
 
