@@ -1,15 +1,16 @@
 """SavedModel export exactly as TensorFlow Serving loads it: ``BASE/NAME/<version>/``.
 
-* ``export_saved_model`` writes a version atomically: into a hidden temporary directory in the
-  same parent (TF Serving ignores non-numeric children), fsynced, then renamed into place with
-  ``RENAME_NOREPLACE`` where the kernel has it. An existing version is never overwritten and a
-  failed export leaves nothing behind (tensorflow/serving#631, #1086 are what happens otherwise).
+* ``publish_saved_model`` publishes a SavedModel directory as a version atomically: copied into a
+  hidden temporary directory in the same parent (TF Serving ignores non-numeric children),
+  fsynced, then renamed into place with ``RENAME_NOREPLACE`` where the kernel has it. An existing
+  version is never overwritten and a failed export leaves nothing behind (tensorflow/serving#631,
+  #1086 are what happens otherwise). The model is never loaded or saved again here.
 * ``write_warmup_requests`` writes ``assets.extra/tf_serving_warmup_requests`` (a TFRecord of
   ``PredictionLog``), replayed by the server before a version is switched on.
 * ``verify_saved_model`` checks an export in a subprocess that never imports adpush
   (``saved_model_cli scan`` for py-func ops, ``saved_model_cli run`` for the numbers).
 * ``export_run`` is what ``adpush export`` calls: it reads ``RUN/export_info.json``
-  (contract in ``serving/README.md``) and exports the model family it names.
+  (contract in ``serving/README.md``) and publishes the SavedModel the training run wrote.
 
 TensorFlow is imported lazily: importing this module is cheap.
 """
@@ -108,23 +109,22 @@ def _rename_noreplace(src: Path, dst: Path) -> None:
     os.rename(src, dst)
 
 
-def export_saved_model(
-    module_or_model: Any,
-    signatures: Mapping[str, Any],
+def publish_saved_model(
+    saved_model_dir: str | os.PathLike,
     base_path: str | os.PathLike,
     model_name: str,
     version: int | None = None,
     warmup_requests: Sequence[Any] | None = None,
-    options: Any = None,
     before_publish: Callable[[Path], None] | None = None,
     extra_files: Mapping[str, bytes] | None = None,
 ) -> Path:
-    """Write ``module_or_model`` as ``base_path/model_name/<version>/``, atomically.
+    """Publish the SavedModel at ``saved_model_dir`` as ``base_path/model_name/<version>/``, atomically.
+
+    The directory is copied as it is (``saved_model.pb``, ``variables/`` and ``assets/`` stay
+    byte-identical), then the warm-up file and ``extra_files`` are added.
 
     Args:
-      module_or_model: a ``tf.Module`` / Keras model holding the variables and lookup tables.
-      signatures: signature key → ``tf.function`` with an input signature (or concrete function).
-        The functions must return dicts, so outputs are named.
+      saved_model_dir: a SavedModel directory (``saved_model.pb`` + ``variables/``).
       base_path: the model base directory; ``model_name`` is created under it.
       version: integer version; default: highest existing + 1 (1 for a new model).
       warmup_requests: ``PredictRequest`` / ``ClassificationRequest`` / ``RegressionRequest``
@@ -139,11 +139,13 @@ def export_saved_model(
       The path of the finished version directory.
 
     Raises:
-      ExportError: the version exists already (it is never overwritten) or saving failed; in
-        both cases nothing is left in ``base_path/model_name``.
+      ExportError: there is no SavedModel at ``saved_model_dir``, the version exists already (it
+        is never overwritten) or copying failed; in every case nothing is left in
+        ``base_path/model_name``.
     """
-    tf = import_tensorflow()
-
+    src = Path(saved_model_dir).resolve()
+    if not (src / "saved_model.pb").is_file():
+        raise ExportError(f"{src} has no saved_model.pb: not a SavedModel directory")
     model_dir = Path(base_path) / model_name
     model_dir.mkdir(parents=True, exist_ok=True)
     if version is None:
@@ -157,7 +159,7 @@ def export_saved_model(
                           "versions are never overwritten")
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir))
     try:
-        tf.saved_model.save(module_or_model, str(tmp), signatures=dict(signatures), options=options)
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
         if warmup_requests:
             write_warmup_requests(tmp, warmup_requests, model_name=model_name)
         for relative, data in (extra_files or {}).items():
@@ -282,14 +284,27 @@ def scan_ops(export_dir: str | os.PathLike, denylist: Iterable[str] = PY_FUNC_OP
     return found
 
 
-def denylisted_ops(export_dir: str | os.PathLike, denylist: Iterable[str] = PY_FUNC_OPS) -> set[str]:
-    """In-process equivalent of ``scan``: denylisted ops in the graph and its function library."""
+def _read_saved_model(export_dir: str | os.PathLike):
+    """The ``SavedModel`` protobuf of ``export_dir/saved_model.pb`` (no graph is loaded)."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     sm = saved_model_pb2.SavedModel()
     sm.ParseFromString((Path(export_dir) / "saved_model.pb").read_bytes())
+    return sm
+
+
+def signature_defs(export_dir: str | os.PathLike, tag: str = "serve") -> dict[str, Any]:
+    """``{signature key: SignatureDef}`` of the MetaGraph tagged ``tag``, read from the protobuf."""
+    for meta in _read_saved_model(export_dir).meta_graphs:
+        if tag in meta.meta_info_def.tags:
+            return dict(meta.signature_def)
+    raise ExportError(f"{export_dir} has no MetaGraph tagged {tag!r}")
+
+
+def denylisted_ops(export_dir: str | os.PathLike, denylist: Iterable[str] = PY_FUNC_OPS) -> set[str]:
+    """In-process equivalent of ``scan``: denylisted ops in the graph and its function library."""
     ops: set[str] = set()
-    for meta in sm.meta_graphs:
+    for meta in _read_saved_model(export_dir).meta_graphs:
         ops.update(n.op for n in meta.graph_def.node)
         for fn in meta.graph_def.library.function:
             ops.update(n.op for n in fn.node_def)
@@ -353,17 +368,17 @@ def read_export_info(run_dir: str | os.PathLike) -> dict:
 
 def export_run(run_dir: str | os.PathLike, base_path: str | os.PathLike, model_name: str,
                version: int | None = None, extra_files: Mapping[str, bytes] | None = None) -> Path:
-    """Export the model a training run left in ``run_dir`` (see ``RUN/export_info.json`` in README).
+    """Publish the SavedModel a training run left in ``run_dir`` (``RUN/export_info.json``, README).
 
-    ``export_info.json`` fields:
+    ``export_info.json`` fields read here:
       * ``saved_model`` (path, relative to ``run_dir``): a SavedModel written by the training code
         whose signatures already follow the serving contract (``serving_default`` over raw
         features, ``regress``/``classify`` over tf.Example, ``select_selling_points``).
-      * ``warmup_inputs`` (optional): ``{signature: {input: nested list}}`` — a few real requests.
-      * ``family`` (optional, informational): e.g. ``"selling_point/amtdl"``, ``"cascade/esmm"``.
+      * ``warmup_inputs`` (optional): ``{signature: {input: nested list}}`` — a few real requests,
+        typed from the SignatureDefs in ``saved_model.pb``.
 
-    The SavedModel is re-saved through ``export_saved_model`` (atomic, versioned, warm-up), with
-    every signature kept; a model with py-func ops is refused before anything is published
+    The SavedModel is copied, not re-saved, through ``publish_saved_model`` (atomic, versioned,
+    warm-up); a model with py-func ops is refused before anything is written
     (``verify_saved_model`` runs the same check through ``saved_model_cli`` in a subprocess).
     """
     tf = import_tensorflow()
@@ -371,24 +386,26 @@ def export_run(run_dir: str | os.PathLike, base_path: str | os.PathLike, model_n
     run_dir = Path(run_dir)
     info = read_export_info(run_dir)
     src = (run_dir / info["saved_model"]).resolve()
-    loaded = tf.saved_model.load(str(src))
-    signatures = dict(loaded.signatures)
+    if not (src / "saved_model.pb").is_file():
+        raise ExportError(f"{src} has no saved_model.pb ({run_dir / EXPORT_INFO} names it): did "
+                          "training finish?")
+    signatures = signature_defs(src)
     if "serving_default" not in signatures:
         raise ExportError(f"{src} has no serving_default signature")
+    found = denylisted_ops(src)
+    if found:
+        raise ExportError(f"{src} contains ops TF Serving cannot run: {sorted(found)}")
     warmup = []
     for sig_name, inputs in (info.get("warmup_inputs") or {}).items():
-        sig = signatures[sig_name]
+        if sig_name not in signatures:
+            raise ExportError(f"{run_dir / EXPORT_INFO}: warmup_inputs names {sig_name!r}, which {src} "
+                              f"does not have (its signatures: {', '.join(sorted(signatures))})")
         typed = {}
-        for key, spec in sig.structured_input_signature[1].items():
+        for key, tensor in signatures[sig_name].inputs.items():
             if key in inputs:
-                typed[key] = np.asarray(inputs[key], dtype=object if spec.dtype == tf.string
-                                        else spec.dtype.as_numpy_dtype)
+                dtype = tf.dtypes.as_dtype(tensor.dtype)
+                typed[key] = np.asarray(inputs[key], dtype=object if dtype == tf.string
+                                        else dtype.as_numpy_dtype)
         warmup.append((sig_name, typed))
-    def _no_py_func(tmp: Path) -> None:
-        found = denylisted_ops(tmp)
-        if found:
-            raise ExportError(f"{src} contains ops TF Serving cannot run: {sorted(found)}")
-
-    return export_saved_model(loaded, signatures, base_path, model_name, version=version,
-                              warmup_requests=warmup or None, before_publish=_no_py_func,
-                              extra_files=extra_files)
+    return publish_saved_model(src, base_path, model_name, version=version,
+                               warmup_requests=warmup or None, extra_files=extra_files)

@@ -1,4 +1,4 @@
-"""serving.export: the atomic versioned writer, warm-up file, a published model's signatures,
+"""serving.export: the atomic versioned publisher, warm-up file, a published model's signatures,
 saved_model_cli checks."""
 from __future__ import annotations
 
@@ -37,11 +37,11 @@ def test_failed_export_leaves_nothing_behind(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        ex.export_saved_model(module, signatures, tmp_path, "m", version=5, before_publish=boom)
+        toy_models.export_module(module, signatures, tmp_path, "m", version=5, before_publish=boom)
     assert os.listdir(tmp_path / "m") == []
     with pytest.raises(ex.ExportError):
-        ex.export_saved_model(module, signatures, tmp_path, "m", version=6,
-                              warmup_requests=[object()])
+        toy_models.export_module(module, signatures, tmp_path, "m", version=6,
+                                 warmup_requests=[object()])
     assert os.listdir(tmp_path / "m") == []
 
 
@@ -143,7 +143,7 @@ def test_scan_finds_py_func_ops(tmp_path):
             return {"y": tf.py_function(lambda v: v * 2, [x], tf.float32)}
 
     m = PyFuncModel()
-    path = ex.export_saved_model(m, {"serving_default": m.f}, tmp_path, "bad", version=1)
+    path = toy_models.export_module(m, {"serving_default": m.f}, tmp_path, "bad", version=1)
     assert ex.denylisted_ops(path) == {"EagerPyFunc"}
     with pytest.raises(ex.ExportError, match="EagerPyFunc"):
         ex.verify_saved_model(path)

@@ -20,6 +20,21 @@ from adpush_core.tfenv import import_tensorflow
 from serving import export as ex
 from tfrs_models.signatures import SELECT_SELLING_POINTS, make_serving_signatures
 
+def export_module(module, signatures, base_path, model_name: str, version: int | None = None,
+                  warmup_requests=None, before_publish=None) -> Path:
+    """``tf.saved_model.save`` a module (as a training run does), then publish that directory
+    as ``base_path/model_name/<version>/`` through ``serving.export.publish_saved_model``."""
+    import tempfile
+
+    tf = import_tensorflow()
+
+    with tempfile.TemporaryDirectory(prefix="toy-saved-model-") as work:
+        saved = Path(work) / "saved_model"
+        tf.saved_model.save(module, str(saved), signatures=dict(signatures))
+        return ex.publish_saved_model(saved, base_path, model_name, version=version,
+                                      warmup_requests=warmup_requests, before_publish=before_publish)
+
+
 USERS = ["u1", "u2", "u3", "u4"]
 QUERIES = ["running shoes", "phone case", "desk lamp"]
 ADS = ["ad_10", "ad_11", "ad_12", "ad_13", "ad_14"]
@@ -82,8 +97,8 @@ def export_half_plus_two(base_path, model_name: str = "half_plus_two", version: 
                          b: float = 2.0, warmup: bool = True) -> Path:
     module, signatures = half_plus_two_module(b)
     requests = [("serving_default", {"x": np.array([[1.0], [2.0]], np.float32)})] if warmup else None
-    return ex.export_saved_model(module, signatures, base_path, model_name, version=version,
-                                 warmup_requests=requests)
+    return export_module(module, signatures, base_path, model_name, version=version,
+                         warmup_requests=requests)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -176,5 +191,5 @@ def export_keyword_ctr(base_path, model_name: str = "keyword_ctr", version: int 
     module.model = model
     warmup = [("serving_default", keyword_ctr_requests(2, seed)),
               (SELECT_SELLING_POINTS, select_request(1, seed))]
-    path = ex.export_saved_model(module, signatures, base_path, model_name, version=version, warmup_requests=warmup)
+    path = export_module(module, signatures, base_path, model_name, version=version, warmup_requests=warmup)
     return path, model, signatures
