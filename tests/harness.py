@@ -1,7 +1,7 @@
 """One round trip for every model family: predict → SavedModel → fresh process → same numbers.
 
-``check_save_reload_roundtrip(model, batch, tmp_path)`` (signature kept stable for other model
-families): ``model(batch)`` must return a dict of named outputs. If the model has
+``check_save_reload_roundtrip(model, batch, tmp_path, save=None)`` (``save``: the family's own
+export): ``model(batch)`` must return a dict of named outputs. If the model has
 ``serving_function()`` it is used as the serving signature, otherwise one is traced from
 ``model.__call__`` over ``batch``'s feature names, dtypes and ranks (batch dimension free).
 The SavedModel is loaded in a subprocess that never imports the project, like TF Serving;
@@ -89,20 +89,27 @@ def _serving_function(model, batch):
     return serve
 
 
-def check_save_reload_roundtrip(model, batch, tmp_path) -> dict:
+def check_save_reload_roundtrip(model, batch, tmp_path, save=None) -> dict:
     """Save ``model`` with a serving signature over raw features, reload it in a fresh process
-    and assert its predictions on ``batch`` equal the in-process ones. Returns those outputs."""
+    and assert its predictions on ``batch`` equal the in-process ones. Returns those outputs.
+
+    ``save(model, path)``: the family's own export (e.g. ``tfrs_models.cascade.export.
+    export_saved_model``), whose ``serving_default`` must be ``model.serving_function()``;
+    default: a module holding the model and the serving function."""
     import tensorflow as tf  # noqa: PLC0415
 
     tmp_path = Path(tmp_path)
     serve = _serving_function(model, batch)
     inputs = {k: v for k, v in batch.items() if k in serve.input_signature[0]}
     expected = {k: v.numpy() for k, v in serve(inputs).items()}
-    module = tf.Module()
-    module.model = model
-    module.serve = serve
     saved = tmp_path / "saved_model"
-    tf.saved_model.save(module, str(saved), signatures={"serving_default": serve})
+    if save is not None:
+        save(model, saved)
+    else:
+        module = tf.Module()
+        module.model = model
+        module.serve = serve
+        tf.saved_model.save(module, str(saved), signatures={"serving_default": serve})
     arrays = {k: np.asarray(v.numpy()) for k, v in inputs.items()}
     check_saved_model_reload(saved, {"serving_default": arrays}, {"serving_default": expected}, tmp_path)
     return expected

@@ -49,7 +49,9 @@ def _examples(raw: dict[str, np.ndarray]) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
-@pytest.mark.parametrize("model_name", ["bm", "mtdl", "amtdl"])
+# A fresh-process reload costs ~10-30 s on the shared 2-core box: MTDL stays in the fast suite.
+@pytest.mark.parametrize("model_name", [pytest.param("bm", marks=pytest.mark.slow), "mtdl",
+                                        pytest.param("amtdl", marks=pytest.mark.slow)])
 def test_published_signatures_score_raw_log_values_as_the_model(sp_spec, tmp_path, model_name):
     import tensorflow as tf
 
