@@ -7,8 +7,6 @@ Both have one API and return numpy arrays:
 * ``regress(examples, context=None, signature_name=...)`` → ``ndarray`` [n_examples]
 * ``status(version=None)`` → ``[{"version": int, "state": str, "error_code": str, "error_message": str}]``
 * ``metadata()`` → ``{signature_key: {"inputs": {alias: dtype}, "outputs": {alias: dtype}}}``
-* ``select_selling_points(user, query, ad, candidates)`` → ``{"scores", "top_k_selling_points",
-  "top_k_scores"}``
 * ``wait_until_ready(timeout)``
 
 They use only what real TF Serving offers (REST columnar format with ``{"b64"}`` strings; the
@@ -26,9 +24,6 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from serving.errors import Code, ServingError
-
-SELECT_SELLING_POINTS = "select_selling_points"
-
 
 class _Retry:
     def __init__(self, retries: int, backoff: float, max_backoff: float = 2.0):
@@ -82,24 +77,6 @@ def _to_example(example: Mapping[str, Any]):
     return ex
 
 
-def _select_inputs(user: Mapping[str, Any], query: Mapping[str, Any], ad: Mapping[str, Any],
-                   candidates: Sequence[str] | Sequence[Sequence[str]],
-                   candidates_key: str = "candidate_selling_points") -> dict[str, np.ndarray]:
-    """One request (scalars) or a batch (lists) of context features plus candidate keywords."""
-    features: dict[str, Any] = {}
-    for part in (user, query, ad):
-        features.update(part)
-    batched = len(candidates) > 0 and not isinstance(candidates[0], (str, bytes))
-    inputs = {}
-    for key, value in features.items():
-        arr = np.asarray(value if batched else [value])
-        inputs[key] = arr.astype(object) if arr.dtype.kind in "US" else arr
-    cands = [list(c) for c in candidates] if batched else [list(candidates)]
-    width = max(len(c) for c in cands)
-    inputs[candidates_key] = np.array([c + [""] * (width - len(c)) for c in cands], dtype=object)
-    return inputs
-
-
 # ------------------------------------------------------------------------------------------------
 
 
@@ -110,11 +87,6 @@ class _Client:
 
     def _where(self) -> str:
         raise NotImplementedError
-
-    def select_selling_points(self, user: Mapping[str, Any], query: Mapping[str, Any], ad: Mapping[str, Any],
-                              candidates, version: int | None = None) -> dict[str, np.ndarray]:
-        """Score candidate SP keywords for one (user, query, ad) — or a batch, with lists."""
-        return self.predict(_select_inputs(user, query, ad, candidates), SELECT_SELLING_POINTS, version)
 
     def wait_until_ready(self, timeout: float = 60.0, poll: float = 0.2) -> list[dict[str, Any]]:
         """Block until the model has an AVAILABLE version (model status), or raise TimeoutError."""
