@@ -165,7 +165,7 @@ def stage_train_cascade(ctx: RunContext) -> dict:
 
 def stage_export(ctx: RunContext) -> dict:
     """Publish both models through the export gate ([serve] gate_sf / gate_cascade; "" = off)."""
-    from serving.export import ExportError
+    from serving.errors import ExportError
     from serving.gate import gated_export, parse_gate
 
     serve = ctx.config["serve"]

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from serving.export import ExportError, existing_versions, read_export_info
+from serving.errors import ExportError
+from serving.export import export_run, read_export_info
+from serving.publish import existing_versions
 
 METRICS_FILE = "assets.extra/validation_metrics.json"
 _THRESHOLD_RE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(>=|<=)\s*([-+0-9.eE]+)\s*")
@@ -175,8 +177,6 @@ def gated_export(run_dir: str | Path, base_path: str | Path, model_name: str,
     Returns:
         (the published version's path, one line saying what the gate decided).
     """
-    from serving.export import export_run
-
     run_dir = Path(run_dir)
     try:
         candidate = validation_metrics(run_dir)

@@ -16,7 +16,8 @@ import numpy as np
 
 from adpush_core.tfenv import import_tensorflow
 from serving.errors import Code, ServingError, from_tf_error, invalid
-from serving.export import PY_FUNC_OPS, read_warmup_requests
+from serving.verify import PY_FUNC_OPS
+from serving.warmup import read_warmup_requests
 from serving.tensors import DT_STRING, NUMPY
 
 DEFAULT_SIGNATURE = "serving_default"

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving import export as ex
+from serving.errors import ExportError
+from serving.export import export_run
+from serving.warmup import WARMUP_FILE, read_warmup_requests
 import toy_models
 
 
@@ -31,7 +33,7 @@ def test_adpush_export_publishes_a_runs_saved_model_atomically_with_warmup(tmp_p
     assert sorted(os.listdir(base / "kw")) == ["1", "2"]
     assert main(["export", "--run-dir", str(run), "--model-base-path", str(base), "--model-name", "kw",
                  "--version", "1"]) == 2   # never overwritten: a user error
-    logs = ex.read_warmup_requests(base / "kw" / "1")
+    logs = read_warmup_requests(base / "kw" / "1")
     assert len(logs) == 1 and logs[0].predict_log.request.model_spec.signature_name == "serving_default"
     loaded = tf.saved_model.load(str(base / "kw" / "2"))
     assert set(loaded.signatures) == {"serving_default", "regress", "classify", "select_selling_points"}
@@ -53,13 +55,13 @@ def test_a_published_version_is_the_runs_saved_model_byte_for_byte(tmp_path, mod
     (run / "export_info.json").write_text(json.dumps({
         "saved_model": "export/saved_model",
         "warmup_inputs": {"serving_default": {"x": [[1.0]]}, "regress_x_to_y": {"inputs": [""]}}}))
-    published = ex.export_run(run, tmp_path / "base", "hpt")
+    published = export_run(run, tmp_path / "base", "hpt")
     source, copy = _files(saved), _files(published)
     assert "saved_model.pb" in source and any(name.startswith("variables/") for name in source)
     assert {name: copy[name] for name in source} == source  # saved_model.pb, variables/: identical
-    assert set(copy) - set(source) == {ex.WARMUP_FILE}
+    assert set(copy) - set(source) == {WARMUP_FILE}
     # The warm-up inputs are typed from the SignatureDefs: x is float32 [1, 1], inputs a string.
-    logs = ex.read_warmup_requests(published)
+    logs = read_warmup_requests(published)
     x = logs[0].predict_log.request.inputs["x"]
     assert x.dtype == tf.float32.as_datatype_enum and list(x.float_val) == [1.0]
     assert logs[1].predict_log.request.inputs["inputs"].dtype == tf.string.as_datatype_enum
@@ -75,11 +77,11 @@ def test_export_run_refuses_before_writing_anything(tmp_path):
     module = PyFunc()
     tf.saved_model.save(module, str(run / "export" / "saved_model"), signatures={"serving_default": module.f})
     (run / "export_info.json").write_text(json.dumps({"saved_model": "export/saved_model"}))
-    with pytest.raises(ex.ExportError, match="EagerPyFunc"):
-        ex.export_run(run, tmp_path / "base", "bad")
+    with pytest.raises(ExportError, match="EagerPyFunc"):
+        export_run(run, tmp_path / "base", "bad")
     (run / "export_info.json").write_text(json.dumps({"saved_model": "export/missing"}))
-    with pytest.raises(ex.ExportError, match="has no saved_model.pb"):
-        ex.export_run(run, tmp_path / "base", "bad")
+    with pytest.raises(ExportError, match="has no saved_model.pb"):
+        export_run(run, tmp_path / "base", "bad")
     assert not (tmp_path / "base" / "bad").exists() or os.listdir(tmp_path / "base" / "bad") == []
 
 

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from adpush.cli import main
-from serving.export import ExportError
+from serving.errors import ExportError
 from serving.gate import METRICS_FILE, Threshold, check_gate, parse_gate, validation_metrics
 
 

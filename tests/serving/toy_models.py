@@ -17,13 +17,13 @@ import numpy as np
 
 from adpush_core.tfenv import import_tensorflow
 
-from serving import export as ex
+from serving.publish import publish_saved_model
 from tfrs_models.signatures import SELECT_SELLING_POINTS, make_serving_signatures
 
 def export_module(module, signatures, base_path, model_name: str, version: int | None = None,
                   warmup_requests=None, before_publish=None) -> Path:
     """``tf.saved_model.save`` a module (as a training run does), then publish that directory
-    as ``base_path/model_name/<version>/`` through ``serving.export.publish_saved_model``."""
+    as ``base_path/model_name/<version>/`` through ``serving.publish.publish_saved_model``."""
     import tempfile
 
     tf = import_tensorflow()
@@ -31,7 +31,7 @@ def export_module(module, signatures, base_path, model_name: str, version: int |
     with tempfile.TemporaryDirectory(prefix="toy-saved-model-") as work:
         saved = Path(work) / "saved_model"
         tf.saved_model.save(module, str(saved), signatures=dict(signatures))
-        return ex.publish_saved_model(saved, base_path, model_name, version=version,
+        return publish_saved_model(saved, base_path, model_name, version=version,
                                       warmup_requests=warmup_requests, before_publish=before_publish)
 
 

@@ -1,14 +1,15 @@
-"""serving.export: the atomic versioned publisher, warm-up file, a published model's signatures,
-saved_model_cli checks."""
+"""serving.publish: versions are integers, published atomically and never overwritten; what a
+published version holds (assets, SignatureDefs, the tf.Example signatures' numbers)."""
 from __future__ import annotations
 
 import os
 
 import numpy as np
 import pytest
-
-from serving import export as ex
 import toy_models
+
+from serving.errors import ExportError
+from serving.publish import _rename_noreplace, existing_versions
 
 
 def test_versions_are_integers_and_never_overwritten(tmp_path):
@@ -16,7 +17,7 @@ def test_versions_are_integers_and_never_overwritten(tmp_path):
     second = toy_models.export_half_plus_two(tmp_path, "m", warmup=False)
     assert (first.name, second.name) == ("1", "2")
     mtime = os.path.getmtime(first / "saved_model.pb")
-    with pytest.raises(ex.ExportError, match="already exists"):
+    with pytest.raises(ExportError, match="already exists"):
         toy_models.export_half_plus_two(tmp_path, "m", version=1, warmup=False)
     assert os.path.getmtime(first / "saved_model.pb") == mtime
     # Nothing but the two finished versions (no temp dirs) is left in the model directory.
@@ -25,8 +26,8 @@ def test_versions_are_integers_and_never_overwritten(tmp_path):
 
 def test_zero_padded_version_counts_as_existing(tmp_path):
     (tmp_path / "m" / "007").mkdir(parents=True)
-    assert ex.existing_versions(tmp_path / "m") == [7]
-    with pytest.raises(ex.ExportError):
+    assert existing_versions(tmp_path / "m") == [7]
+    with pytest.raises(ExportError):
         toy_models.export_half_plus_two(tmp_path, "m", version=7, warmup=False)
 
 
@@ -39,7 +40,7 @@ def test_failed_export_leaves_nothing_behind(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         toy_models.export_module(module, signatures, tmp_path, "m", version=5, before_publish=boom)
     assert os.listdir(tmp_path / "m") == []
-    with pytest.raises(ex.ExportError):
+    with pytest.raises(ExportError):
         toy_models.export_module(module, signatures, tmp_path, "m", version=6,
                                  warmup_requests=[object()])
     assert os.listdir(tmp_path / "m") == []
@@ -50,19 +51,8 @@ def test_rename_noreplace_refuses_an_existing_empty_directory(tmp_path):
     src.mkdir()
     dst.mkdir()
     with pytest.raises(FileExistsError):
-        ex._rename_noreplace(src, dst)
+        _rename_noreplace(src, dst)
     assert src.exists()
-
-
-def test_warmup_file_is_a_tfrecord_of_prediction_logs(model_base):
-    logs = ex.read_warmup_requests(model_base["base"] / "half_plus_two" / "123")
-    assert len(logs) == 1
-    req = logs[0].predict_log.request
-    assert req.model_spec.signature_name == "serving_default"
-    assert list(req.inputs["x"].float_val) == [1.0, 2.0]
-    logs = ex.read_warmup_requests(model_base["keyword_ctr_path"])
-    assert [log.predict_log.request.model_spec.signature_name for log in logs] == [
-        "serving_default", "select_selling_points"]
 
 
 def test_keyword_ctr_export_layout_and_signatures(model_base):
@@ -106,44 +96,3 @@ def test_example_signatures_match_raw_predictions(model_base):
     np.testing.assert_allclose(cls["scores"].numpy()[:, 1], expected, rtol=1e-6)
     np.testing.assert_allclose(cls["scores"].numpy().sum(axis=1), 1.0, rtol=1e-6)
     assert cls["classes"].numpy()[0].tolist() == [b"0", b"1"]
-
-
-def test_saved_model_cli_scan_and_run_match_in_process(model_base):
-    """In a subprocess that never imports adpush: no py-func ops, and the same numbers."""
-    import tensorflow as tf
-
-    path = model_base["keyword_ctr_path"]
-    assert ex.scan_ops(path) == set()
-    sigs = model_base["keyword_ctr_signatures"]
-    inputs = toy_models.select_request(2, seed=1)
-    expected = sigs["select_selling_points"](**{k: tf.constant(v) for k, v in inputs.items()})
-    got = ex.run_signature(path, "select_selling_points", inputs)
-    np.testing.assert_allclose(got["scores"], expected["scores"].numpy(), rtol=1e-6)
-    assert got["top_k_selling_points"].tolist() == expected["top_k_selling_points"].numpy().tolist()
-
-
-@pytest.mark.slow
-def test_saved_model_cli_run_serving_default_matches(model_base):
-    import tensorflow as tf
-
-    path = model_base["keyword_ctr_path"]
-    inputs = toy_models.keyword_ctr_requests(4, seed=2)
-    expected = model_base["keyword_ctr_signatures"]["serving_default"](
-        **{k: tf.constant(v) for k, v in inputs.items()})["p_click"].numpy()
-    got = ex.run_signature(path, "serving_default", inputs)
-    np.testing.assert_allclose(got["p_click"], expected, rtol=1e-6)
-
-
-def test_scan_finds_py_func_ops(tmp_path):
-    import tensorflow as tf
-
-    class PyFuncModel(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
-        def f(self, x):
-            return {"y": tf.py_function(lambda v: v * 2, [x], tf.float32)}
-
-    m = PyFuncModel()
-    path = toy_models.export_module(m, {"serving_default": m.f}, tmp_path, "bad", version=1)
-    assert ex.denylisted_ops(path) == {"EagerPyFunc"}
-    with pytest.raises(ex.ExportError, match="EagerPyFunc"):
-        ex.verify_saved_model(path)
