@@ -156,7 +156,7 @@ def bench_rest_sequential(port: int, body: bytes, n: int, server: ServerCpu | No
 def _grpc_request(inputs):
     from tensorflow_serving.apis import predict_pb2
 
-    from serving.tensors import ndarray_to_tensor_proto
+    from serving.tensor_proto import ndarray_to_tensor_proto
 
     req = predict_pb2.PredictRequest()
     req.model_spec.name = "m"

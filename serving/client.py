@@ -316,7 +316,7 @@ class GrpcClient(_Client):
                 version: int | None = None, label: str | None = None) -> dict[str, np.ndarray]:
         from tensorflow_serving.apis import predict_pb2
 
-        from serving.tensors import ndarray_to_tensor_proto, tensor_proto_to_ndarray
+        from serving.tensor_proto import ndarray_to_tensor_proto, tensor_proto_to_ndarray
 
         req = predict_pb2.PredictRequest()
         self._spec(req.model_spec, signature_name, version, label)

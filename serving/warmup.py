@@ -22,7 +22,7 @@ def predict_request(model_name: str, signature_name: str, inputs: Mapping[str, A
     """A ``PredictRequest`` whose inputs are the given arrays (typed TensorProtos)."""
     from tensorflow_serving.apis import predict_pb2
 
-    from serving.tensors import ndarray_to_tensor_proto
+    from serving.tensor_proto import ndarray_to_tensor_proto
 
     req = predict_pb2.PredictRequest()
     req.model_spec.name = model_name

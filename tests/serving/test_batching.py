@@ -253,7 +253,7 @@ def test_grpc_concurrent_distinct_requests_match(batching_server):
     import grpc
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from serving.tensors import ndarray_to_tensor_proto
+    from serving.tensor_proto import ndarray_to_tensor_proto
 
     xs = np.arange(48, dtype=np.float32).reshape(-1, 1, 1) / 4.0   # 48 requests, distinct x, 1 row each
     before = batching_server._batcher.stats["batches"], batching_server._batcher.stats["requests"]
