@@ -116,7 +116,7 @@ def check_save_reload_roundtrip(model, batch, tmp_path, save=None) -> dict:
 
 
 def _row_value(value: np.ndarray | Any) -> Any:
-    from serving.client import _to_json_value
+    from serving.rest_client import _to_json_value
 
     return _to_json_value(np.asarray(value))
 
@@ -130,7 +130,8 @@ def check_serving_roundtrip(export_dir: str | Path, signature_name: str, inputs:
     """
     import requests
 
-    from serving.client import GrpcClient, RestClient, _from_json_value
+    from serving.client import GrpcClient, RestClient
+    from serving.rest_client import _from_json_value
     from serving.manager import ModelConfig
     from serving.server import ModelServer
 
