@@ -203,7 +203,7 @@ def stage_train_cascade(ctx: RunContext) -> dict:
 
 def stage_export(ctx: RunContext) -> dict:
     """Publish both models through the export gate ([serve] gate_sf / gate_cascade; "" = off)."""
-    from serving.export import ExportError
+    from serving.errors import ExportError
     from serving.gate import gated_export, parse_gate
 
     serve = ctx.config["serve"]
@@ -214,7 +214,7 @@ def stage_export(ctx: RunContext) -> dict:
         run_dir = ctx.path("train", run)
         try:
             thresholds = parse_gate(gate) if gate else None
-            path, summary = gated_export(run_dir, base, name, thresholds, prepare=True)
+            path, summary = gated_export(run_dir, base, name, thresholds)
         except ExportError as err:
             raise UserError(str(err)) from err
         exported[name] = str(path)

@@ -22,7 +22,7 @@ from beam_pipelines.sources.world import parse_ad_impression, parse_sf_impressio
 
 def query_category(tokens) -> str:
     """Category id named by the query's first ``cat_<digits>`` token, ASCII digits only, leading
-    zeros dropped ("" if none); serving/families.py derives it the same way in the graph."""
+    zeros dropped ("" if none); tfrs_models/selling_point/export.py derives it the same way in the graph."""
     for token in tokens:
         digits = token[4:]
         if token.startswith("cat_") and digits.isascii() and digits.isdigit():

@@ -1,6 +1,6 @@
 """Serving benchmark: one-instance predict over REST and gRPC vs the in-process signature call.
 
-Exports a toy model (``serving.toy_models``), starts the local server as a separate process
+Exports a toy model (``tests/serving/toy_models.py``), starts the local server as a separate process
 (so the load generator does not share its GIL), then measures:
 
 * p50 / p99 latency of sequential one-instance predicts: REST (keep-alive ``http.client``) and
@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The toy models are test helpers (tests/serving/toy_models.py).
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests" / "serving"))
 
 from adpush_core import tfenv  # noqa: E402,F401  (Keras 2 before TensorFlow)
 
@@ -65,7 +67,7 @@ _KEEP_ALIVE: list = []  # tf.function methods hold their module weakly
 def build_model(kind: str, base: Path, seed: int):
     import tensorflow as tf
 
-    from serving import toy_models
+    import toy_models
 
     if kind == "half_plus_two":
         toy_models.export_half_plus_two(base, "m", version=1)
@@ -154,7 +156,7 @@ def bench_rest_sequential(port: int, body: bytes, n: int, server: ServerCpu | No
 def _grpc_request(inputs):
     from tensorflow_serving.apis import predict_pb2
 
-    from serving.tensors import ndarray_to_tensor_proto
+    from serving.tensor_proto import ndarray_to_tensor_proto
 
     req = predict_pb2.PredictRequest()
     req.model_spec.name = "m"

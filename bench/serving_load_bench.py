@@ -1,7 +1,7 @@
 """A large REST request beside small ones: does the server stall, and what does it cost in memory?
 
 Starts the local server (``python -m serving.server``, a separate process) on TF Serving's
-``half_plus_two`` (serving.toy_models) and measures:
+``half_plus_two`` (tests/serving/toy_models.py) and measures:
 
 1. **latency of 1-instance requests while a large request is in flight**: sequential
    ``{"instances": [[x]]}`` predicts on one keep-alive connection, first alone (baseline), then
@@ -129,9 +129,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     root = Path(args.tree).resolve() if args.tree else Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(root))
+    # The toy models are test helpers of this checkout (tests/serving/toy_models.py).
+    sys.path.append(str(Path(__file__).resolve().parents[1] / "tests" / "serving"))
     os.chdir(root)  # the server child runs `python -m serving.server`: its cwd comes first on sys.path
     from adpush_core import tfenv  # noqa: F401  (Keras 2 before TensorFlow)
-    from serving import toy_models
+    import toy_models
     from serving.server import ServerProcess
 
     flags = dict(f.split("=", 1) for f in args.server_flag)

@@ -34,7 +34,7 @@ def register(subparsers) -> None:
 
 def _export(args: argparse.Namespace) -> int:
     from adpush_core.errors import UserError
-    from serving.export import ExportError
+    from serving.errors import ExportError
     from serving.gate import gated_export, parse_gate
 
     try:

@@ -1,4 +1,5 @@
-"""Errors carrying an absl/TF status code, mapped to HTTP and gRPC exactly as TF Serving does.
+"""Errors carrying an absl/TF status code, mapped to HTTP and gRPC exactly as TF Serving does,
+and ``ExportError`` (publishing a version failed).
 
 TFSERVING_CONTRACT.md §1.2 (``ToHTTPStatusCode``) for HTTP; gRPC uses the same code numbers.
 """
@@ -80,3 +81,7 @@ def from_tf_error(err: Exception) -> ServingError:
     except (TypeError, ValueError):
         # Python-side argument errors of a signature call (wrong dtype/shape) are bad input.
         return ServingError(Code.INVALID_ARGUMENT, message)
+
+
+class ExportError(RuntimeError):
+    """An export could not be written (or would overwrite a finished version)."""

@@ -11,8 +11,9 @@ no worse than the version being served (TFX's Evaluator "blessing" + Pusher, for
   metric, the candidate's value, the served version's value and the threshold; ``GateError``
   (an ``ExportError``) carries them when the gate fails, and nothing has been written by then.
 
-The candidate's metrics come from ``serving.families.validation_metrics(RUN)`` (validation split
-only: the test split is never used for a choice). Metric names are flat: ``auc``, ``logloss``
+The candidate's metrics are ``validation.metrics`` of ``RUN/export_info.json``, which the training
+code writes (validation split only, the epoch whose weights it exported; the test split is never
+used for a choice). Metric names are flat, as the family writes them: e.g. ``auc``, ``logloss``
 for the selling-point model, ``click.auc``, ``conversion.auc``, ``loss`` for the CTR→CVR one.
 """
 from __future__ import annotations
@@ -25,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from serving.export import ExportError, existing_versions
+from serving.errors import ExportError
+from serving.export import export_run, read_export_info
+from serving.publish import existing_versions
 
 METRICS_FILE = "assets.extra/validation_metrics.json"
 _THRESHOLD_RE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(>=|<=)\s*([-+0-9.eE]+)\s*")
@@ -144,6 +147,17 @@ def check_gate(candidate: Mapping[str, float], thresholds: Sequence[Threshold],
     return result
 
 
+def validation_metrics(run_dir: str | Path) -> dict[str, float]:
+    """``RUN/export_info.json`` → ``validation.metrics``, flat ``{name: value}``."""
+    info = read_export_info(run_dir)
+    section = info.get("validation") or {}
+    metrics = section.get("metrics") if isinstance(section, dict) else None
+    if not metrics:
+        raise ExportError(f"{Path(run_dir) / 'export_info.json'} has no validation figures "
+                          f"('validation.metrics'): the run had no validation split")
+    return {name: float(value) for name, value in metrics.items()}
+
+
 def metrics_document(metrics: Mapping[str, float], source: str) -> bytes:
     """The ``assets.extra/validation_metrics.json`` of a published version."""
     return (json.dumps({"split": "valid", "source": source, "metrics": dict(sorted(metrics.items()))},
@@ -152,28 +166,21 @@ def metrics_document(metrics: Mapping[str, float], source: str) -> bytes:
 
 def gated_export(run_dir: str | Path, base_path: str | Path, model_name: str,
                  thresholds: Sequence[Threshold] | None = None, *, version: int | None = None,
-                 tolerance: float = 0.0, prepare: bool | None = None) -> tuple[Path, str]:
-    """Export RUN to BASE/NAME/<version>/ (``export.export_run``), gated when ``thresholds`` are
-    given; the version carries its validation metrics in ``assets.extra/validation_metrics.json``.
+                 tolerance: float = 0.0) -> tuple[Path, str]:
+    """Publish RUN's SavedModel as BASE/NAME/<version>/ (``export.export_run``), gated when
+    ``thresholds`` are given; the version carries its validation metrics in
+    ``assets.extra/validation_metrics.json``.
 
-    The gate runs before anything is prepared or written: on failure ``GateError`` lists every
-    failing metric with the candidate's value, the served version's and the threshold.
-
-    Args:
-        prepare: write the run's serving SavedModel first (``families.prepare_run``): True always,
-            None only when the run has no ``export_info.json`` yet.
+    The gate runs before anything is written: on failure ``GateError`` lists every failing metric
+    with the candidate's value, the served version's and the threshold.
 
     Returns:
         (the published version's path, one line saying what the gate decided).
     """
-    from adpush_core.errors import UserError
-    from serving.export import export_run
-    from serving.families import EXPORT_INFO, prepare_run, validation_metrics
-
     run_dir = Path(run_dir)
     try:
         candidate = validation_metrics(run_dir)
-    except UserError as err:
+    except ExportError as err:
         if thresholds:
             raise GateError(f"export gate for {model_name!r}: {err}") from err
         candidate = None
@@ -185,8 +192,5 @@ def gated_export(run_dir: str | Path, base_path: str | Path, model_name: str,
         summary = "gate passed (validation split): " + "; ".join(result.lines)
     else:
         summary = "no gate"
-    if prepare or (prepare is None and not (run_dir / EXPORT_INFO).is_file()
-                   and (run_dir / "config.json").is_file()):
-        prepare_run(run_dir)  # (re)write the run's serving SavedModel, after the gate
     extra = {METRICS_FILE: metrics_document(candidate, str(run_dir))} if candidate else None
     return export_run(run_dir, base_path, model_name, version=version, extra_files=extra), summary

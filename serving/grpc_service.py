@@ -34,7 +34,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 from serving.errors import Code, ServingError, invalid, too_large
 from serving.rest import signature_def_map, status_response
 from serving.servable import DEFAULT_SIGNATURE, examples_from_input
-from serving.tensors import ndarray_to_tensor_proto, tensor_proto_to_ndarray
+from serving.tensor_proto import ndarray_to_tensor_proto, tensor_proto_to_ndarray
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Model versions on disk → loaded servables, as TF Serving's ServerCore does it.
 
 * A child of a model's base path is a version iff its name is an integer (hidden temp dirs of
-  ``serving.export`` are ignored); one without ``saved_model.pb`` yet is half written and is
+  ``serving.publish`` are ignored); one without ``saved_model.pb`` yet is half written and is
   ignored until it is complete.
 * Version policies ``latest {num_versions}`` (default 1), ``all {}``, ``specific {versions}``;
   labels map to versions (a label must point at an AVAILABLE version).

@@ -20,8 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
 
 from serving.errors import ServingError, invalid
-from serving.tensors import (error_json, make_classify_json, make_predict_json, make_regress_json,
-                             parse_examples_body, parse_json, parse_predict_body)
+from serving.example_json import parse_examples_body
+from serving.json_request import parse_predict_body
+from serving.json_response import error_json, make_classify_json, make_predict_json, make_regress_json
+from serving.json_text import parse_json
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +176,7 @@ def _post(manager, kind: str, name: str, version, label, body: bytes, pending: b
 
 
 def parse_json_dbg(doc) -> str:
-    from serving.tensors import dbg
+    from serving.json_text import dbg
 
     return dbg(doc)
 

@@ -16,8 +16,9 @@ import numpy as np
 
 from adpush_core.tfenv import import_tensorflow
 from serving.errors import Code, ServingError, from_tf_error, invalid
-from serving.export import PY_FUNC_OPS, read_warmup_requests
-from serving.tensors import DT_STRING, NUMPY
+from serving.verify import PY_FUNC_OPS
+from serving.warmup import read_warmup_requests
+from serving.dtypes import DT_STRING, NUMPY
 
 DEFAULT_SIGNATURE = "serving_default"
 log = logging.getLogger(__name__)
@@ -243,7 +244,7 @@ class Servable:
     # ------------------------------------------------------------------------------------------
     def warm_up(self) -> int:
         """Replay ``assets.extra/tf_serving_warmup_requests``; a failure fails the load."""
-        from serving.tensors import tensor_proto_to_ndarray
+        from serving.tensor_proto import tensor_proto_to_ndarray
 
         logs = read_warmup_requests(self.path)
         for log in logs:

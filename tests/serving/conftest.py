@@ -9,7 +9,7 @@ import serving  # noqa: F401  (Keras 2 before TensorFlow)
 @pytest.fixture(scope="session")
 def model_base(tmp_path_factory):
     """BASE with half_plus_two (version 123, TF Serving's fixture number) and keyword_ctr (v1)."""
-    from serving import toy_models
+    import toy_models
 
     base = tmp_path_factory.mktemp("models")
     toy_models.export_half_plus_two(base, "half_plus_two", version=123)

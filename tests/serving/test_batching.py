@@ -209,7 +209,7 @@ def _unbatched_rest(rest_url, model, body):
 
 
 def test_rest_concurrent_distinct_requests_match_unbatched(batching_server, rest_url, model_base):
-    from serving import toy_models
+    import toy_models
 
     url = f"http://127.0.0.1:{batching_server.rest_api_port}/v1/models"
     raw = toy_models.keyword_ctr_requests(64, seed=11)
@@ -253,7 +253,7 @@ def test_grpc_concurrent_distinct_requests_match(batching_server):
     import grpc
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from serving.tensors import ndarray_to_tensor_proto
+    from serving.tensor_proto import ndarray_to_tensor_proto
 
     xs = np.arange(48, dtype=np.float32).reshape(-1, 1, 1) / 4.0   # 48 requests, distinct x, 1 row each
     before = batching_server._batcher.stats["batches"], batching_server._batcher.stats["requests"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving import toy_models
+import toy_models
 from serving.client import GrpcClient, RestClient
 from serving.errors import Code, ServingError
 
@@ -46,12 +46,16 @@ def test_classify_regress_status_metadata(client, model_base):
 
 
 def test_select_selling_points(client, model_base):
-    out = client.select_selling_points({"user_id": "u2"}, {"query": "phone case"}, {"ad_id": "ad_12", "hour": 20},
-                                       ["waterproof", "free shipping", "50% off", "new arrival"])
+    from tfrs_models.selling_point.export import select_request
+
+    request = select_request({"user_id": "u2", "query": "phone case", "ad_id": "ad_12", "hour": 20},
+                             ["waterproof", "free shipping", "50% off", "new arrival"])
+    out = client.predict(request, "select_selling_points")
     inputs = {"user_id": np.array(["u2"], object), "query": np.array(["phone case"], object),
               "ad_id": np.array(["ad_12"], object), "hour": np.array([20]),
               "candidate_selling_points": np.array([["waterproof", "free shipping", "50% off", "new arrival"]],
                                                    object)}
+    assert {k: v.tolist() for k, v in request.items()} == {k: v.tolist() for k, v in inputs.items()}
     expected = model_base["keyword_ctr_signatures"]["select_selling_points"](
         **{k: tf.constant(v) for k, v in inputs.items()})
     np.testing.assert_allclose(out["scores"], expected["scores"].numpy(), atol=1e-6)

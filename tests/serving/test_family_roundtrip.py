@@ -1,5 +1,5 @@
 """adpush's own model families, trained for a few steps, exported as `adpush export` does and
-served: REST row, REST columnar and gRPC equal the in-process numbers (serving.roundtrip), and the
+served: REST row, REST columnar and gRPC equal the in-process numbers (harness.py), and the
 raw-string serving graph scores exactly as the trained Keras model does on the pipeline's tensors.
 """
 from __future__ import annotations
@@ -11,32 +11,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from harness import check_serving_roundtrip
 from serving.export import export_run
-from serving.families import prepare_run
-from serving.roundtrip import check_serving_roundtrip
+from tfrs_models.export import prepare_run
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS / "tfrs_models"))
 sys.path.insert(0, str(TESTS / "tfrs_models" / "cascade"))
 
 pytestmark = pytest.mark.slow
-
-
-def _text(values) -> str:
-    return " ".join(v.decode() for v in values if v)
-
-
-def _sf_raw_inputs(batch, names) -> dict[str, np.ndarray]:
-    """The SF log's raw strings (sf_impressions.csv + users.csv) of a parsed pipeline batch."""
-    raw = {}
-    for name in names:
-        if name == "query":
-            raw[name] = np.array([_text(row) for row in batch["query_tokens"].numpy()], dtype=object)
-        elif name in ("history_sf_keywords", "history_ad_title_tokens"):
-            raw[name] = np.array([_text(row) for row in batch[name].numpy()], dtype=object)
-        else:
-            raw[name] = batch[name].numpy().astype(object)
-    return raw
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +35,8 @@ def sp_dataset(tmp_path_factory):
 
 @pytest.mark.parametrize("model_name", ["bm", "amtdl"])
 def test_selling_point_family_serves_raw_log_values(sp_dataset, tmp_path, model_name):
+    from test_sp_export import raw_log_values
+
     from tfrs_models.input import make_dataset
     from tfrs_models.selling_point.config import ModelConfig, RunConfig, TrainConfig
     from tfrs_models.training.strategies import train
@@ -73,7 +58,7 @@ def test_selling_point_family_serves_raw_log_values(sp_dataset, tmp_path, model_
     assert all(s.dtype == tf.string and s.shape.rank == 1
                for s in serve.structured_input_signature[1].values())
     batch = next(iter(make_dataset(result.model.spec, "sf", "test", 12)))
-    raw = _sf_raw_inputs(batch, names)
+    raw = raw_log_values(batch, names)
 
     # The graph splits/pads the raw strings exactly as the Beam job and the input pipeline do.
     in_process = serve(**{k: tf.constant(v.astype(str)) for k, v in raw.items()})["p_sf_click"].numpy()

@@ -1,5 +1,5 @@
 """``adpush export --gate``: thresholds, no worse than the served version, nothing written on
-failure, and the validation figures read from either model family's run layout."""
+failure, and the validation figures read from RUN/export_info.json alone."""
 from __future__ import annotations
 
 import json
@@ -8,10 +8,8 @@ import os
 import pytest
 
 from adpush.cli import main
-from adpush_core.errors import UserError
-from serving.export import ExportError
-from serving.families import validation_metrics
-from serving.gate import METRICS_FILE, Threshold, check_gate, parse_gate
+from serving.errors import ExportError
+from serving.gate import METRICS_FILE, Threshold, check_gate, parse_gate, validation_metrics
 
 
 def test_parse_gate():
@@ -42,62 +40,27 @@ def test_check_gate_names_metric_values_and_threshold():
     assert not unknown_baseline.passed and f"served version 2 has no {METRICS_FILE}" in unknown_baseline.failures[0]
 
 
-def test_validation_metrics_of_both_families_layouts(tmp_path):
-    # A metrics.json "valid" section (model next to baseline/oracle) wins.
-    run = tmp_path / "a"
-    run.mkdir()
-    (run / "metrics.json").write_text(json.dumps({
-        "valid": {"overall": {"model": {"auc": 0.66, "logloss": 0.2, "n": 100},
-                              "baseline": {"auc": 0.64}, "oracle": {"auc": 0.77}}},
-        "overall": {"model": {"auc": 0.5}}}))
-    (run / "history.json").write_text(json.dumps([{"phase": "main", "valid_auc": 0.1, "valid_logloss": 9}]))
-    assert validation_metrics(run) == {"auc": 0.66, "logloss": 0.2}
-    # Selling-point runs today: history.json, the best main-phase epoch (never the test split).
-    run = tmp_path / "sf"
-    run.mkdir()
-    (run / "metrics.json").write_text(json.dumps({"split": "test", "overall": {"model": {"auc": 0.9}}}))
-    (run / "history.json").write_text(json.dumps([
-        {"phase": "pretrain", "valid_auc": 0.99, "valid_logloss": 0.1},
-        {"phase": "main", "epoch": 0, "valid_auc": 0.61, "valid_logloss": 0.22},
-        {"phase": "main", "epoch": 1, "valid_auc": 0.63, "valid_logloss": 0.21},
-        {"phase": "main", "epoch": 2, "valid_auc": 0.60, "valid_logloss": 0.23}]))
-    assert validation_metrics(run) == {"auc": 0.63, "logloss": 0.21}
-    # With the "kept" mark (min_improvement): the epoch whose weights were kept, not the best
-    # AUC nor the lowest logloss (epoch 2 was 5e-5 lower: not better by 1e-4).
-    (run / "history.json").write_text(json.dumps([
-        {"phase": "main", "epoch": 0, "valid_auc": 0.61, "valid_logloss": 0.2200, "kept": True},
-        {"phase": "main", "epoch": 1, "valid_auc": 0.62, "valid_logloss": 0.2100, "kept": True},
-        {"phase": "main", "epoch": 2, "valid_auc": 0.64, "valid_logloss": 0.20995, "kept": False},
-        {"phase": "main", "epoch": 3, "valid_auc": 0.63, "valid_logloss": 0.2101, "kept": False}]))
-    assert validation_metrics(run) == {"auc": 0.62, "logloss": 0.21}
-    # Cascade runs today: Keras history; early stopping restored the lowest val_loss epoch.
-    run = tmp_path / "cascade"
-    run.mkdir()
-    history = {"val_click_auc": [0.52, 0.51], "val_conversion_auc": [0.55, 0.53], "val_loss": [0.58, 0.59],
-               "click_auc": [0.6, 0.7]}
-    (run / "metrics.json").write_text(json.dumps({"history": history, "test": {"click": {"auc": 0.9}}}))
-    (run / "config.json").write_text(json.dumps({"family": "cascade", "train": {"epochs": 3}}))
-    assert validation_metrics(run) == {"click.auc": 0.52, "conversion.auc": 0.55, "loss": 0.58}
-    (run / "config.json").write_text(json.dumps({"family": "cascade", "train": {"epochs": 2}}))
-    assert validation_metrics(run) == {"click.auc": 0.51, "conversion.auc": 0.53, "loss": 0.59}  # ran to the end
-    # With the objective early stopping monitors: its lowest epoch, which restore_best_weights
-    # puts back at the end of training whether or not it stopped early (tf-keras 2.21).
-    history["val_objective"] = [0.40, 0.39]
-    (run / "metrics.json").write_text(json.dumps({"history": history}))
-    assert validation_metrics(run) == {"click.auc": 0.51, "conversion.auc": 0.53, "loss": 0.59}
-    history["val_objective"] = [0.38, 0.39]
-    (run / "metrics.json").write_text(json.dumps({"history": history}))
-    assert validation_metrics(run) == {"click.auc": 0.52, "conversion.auc": 0.55, "loss": 0.58}
-    with pytest.raises(UserError, match="no validation metrics"):
+def test_validation_metrics_are_export_infos_and_nothing_else(tmp_path):
+    # The training code writes the exported epoch's figures; serving reads no family's layout.
+    with pytest.raises(ExportError, match="export_info.json not found"):
         validation_metrics(tmp_path)
+    (tmp_path / "metrics.json").write_text(json.dumps({"valid": {"auc": 0.9}}))
+    (tmp_path / "export_info.json").write_text(json.dumps({"saved_model": "export/saved_model"}))
+    with pytest.raises(ExportError, match="has no validation figures"):
+        validation_metrics(tmp_path)
+    (tmp_path / "export_info.json").write_text(json.dumps({
+        "saved_model": "export/saved_model", "family": "cascade/esmm",
+        "validation": {"split": "valid", "epoch": 1, "metrics": {"click.auc": 0.51, "loss": 0.59}}}))
+    assert validation_metrics(tmp_path) == {"click.auc": 0.51, "loss": 0.59}
 
 
 def _run(tmp_path, name, model_base, auc):
     run = tmp_path / name
     run.mkdir()
     os.symlink(model_base["keyword_ctr_path"], run / "saved_model")
-    (run / "export_info.json").write_text(json.dumps({"saved_model": "saved_model", "family": "toy/keyword_ctr"}))
-    (run / "metrics.json").write_text(json.dumps({"valid": {"model": {"auc": auc, "logloss": 0.2}}}))
+    (run / "export_info.json").write_text(json.dumps({
+        "saved_model": "saved_model", "family": "toy/keyword_ctr",
+        "validation": {"split": "valid", "epoch": 0, "metrics": {"auc": auc, "logloss": 0.2}}}))
     return run
 
 

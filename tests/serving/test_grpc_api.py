@@ -87,7 +87,7 @@ def test_predict_errors(stubs, req, code, message):
 
 
 def test_keyword_ctr_grpc_equals_in_process(stubs, model_base):
-    from serving import toy_models
+    import toy_models
 
     predict, _ = stubs
     raw = toy_models.keyword_ctr_requests(6, seed=21)

@@ -88,7 +88,7 @@ def test_json_value_cap_is_a_413():
 def hostile_server(model_base, tmp_path_factory):
     import tensorflow as tf
 
-    from serving import export as ex
+    import toy_models
     from serving.manager import ModelConfig
     from serving.server import ModelServer
 
@@ -99,7 +99,7 @@ def hostile_server(model_base, tmp_path_factory):
 
     base = tmp_path_factory.mktemp("echo")
     module = Echo()
-    ex.export_saved_model(module, {"serving_default": module.echo}, base, "echo", version=1, warmup_requests=None)
+    toy_models.export_module(module, {"serving_default": module.echo}, base, "echo", version=1, warmup_requests=None)
     configs = [ModelConfig("half_plus_two", str(model_base["base"] / "half_plus_two")),
                ModelConfig("echo", str(base / "echo"))]
     srv = ModelServer(configs, file_system_poll_wait_seconds=0, rest_large_request_bytes=64 << 10,

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from serving.metrics import LATENCY_BUCKETS, parse_monitoring_config
-from serving.tensors import ndarray_to_tensor_proto
+from serving.tensor_proto import ndarray_to_tensor_proto
 
 CONFIG = 'prometheus_config {\n  enable: true\n  path: "/monitoring/prometheus/metrics"\n}\n'
 

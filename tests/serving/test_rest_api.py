@@ -133,7 +133,7 @@ def test_gzip_body_and_percent_encoded_names(rest_url):
 def test_keyword_ctr_rest_row_columnar_b64_equal_in_process(rest_url, model_base):
     import tensorflow as tf
 
-    from serving import toy_models
+    import toy_models
 
     sigs = model_base["keyword_ctr_signatures"]
     raw = toy_models.keyword_ctr_requests(5, seed=11)
@@ -162,7 +162,7 @@ def test_keyword_ctr_rest_row_columnar_b64_equal_in_process(rest_url, model_base
 def test_select_selling_points_over_rest(rest_url, model_base):
     import tensorflow as tf
 
-    from serving import toy_models
+    import toy_models
 
     inputs = toy_models.select_request(2, seed=4)
     expected = model_base["keyword_ctr_signatures"]["select_selling_points"](

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from serving import toy_models
-from serving.roundtrip import check_serving_roundtrip
+import toy_models
+from harness import check_serving_roundtrip
 
 
 def _expected(fn, inputs):

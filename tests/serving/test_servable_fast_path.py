@@ -26,7 +26,7 @@ def _structured(servable, key, inputs):
 @pytest.mark.parametrize("key", ["serving_default", "select_selling_points"])
 @pytest.mark.parametrize("rows", [1, 7])
 def test_session_call_equals_structured_call(servable, key, rows):
-    from serving import toy_models
+    import toy_models
 
     inputs = toy_models.keyword_ctr_requests(rows, seed=rows) if key == "serving_default" \
         else toy_models.select_request(rows, seed=rows)
@@ -41,7 +41,7 @@ def test_session_call_equals_structured_call(servable, key, rows):
 
 
 def test_a_shape_that_does_not_fit_goes_to_tensorflows_own_checks(servable):
-    from serving import toy_models
+    import toy_models
 
     inputs = toy_models.keyword_ctr_requests(2, seed=0)
     inputs["hour"] = inputs["hour"].reshape(2, 1)      # rank 2 where the signature says [batch]

@@ -5,8 +5,8 @@ import threading
 import time
 
 import numpy as np
+import toy_models
 
-from serving import export as ex
 from serving.client import GrpcClient, RestClient
 from serving.manager import ModelConfig
 from serving.server import ModelServer
@@ -35,7 +35,7 @@ def _slow_model(tmp_path):
             return {"y": tf.fill(tf.shape(n), tf.cast(elapsed, tf.float32) + tf.cast(spins > -1, tf.float32))}
 
     module = Slow()
-    return ex.export_saved_model(module, {"serving_default": module.run}, tmp_path, "slow", version=1)
+    return toy_models.export_module(module, {"serving_default": module.run}, tmp_path, "slow", version=1)
 
 
 import pytest

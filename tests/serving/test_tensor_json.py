@@ -1,10 +1,12 @@
-"""serving.tensors: TF Serving's JSON rules, checked against json_tensor_test.cc examples."""
+"""serving.json_request, json_response, example_json, tensor_proto: TF Serving's JSON rules,
+checked against json_tensor_test.cc examples."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from serving import tensors as t
+from serving import dtypes as dt
+from serving import example_json, json_request, json_response, json_text, tensor_proto
 from serving.errors import Code, ServingError
 
 
@@ -13,80 +15,80 @@ from serving.errors import Code, ServingError
     (555557.5, "555557.5"), (3.0, "3.0"), (0.1, "0.1"), (1435774380, "1.43577434e+09"),
     (float("nan"), "NaN"), (float("inf"), "Infinity"), (float("-inf"), "-Infinity")])
 def test_float32_printing(value, text):
-    assert t.format_float(float(np.float32(value))) == text
+    assert json_response.format_float(float(np.float32(value))) == text
 
 
 def test_parse_json_rapidjson_quirks():
-    assert t.parse_json(b'{"a": 1, "a": 2}') == {"a": 1}          # first duplicate wins
-    assert t.parse_json(b'{"a": 1} trailing') == {"a": 1}         # trailing bytes ignored
-    assert np.isnan(t.parse_json(b'{"a": NaN}')["a"])
+    assert json_text.parse_json(b'{"a": 1, "a": 2}') == {"a": 1}          # first duplicate wins
+    assert json_text.parse_json(b'{"a": 1} trailing') == {"a": 1}         # trailing bytes ignored
+    assert np.isnan(json_text.parse_json(b'{"a": NaN}')["a"])
     with pytest.raises(ServingError, match="The document is empty"):
-        t.parse_json(b"  ")
+        json_text.parse_json(b"  ")
     with pytest.raises(ServingError, match="Invalid value. at offset: 0"):
-        t.parse_json(b"instances = [1, 2]")
+        json_text.parse_json(b"instances = [1, 2]")
 
 
 def test_row_format_shapes_and_errors():
-    dtypes = {"x": t.DT_FLOAT}
-    inputs, row = t.parse_predict_body({"instances": [[1, 2], [3, 4.5]]}, dtypes)
+    dtypes = {"x": dt.DT_FLOAT}
+    inputs, row = json_request.parse_predict_body({"instances": [[1, 2], [3, 4.5]]}, dtypes)
     assert row and inputs["x"].dtype == np.float32 and inputs["x"].tolist() == [[1, 2], [3, 4.5]]
     with pytest.raises(ServingError, match="Expecting tensor size: 2 but got: 1"):
-        t.parse_predict_body({"instances": [[1, 2], [3]]}, dtypes)
+        json_request.parse_predict_body({"instances": [[1, 2], [3]]}, dtypes)
     with pytest.raises(ServingError, match="Encountered list at unexpected size: 1 at level: 1 expected size: 2"):
-        t.parse_predict_body({"instances": [[[1, 2], [3]]]}, dtypes)
+        json_request.parse_predict_body({"instances": [[[1, 2], [3]]]}, dtypes)
     with pytest.raises(ServingError, match="No values in 'instances' array"):
-        t.parse_predict_body({"instances": []}, dtypes)
+        json_request.parse_predict_body({"instances": []}, dtypes)
     with pytest.raises(ServingError, match="Missing 'inputs' or 'instances' key"):
-        t.parse_predict_body({}, dtypes)
+        json_request.parse_predict_body({}, dtypes)
     with pytest.raises(ServingError, match="expecting only one of 'inputs' or 'instances' keys to exist "):
-        t.parse_predict_body({"inputs": [1], "instances": [1]}, dtypes)
+        json_request.parse_predict_body({"inputs": [1], "instances": [1]}, dtypes)
 
 
 def test_strict_types():
     with pytest.raises(ServingError, match="Type: True is not of expected type: float"):
-        t.json_to_array([True], t.DT_FLOAT)
+        json_request.json_to_array([True], dt.DT_FLOAT)
     with pytest.raises(ServingError, match="Type: Number is not of expected type: int32"):
-        t.json_to_array([1.0], t.DT_INT32)
+        json_request.json_to_array([1.0], dt.DT_INT32)
     with pytest.raises(ServingError, match="Type: Number is not of expected type: bool"):
-        t.json_to_array([1], t.DT_BOOL)
+        json_request.json_to_array([1], dt.DT_BOOL)
     with pytest.raises(ServingError) as err:
-        t.json_to_array([1.0], t.DT_HALF)
+        json_request.json_to_array([1.0], dt.DT_HALF)
     assert err.value.code == Code.UNIMPLEMENTED and err.value.http_status == 501
-    assert t.json_to_array([{"b64": "aGVsbG8="}], t.DT_STRING).tolist() == [b"hello"]
+    assert json_request.json_to_array([{"b64": "aGVsbG8="}], dt.DT_STRING).tolist() == [b"hello"]
     with pytest.raises(ServingError, match="Unable to base64 decode"):
-        t.json_to_array({"b64": "!!"}, t.DT_STRING)
+        json_request.json_to_array({"b64": "!!"}, dt.DT_STRING)
 
 
 def test_named_rows_need_exactly_the_signature_keys_and_columnar_ignores_extras():
-    dtypes = {"a": t.DT_INT64, "b": t.DT_STRING}
+    dtypes = {"a": dt.DT_INT64, "b": dt.DT_STRING}
     with pytest.raises(ServingError, match="keys must be equal to: a,b"):
-        t.parse_predict_body({"instances": [{"a": 1}]}, dtypes)
+        json_request.parse_predict_body({"instances": [{"a": 1}]}, dtypes)
     with pytest.raises(ServingError, match="does not have named input: c"):
-        t.parse_predict_body({"instances": [{"a": 1, "b": "x", "c": 2}]}, dtypes)
-    inputs, row = t.parse_predict_body({"inputs": {"a": [1, 2], "b": "x", "c": 9}}, dtypes)
+        json_request.parse_predict_body({"instances": [{"a": 1, "b": "x", "c": 2}]}, dtypes)
+    inputs, row = json_request.parse_predict_body({"inputs": {"a": [1, 2], "b": "x", "c": 9}}, dtypes)
     assert not row and inputs["a"].tolist() == [1, 2] and inputs["b"].shape == ()
     with pytest.raises(ServingError, match="Missing named input: b in 'inputs' object."):
-        t.parse_predict_body({"inputs": {"a": [1]}}, dtypes)
+        json_request.parse_predict_body({"inputs": {"a": [1]}}, dtypes)
 
 
 def test_response_formats():
     y = np.array([2.5, 3.0], np.float32)
-    assert t.make_predict_json({"y": y}, row=True) == '{"predictions": [2.5, 3.0]}'
-    assert t.make_predict_json({"y": y}, row=False) == '{"outputs": [2.5, 3.0]}'
-    two = t.parse_json(t.make_predict_json({"y": y, "k": np.array([b"a", b"b"], object)}, row=True))
+    assert json_response.make_predict_json({"y": y}, row=True) == '{"predictions": [2.5, 3.0]}'
+    assert json_response.make_predict_json({"y": y}, row=False) == '{"outputs": [2.5, 3.0]}'
+    two = json_text.parse_json(json_response.make_predict_json({"y": y, "k": np.array([b"a", b"b"], object)}, row=True))
     assert two == {"predictions": [{"y": 2.5, "k": "a"}, {"y": 3.0, "k": "b"}]}
-    assert t.make_predict_json({"img_bytes": np.array([b"\x00\x01"], object)}, row=False) == \
+    assert json_response.make_predict_json({"img_bytes": np.array([b"\x00\x01"], object)}, row=False) == \
         '{"outputs": [{"b64": "AAE="}]}'
     with pytest.raises(ServingError, match="inconsistent batch size: 1 expecting: 2"):
-        t.make_predict_json({"y": y, "z": np.array([1.0], np.float32)}, row=True)
-    assert t.make_regress_json([42.0]) == '{"results": [42.0]}'
-    assert t.make_classify_json([[("", 42.0)]]) == '{"results": [[["", 42.0]]]}'
+        json_response.make_predict_json({"y": y, "z": np.array([1.0], np.float32)}, row=True)
+    assert json_response.make_regress_json([42.0]) == '{"results": [42.0]}'
+    assert json_response.make_classify_json([[("", 42.0)]]) == '{"results": [[["", 42.0]]]}'
 
 
 def test_examples_from_json_follow_int_vs_float_and_context_merge():
     from tensorflow.core.example import example_pb2
 
-    serialized = t.parse_examples_body({"context": {"c": "ctx", "x": 1},
+    serialized = example_json.parse_examples_body({"context": {"c": "ctx", "x": 1},
                                         "examples": [{"x": 80}, {"x": 80.0, "s": [{"b64": "aGk="}]}]})
     first, second = (example_pb2.Example.FromString(s) for s in serialized)
     assert list(first.features.feature["x"].int64_list.value) == [80]          # example wins
@@ -94,9 +96,9 @@ def test_examples_from_json_follow_int_vs_float_and_context_merge():
     assert list(second.features.feature["x"].float_list.value) == [80.0]
     assert list(second.features.feature["s"].bytes_list.value) == [b"hi"]
     with pytest.raises(ServingError, match="'examples' value is an empty array"):
-        t.parse_examples_body({"examples": []})
+        example_json.parse_examples_body({"examples": []})
     with pytest.raises(ServingError, match="Unexpected element type in feature: x expecting type: int64"):
-        t.parse_examples_body({"examples": [{"x": [1, 2.0]}]})
+        example_json.parse_examples_body({"examples": [{"x": [1, 2.0]}]})
 
 
 @pytest.mark.parametrize("doc, dtypes", [
@@ -120,17 +122,15 @@ def test_examples_from_json_follow_int_vs_float_and_context_merge():
     ({"instances": [{"a": "é"}]}, {"a": 7}),
 ])
 def test_scalar_row_fast_path_equals_the_general_path(doc, dtypes, monkeypatch):
-    from serving import tensors
-
     def parse():
         try:
-            out, row = tensors.parse_predict_body(doc, dtypes)
+            out, row = json_request.parse_predict_body(doc, dtypes)
             return row, [(k, v.dtype.str, v.shape, v.tolist()) for k, v in out.items()]
         except ServingError as err:
             return err.code, err.message
 
     fast = parse()
-    monkeypatch.setattr(tensors, "_fast_instances", lambda *a: None)
+    monkeypatch.setattr(json_request, "_fast_instances", lambda *a: None)
     assert fast == parse()
 
 
@@ -142,17 +142,17 @@ def _proto(dtype, dims, **fields):
 
 
 @pytest.mark.parametrize("proto", [
-    _proto(t.DT_STRING, [2], string_val=[b"a", b"\xff"]),
-    _proto(t.DT_INT64, [2, 1], int64_val=[13, -1]),
-    _proto(t.DT_FLOAT, [3], float_val=[0.5]),                       # short: make_ndarray repeats it
-    _proto(t.DT_FLOAT, [2, 2], tensor_content=np.arange(4, dtype=np.float32).tobytes()),
-    _proto(t.DT_BOOL, [1], bool_val=[True]),
-    _proto(t.DT_INT32, [0], int_val=[]),
+    _proto(dt.DT_STRING, [2], string_val=[b"a", b"\xff"]),
+    _proto(dt.DT_INT64, [2, 1], int64_val=[13, -1]),
+    _proto(dt.DT_FLOAT, [3], float_val=[0.5]),                       # short: make_ndarray repeats it
+    _proto(dt.DT_FLOAT, [2, 2], tensor_content=np.arange(4, dtype=np.float32).tobytes()),
+    _proto(dt.DT_BOOL, [1], bool_val=[True]),
+    _proto(dt.DT_INT32, [0], int_val=[]),
 ])
 @pytest.mark.parametrize("read_shape", [False, True])
 def test_tensor_proto_decoding_equals_make_ndarray(proto, read_shape):
     import tensorflow as tf
 
     shape = [d.size for d in proto.tensor_shape.dim] if read_shape else None
-    got, want = t.tensor_proto_to_ndarray(proto, shape), tf.make_ndarray(proto)
+    got, want = tensor_proto.tensor_proto_to_ndarray(proto, shape), tf.make_ndarray(proto)
     assert (got.dtype, got.shape, got.tolist()) == (want.dtype, want.shape, want.tolist())

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from serving import toy_models
+import toy_models
 from serving.client import GrpcClient, RestClient
 from serving.manager import ModelConfig, parse_model_config_text
 from serving.server import ModelServer, ServerProcess
@@ -118,13 +118,11 @@ def test_server_process_config_file_labels_and_clean_sigterm(tmp_path):
 
 
 def test_failed_warmup_fails_the_load_and_the_old_version_keeps_serving(tmp_path):
-    from serving import export as ex
-
     toy_models.export_half_plus_two(tmp_path, "m", version=1)
     with ModelServer([ModelConfig("m", str(tmp_path / "m"))], file_system_poll_wait_seconds=0) as server:
         module, signatures = toy_models.half_plus_two_module(b=5.0)
-        ex.export_saved_model(module, signatures, tmp_path, "m", version=2,
-                              warmup_requests=[("serving_default", {"z": np.array([[1.0]], np.float32)})])
+        toy_models.export_module(module, signatures, tmp_path, "m", version=2,
+                                 warmup_requests=[("serving_default", {"z": np.array([[1.0]], np.float32)})])
         server.manager.poll()
         c = GrpcClient(f"127.0.0.1:{server.port}", "m")
         st = {v["version"]: v for v in c.status()}

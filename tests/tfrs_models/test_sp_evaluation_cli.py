@@ -84,6 +84,8 @@ def test_adpush_train_and_evaluate_commands(sp_data, tmp_path):
     subprocess.run(base + ["train", "sf", "--model", "bm", "--data", str(sp_data[0]), "--run-dir",
                            str(run), "--epochs", "1", "--batch-size", "64", "--quiet"],
                    check=True, env=env, timeout=600)
+    info = json.loads((run / "export_info.json").read_text())  # the run's one SavedModel
+    assert info["family"] == "selling_point/bm" and (run / info["saved_model"] / "saved_model.pb").is_file()
     subprocess.run(base + ["evaluate", "--run-dir", str(run), "--oracle", str(sp_data[1])],
                    check=True, env=env, timeout=600)
     result = json.loads((run / "metrics.json").read_text())

@@ -112,7 +112,8 @@ def _configs(args):
 
 
 def run_train(args) -> int:
-    """Train, score the test split (beside the oracle's with --oracle), export RUN/saved_model."""
+    """Train, score the test split (beside the oracle's with --oracle), write RUN/export/saved_model
+    and RUN/export_info.json."""
     tf = import_tensorflow()
     tf.config.experimental.enable_op_determinism()
     from tfrs_models.cascade.input import load_spec
@@ -129,6 +130,9 @@ def run_train(args) -> int:
 
         oracle = oracle_scores(args.oracle, pred)
     save_run(Path(args.run_dir), model, spec, model_config, train_config, history, metrics, oracle)
+    from tfrs_models.export import SAVED_MODEL_DIR, prepare_run
+
+    prepare_run(args.run_dir)
     line = (f"trained {args.model}/{args.encoder}: test click AUC {metrics['click']['auc']:.4f}, "
             f"conversion AUC {metrics['conversion']['auc']:.4f}, CVR AUC (clicked) "
             f"{metrics['cvr_auc_clicked']:.4f}")
@@ -136,7 +140,7 @@ def run_train(args) -> int:
         line += (f"; oracle on the same {oracle['joined_rows']:,} rows: click AUC "
                  f"{oracle['oracle']['click']['auc']:.4f}, conversion AUC "
                  f"{oracle['oracle']['conversion']['auc']:.4f}")
-    print(line + f"; SavedModel in {args.run_dir}/saved_model")
+    print(line + f"; SavedModel in {Path(args.run_dir) / SAVED_MODEL_DIR}")
     return 0
 
 
@@ -150,11 +154,12 @@ def evaluate(args) -> int:
     from tfrs_models.cascade.input import load_spec
     from tfrs_models.cascade.oracle import oracle_scores
     from tfrs_models.cascade.train import load_predict_fn, predict_split, score
+    from tfrs_models.export import SAVED_MODEL_DIR
 
     run = Path(args.run_dir)
     config = json.loads((run / "config.json").read_text())
     spec = load_spec(args.data or config["data_dir"], config["dataset"])
-    pred = predict_split(load_predict_fn(run / "saved_model"), spec, "test")
+    pred = predict_split(load_predict_fn(run / SAVED_MODEL_DIR), spec, "test")
     result = {"model": score(pred)}
     if getattr(args, "oracle", None):
         result["on_oracle_rows"] = oracle_scores(args.oracle, pred)

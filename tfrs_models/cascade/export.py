@@ -4,11 +4,17 @@ Inputs are the spec's model features by name — scalars ``[None]``, feature lis
 ``[None, max_length]`` (left-padded with "" / 0, most recent last, as ``input.parse_batch``
 produces) — and outputs ``p_click``, ``p_conversion`` (and ``p_cvr`` for ESMM), each ``[None]``.
 No training knob (dropout rate, phase flag) is an input; the graph needs no Python to load.
+
+``save_run`` (cascade/train.py) writes it once, as ``RUN/export/saved_model``; ``prepare_run``
+(called by ``adpush train cascade`` through ``tfrs_models.export.prepare_run``) returns the run's
+``export_info.json`` content, with the validation figures of the epoch early stopping restored.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from adpush_core.errors import UserError
 from adpush_core.tfenv import import_tensorflow
 
 
@@ -39,3 +45,36 @@ def export_saved_model(model, path: str | Path) -> Path:
     module.serve = serve
     tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
     return Path(path)
+
+
+# Keras history key -> the flat name the export gate reads.
+VALIDATION_FIGURES = {"val_click_auc": "click.auc", "val_conversion_auc": "conversion.auc",
+                      "val_cvr_auc_clicked": "cvr_auc_clicked", "val_loss": "loss"}
+
+
+def kept_epoch(history: dict) -> int | None:
+    """The epoch whose weights training kept: the first with the lowest ``val_objective``, which
+    ``EarlyStopping(restore_best_weights=True)`` restores when training ends, stopped early or
+    not (tf-keras 2.21). None without a validation split."""
+    objective = history.get("val_objective")
+    if not objective:
+        return None
+    return min(range(len(objective)), key=objective.__getitem__)
+
+
+def prepare_run(run_dir: Path) -> dict:
+    """``export_info`` of a cascade run whose ``save_run`` wrote ``RUN/export/saved_model``."""
+    from tfrs_models.export import SAVED_MODEL_DIR, validation_section  # noqa: PLC0415
+
+    saved = run_dir / SAVED_MODEL_DIR
+    if not (saved / "saved_model.pb").is_file():
+        raise UserError(f"{saved} has no saved_model.pb: did the cascade training finish?")
+    config = json.loads((run_dir / "config.json").read_text())
+    info = {"saved_model": SAVED_MODEL_DIR, "family": f"cascade/{config['model']['name']}"}
+    history = json.loads((run_dir / "metrics.json").read_text()).get("history", {})
+    epoch = kept_epoch(history)
+    if epoch is not None:
+        info["validation"] = validation_section(epoch, {
+            flat: history[key][epoch] for key, flat in VALIDATION_FIGURES.items()
+            if len(history.get(key, ())) > epoch})
+    return info

@@ -91,7 +91,8 @@ def score(pred: dict, user_key: str = "user_id") -> dict:
 def save_run(run_dir: Path, model, spec: DatasetSpec, model_config: ModelConfig,
              train_config: TrainConfig, history: dict, test_metrics: dict,
              oracle: dict | None = None) -> None:
-    """RUN/config.json (family cascade), RUN/saved_model (serving signature), RUN/metrics.json.
+    """RUN/config.json (family cascade), RUN/export/saved_model (the serving signature, the run's
+    one SavedModel), RUN/metrics.json.
 
     ``metrics.json``: ``history`` (per epoch), ``test`` (the model on every test row) and, given
     ``oracle`` (oracle.oracle_scores), ``oracle`` and ``ceilings`` ({item, context}) on the rows
@@ -100,9 +101,10 @@ def save_run(run_dir: Path, model, spec: DatasetSpec, model_config: ModelConfig,
     ``decay_half_lives_hours``: the learnt half-life of each time-decayed history channel.
     """
     from tfrs_models.cascade.export import export_saved_model
+    from tfrs_models.export import SAVED_MODEL_DIR
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    export_saved_model(model, run_dir / "saved_model")
+    export_saved_model(model, run_dir / SAVED_MODEL_DIR)
     config = {"family": "cascade", "data_dir": str(spec.data_dir), "dataset": spec.name,
               "model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_config)}
     (run_dir / "config.json").write_text(json.dumps(config, indent=1))

@@ -11,8 +11,11 @@ Entry points for other code (TensorFlow is imported only by the modules that nee
 - evaluate: ``selling_point.evaluation.evaluate_run(RUN, data_dir=None, oracle_dir=None)``
   → dict, also written to ``RUN/metrics.json`` with ``roc.png`` and ``training_curves.png``;
   CLI ``adpush evaluate --run-dir RUN --data OUT [--oracle LOGS]``.
-- serve: ``model, spec, cfg = training.strategies.load_trained_model(RUN)``, then
-  ``selling_point.models.prediction_function(model, "sf" | "ad_click")`` (a ``tf.function``
-  over ``{feature: raw tensor}``) or ``selling_point.export.serving_signatures(model)`` /
-  ``save_serving_model(model, dir)``.
+- serve: ``adpush train sf`` ends with ``tfrs_models.export.prepare_run(RUN)`` →
+  ``selling_point.export.prepare_run``: ``RUN/export/saved_model`` (signatures over the SF log's
+  raw strings, ``select_selling_points`` among them) + ``RUN/export_info.json``; in code,
+  ``model, spec, cfg = training.strategies.load_trained_model(RUN)`` then
+  ``selling_point.export.serving_signatures(model, spec)`` / ``save(model, spec, dir)``, or
+  ``selling_point.models.prediction_function(model, "sf" | "ad_click")`` over the padded
+  pipeline tensors.
 """

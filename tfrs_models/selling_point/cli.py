@@ -135,9 +135,9 @@ def train_command(args) -> int:
     result = train_with_learning_rates(load_spec(args.data), run_config, args.run_dir,
                                        learning_rates(args.learning_rate),
                                        distribution=distribution, verbose=0 if args.quiet else 1)
-    from serving.families import SAVED_MODEL_DIR, prepare_run  # noqa: PLC0415
+    from tfrs_models.export import SAVED_MODEL_DIR, prepare_run  # noqa: PLC0415
 
-    prepare_run(result.run_dir)  # the one serving export, over raw log values (serving/families.py)
+    prepare_run(result.run_dir)  # the run's one SavedModel, over raw log values (selling_point/export.py)
     print(f"trained {run_config.model.model}/{run_config.train.strategy}: best validation "
           f"logloss {result.best_valid_logloss:.4f} (AUC {result.best_valid_auc:.4f}); weights in {result.run_dir}/model/, SavedModel "
           f"{result.run_dir / SAVED_MODEL_DIR}")

@@ -68,6 +68,8 @@ def test_train_evaluate_and_compare_commands(cascade_data, tmp_path):
                                        "--batch-size", "64"])
     assert args.func(args) == 0
     assert json.loads((run / "config.json").read_text())["family"] == "cascade"
+    info = json.loads((run / "export_info.json").read_text())  # the run's one SavedModel
+    assert info["family"] == "cascade/aitm" and (run / info["saved_model"] / "saved_model.pb").is_file()
     args = argparse.Namespace(run_dir=str(run), data=None, oracle=None, seed=0)
     assert cli.evaluate(args) == 0
     assert "cvr_auc_clicked" in json.loads((run / "evaluation.json").read_text())["model"]

@@ -47,8 +47,10 @@ def test_calibrator_weight_defaults():
 def test_save_reload_roundtrip(model_name, cascade_layout, cascade_batch, tmp_path):
     from harness import check_save_reload_roundtrip
 
+    from tfrs_models.cascade.export import export_saved_model
+
     model = _fitted(cascade_layout, cascade_batch, model_name)
-    out = check_save_reload_roundtrip(model, cascade_batch, tmp_path)
+    out = check_save_reload_roundtrip(model, cascade_batch, tmp_path, save=export_saved_model)
     assert {"p_click", "p_conversion"} <= set(out)
     assert out["p_click"].shape == (32,)
     assert np.all((out["p_conversion"] >= 0) & (out["p_conversion"] <= 1))
@@ -59,8 +61,10 @@ def test_save_reload_roundtrip(model_name, cascade_layout, cascade_batch, tmp_pa
 def test_every_encoder_roundtrip_cnn_attention(encoder, cascade_layout, cascade_batch, tmp_path):
     from harness import check_save_reload_roundtrip
 
+    from tfrs_models.cascade.export import export_saved_model
+
     model = _fitted(cascade_layout, cascade_batch, "cnn_attention", encoder=encoder)
-    check_save_reload_roundtrip(model, cascade_batch, tmp_path)
+    check_save_reload_roundtrip(model, cascade_batch, tmp_path, save=export_saved_model)
 
 
 def test_same_seed_same_predictions(cascade_layout, cascade_batch):
@@ -78,7 +82,7 @@ def test_save_reload_roundtrip_with_title_tokens(model_name, tmp_path):
     from cascade_fixture_data import write_sequence_dataset
     from harness import check_save_reload_roundtrip
 
-    from tfrs_models.cascade.export import input_signature
+    from tfrs_models.cascade.export import export_saved_model, input_signature
     from tfrs_models.cascade.input import load_spec, make_dataset
     from tfrs_models.cascade.train import layout_of
 
@@ -87,6 +91,6 @@ def test_save_reload_roundtrip_with_title_tokens(model_name, tmp_path):
     batch = next(iter(make_dataset(spec, "train", 32)))
     assert input_signature(layout)["title_tokens"].shape.as_list() == [None, 4]
     model = _fitted(layout, batch, model_name)
-    check_save_reload_roundtrip(model, batch, tmp_path / "saved")
+    check_save_reload_roundtrip(model, batch, tmp_path / "saved", save=export_saved_model)
     other = dict(batch, title_tokens=tf.fill(tf.shape(batch["title_tokens"]), "good"))
     assert not np.allclose(model(batch)["p_click"].numpy(), model(other)["p_click"].numpy())

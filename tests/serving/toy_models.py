@@ -6,7 +6,7 @@
   ``classify_x2_to_y3`` (y2 = 0.5·x + 3, y3 = 0.5·x2 + 3).
 * ``keyword_ctr``: a tf-keras click model over raw string/int features with ``StringLookup``
   vocabularies shipped as SavedModel assets; exported with all three serving signatures
-  through ``serving.export``'s builders, the shape every adpush model family takes.
+  through ``tfrs_models.signatures``' builders, the shape every adpush model family takes.
 """
 from __future__ import annotations
 
@@ -17,7 +17,23 @@ import numpy as np
 
 from adpush_core.tfenv import import_tensorflow
 
-from serving import export as ex
+from serving.publish import publish_saved_model
+from tfrs_models.signatures import SELECT_SELLING_POINTS, make_serving_signatures
+
+def export_module(module, signatures, base_path, model_name: str, version: int | None = None,
+                  warmup_requests=None, before_publish=None) -> Path:
+    """``tf.saved_model.save`` a module (as a training run does), then publish that directory
+    as ``base_path/model_name/<version>/`` through ``serving.publish.publish_saved_model``."""
+    import tempfile
+
+    tf = import_tensorflow()
+
+    with tempfile.TemporaryDirectory(prefix="toy-saved-model-") as work:
+        saved = Path(work) / "saved_model"
+        tf.saved_model.save(module, str(saved), signatures=dict(signatures))
+        return publish_saved_model(saved, base_path, model_name, version=version,
+                                      warmup_requests=warmup_requests, before_publish=before_publish)
+
 
 USERS = ["u1", "u2", "u3", "u4"]
 QUERIES = ["running shoes", "phone case", "desk lamp"]
@@ -81,8 +97,8 @@ def export_half_plus_two(base_path, model_name: str = "half_plus_two", version: 
                          b: float = 2.0, warmup: bool = True) -> Path:
     module, signatures = half_plus_two_module(b)
     requests = [("serving_default", {"x": np.array([[1.0], [2.0]], np.float32)})] if warmup else None
-    return ex.export_saved_model(module, signatures, base_path, model_name, version=version,
-                                 warmup_requests=requests)
+    return export_module(module, signatures, base_path, model_name, version=version,
+                         warmup_requests=requests)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -134,7 +150,7 @@ def keyword_ctr_signatures(model) -> dict[str, Any]:
     def p_click(features):
         return model(features, training=False)["p_click"]
 
-    return ex.make_serving_signatures(p_click, raw_spec, output_name="p_click",
+    return make_serving_signatures(p_click, raw_spec, output_name="p_click",
                                       candidate_feature="selling_point", k=3)
 
 
@@ -174,6 +190,6 @@ def export_keyword_ctr(base_path, model_name: str = "keyword_ctr", version: int 
     module = tf.Module()
     module.model = model
     warmup = [("serving_default", keyword_ctr_requests(2, seed)),
-              (ex.SELECT_SELLING_POINTS, select_request(1, seed))]
-    path = ex.export_saved_model(module, signatures, base_path, model_name, version=version, warmup_requests=warmup)
+              (SELECT_SELLING_POINTS, select_request(1, seed))]
+    path = export_module(module, signatures, base_path, model_name, version=version, warmup_requests=warmup)
     return path, model, signatures

@@ -8,9 +8,6 @@ padding / OOV, and the exported model answers every query — in process and ove
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -19,9 +16,7 @@ from hypothesis import strategies as st
 
 import tfrs_models  # noqa: F401 - selects Keras 2
 from beam_pipelines.build_sf_examples import query_category as beam_query_category
-from serving.families import query_category, split_tokens
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tfrs_models"))
+from tfrs_models.selling_point.export import query_category, split_tokens
 
 NAMED = ["shoes", "running shoes", "héllo", "", " ", "cat_", "cat_x", "cat_٣", "cat_²",
          "cat_07 mod_price_1", "mod_price_1 cat_3", "a b c d cat_5", "cat_000", "cat_999999",
@@ -56,7 +51,7 @@ def exported(tmp_path_factory):
     from selling_point_fixtures import write_dataset
 
     from serving.export import export_run
-    from serving.families import prepare_run
+    from tfrs_models.export import prepare_run
     from tfrs_models.input import load_spec
     from tfrs_models.selling_point.config import ModelConfig, RunConfig, TrainConfig
     from tfrs_models.training.strategies import train
