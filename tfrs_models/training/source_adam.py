@@ -44,9 +44,10 @@ class WeightAverage(tf.Module):
 
     def swap_in(self) -> None:
         """The bias-corrected average into the variables (no-op before the first update)."""
-        if int(self.updates) == 0 or self._iterate is not None:
+        updates = int(self.updates.numpy())
+        if updates == 0 or self._iterate is not None:
             return
-        correction = 1.0 - self.decay ** float(int(self.updates))
+        correction = 1.0 - self.decay ** float(updates)
         self._iterate = [tf.identity(v) for v in self._variables]
         for slot, v in zip(self.slots, self._variables):
             v.assign(slot / correction)

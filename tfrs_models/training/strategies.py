@@ -77,19 +77,22 @@ class TrainResult:
     best_valid_logloss: float = float("nan")
 
 
-def _reach(model, tasks) -> list:
+def _reach(model, tasks, distribution=None) -> list:
     """``[(variable, tasks whose loss has a gradient for it)]`` — what each source's steps
     update (the loss includes the prior over the tables that source reads)."""
-    reached = {id(v): set() for v in model.trainable_variables}
-    for task in tasks:
+    distribution = distribution or tf.distribute.get_strategy()
+
+    def has_gradient(task):  # in a replica context: distributed variables need one
         batch = dict(model.dummy_features(task), clicked=tf.zeros([1], tf.int64))
         with tf.GradientTape() as tape:
             loss = model.task_loss(task, batch, training=False) + model.prior_loss([task])
-        for v, g in zip(model.trainable_variables,
-                        tape.gradient(loss, model.trainable_variables)):
-            if g is not None:
-                reached[id(v)].add(task)
-    return [(v, reached[id(v)]) for v in model.trainable_variables]
+        return [tf.constant(g is not None)
+                for g in tape.gradient(loss, model.trainable_variables)]
+
+    reached = {task: distribution.experimental_local_results(
+        distribution.run(has_gradient, args=(task,)))[0] for task in tasks}
+    return [(v, {t for t in tasks if bool(reached[t][i])})
+            for i, v in enumerate(model.trainable_variables)]
 
 
 def _empty_like(element_spec) -> dict:
@@ -125,17 +128,18 @@ class _Run:
             variables = self.model.trainable_variables
             self.average = (WeightAverage(variables, self.cfg.weight_average)
                             if self.cfg.weight_average > 0 else None)
-            reach = _reach(self.model, tasks)
+            reach = _reach(self.model, tasks, self.distribution)
             # The fine-tune phase starts a fresh Adam; both hold slots for every variable.
             self.optimizers = {name: SourceAdam(self.cfg.learning_rate, reach, tasks,
                                                 self.average)
                                for name in ("main", "finetune")}
             for optimizer in self.optimizers.values():
                 optimizer.build(variables)
-            self.state = tf.Module(name="harness")
-            self.state.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-            self.state.phase = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase")
-            self.state.stopping = EarlyStoppingState()
+        # Where the run stands (host-side bookkeeping: not replicated).
+        self.state = tf.Module(name="harness")
+        self.state.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.state.phase = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase")
+        self.state.stopping = EarlyStoppingState()
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizers["main"],
             finetune=self.optimizers["finetune"], harness=self.state,
@@ -227,7 +231,7 @@ class _Run:
     def _end_epoch(self, phase: int, epoch: int, logs: dict) -> None:
         """The history record of the epoch, then the checkpoint to resume from."""
         means = {t: self.model.task_loss_means[t] for t in self.phase_tasks(phase)}
-        steps = {t: int(round(float(m.count))) for t, m in sorted(means.items())}
+        steps = {t: int(round(float(m.count.numpy()))) for t, m in sorted(means.items())}
         self.history.append({
             "phase": PHASES[phase], "epoch": epoch,
             **{f"train_loss_{t}": float(m.result()) for t, m in sorted(means.items())
