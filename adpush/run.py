@@ -97,7 +97,7 @@ def _adpush(ctx: RunContext, *args: str) -> None:
     import sys
 
     command = [sys.executable, "-m", "adpush.cli", *args]
-    if not ctx.progress and args[:2] == ("train", "sf"):
+    if not ctx.progress and args[:2] in (("train", "sf"), ("train", "cascade")):
         command.append("--quiet")
     if ctx.log is None:
         result = subprocess.run(command)
@@ -157,7 +157,7 @@ def stage_train_cascade(ctx: RunContext) -> dict:
     _adpush(ctx, "train", "cascade", "--model", train["cascade_model"], "--encoder",
             train["cascade_encoder"], "--data", str(ctx.path("data")), "--run-dir", str(run_dir),
             "--seed", str(ctx.seed), "--epochs", str(train["epochs"]),
-            "--oracle", str(ctx.path("logs")))
+            "--distribution", train["distribution"], "--oracle", str(ctx.path("logs")))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return {"run_dir": str(run_dir), "metrics": metrics.get("test", {}),
             "oracle": metrics.get("oracle", {})}

@@ -40,6 +40,7 @@ from adpush_core.tfenv import import_tensorflow
 from tfrs_models.input import DataSpec, InMemorySplit, make_dataset
 from tfrs_models.training.callbacks import (EarlyStoppingState, EpochEnd, KeepBest, ScalarLogger,
                                             Validation)
+from tfrs_models.training.distribute import global_batches
 from tfrs_models.training.source_adam import SourceAdam, WeightAverage
 from tfrs_models.selling_point.config import RunConfig
 from tfrs_models.selling_point.models import AD, SF, build_model
@@ -109,9 +110,12 @@ class _Run:
     carries (``RUN/checkpoints``), and one ``fit`` per phase."""
 
     def __init__(self, spec: DataSpec, run_config: RunConfig, run_dir, distribution=None,
-                 verbose: int = 1, hooks=None):
+                 verbose: int = 1, hooks=None, write_to=None):
         self.spec, self.run_config, self.cfg = spec, run_config, run_config.train
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir)  # the run, resumed from its checkpoints
+        # where this process writes (``run_dir``, or a scratch directory on a multi_worker
+        # worker that is not the chief: distribute.write_dir)
+        self.out_dir = Path(write_to) if write_to is not None else self.run_dir
         self.verbose = verbose
         self.hooks = hooks or {}
         if not run_config.model.multi_task and self.cfg.strategy != "joint":
@@ -145,7 +149,7 @@ class _Run:
             finetune=self.optimizers["finetune"], harness=self.state,
             average=self.average or tf.Module())
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(self.run_dir / "checkpoints"), max_to_keep=2)
+            self.checkpoint, str(self.out_dir / "checkpoints"), max_to_keep=2)
         self._in_memory: dict = {}  # task -> InMemorySplit of its train split (cache_input)
         self.history: list = []
 
@@ -226,7 +230,7 @@ class _Run:
                 "valid_logloss": metrics.logloss(pred["clicked"], pred["prob"])}
 
     def _save_history(self):
-        (self.run_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+        (self.out_dir / "history.json").write_text(json.dumps(self.history, indent=1))
 
     def _end_epoch(self, phase: int, epoch: int, logs: dict) -> None:
         """The history record of the epoch, then the checkpoint to resume from."""
@@ -267,16 +271,15 @@ class _Run:
                 keep_best,
                 EpochEnd(lambda e, logs: average and average.swap_out()),
                 EpochEnd(lambda e, logs: self._end_epoch(phase, e, logs)),
-                ScalarLogger(self.run_dir / "tensorboard", {
-                    **{f"loss_{t}": f"{name}/train_loss_{t}" for t in self.phase_tasks(phase)},
-                    "valid_auc": f"{name}/valid_auc_{valid_task}",
-                    "valid_logloss": f"{name}/valid_logloss_{valid_task}"}),
+                ScalarLogger(self.out_dir / "tensorboard" / name),  # RUN/tensorboard/<phase>
             ]
             with self.distribution.scope():
                 self.model.compile(optimizer=optimizer)
             if self.verbose:
                 print(f"[{name}] epochs {start + 1}-{max_epochs}")
-            self.model.fit(self.phase_dataset(phase, start, max_epochs), epochs=max_epochs, initial_epoch=start,
+            # every worker reads the same batches, each replica takes its slice of each
+            steps = global_batches(self.phase_dataset(phase, start, max_epochs))
+            self.model.fit(steps, epochs=max_epochs, initial_epoch=start,
                            steps_per_epoch=self.steps_per_epoch(phase), callbacks=callbacks,
                            verbose=self.verbose)
         if Path(str(best_path) + ".index").exists():
@@ -285,7 +288,7 @@ class _Run:
     def _restore(self) -> None:
         """Resume from ``RUN/checkpoints``; a checkpoint of the loop the family trained in
         before Keras ``fit`` (issue 15) has another layout and is refused."""
-        latest = self.manager.latest_checkpoint
+        latest = tf.train.latest_checkpoint(str(self.run_dir / "checkpoints"))
         if not latest:
             return
         names = {name for name, _ in tf.train.list_variables(latest)}
@@ -301,12 +304,12 @@ class _Run:
 
     def fit(self) -> TrainResult:
         """Train (resuming from ``RUN/checkpoints`` if present) and write ``RUN/model/weights``."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.json").write_text(json.dumps(self.run_config.to_dict(), indent=1))
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "config.json").write_text(json.dumps(self.run_config.to_dict(), indent=1))
         self._restore()
         if self.cfg.strategy == "pretrain_finetune" and int(self.state.phase) == PHASE_PRETRAIN:
             self._run_phase(PHASE_PRETRAIN, self.cfg.pretrain_epochs, AD,
-                            self.run_dir / "best_pretrain" / "weights")
+                            self.out_dir / "best_pretrain" / "weights")
             if "pretrain_end" in self.hooks:
                 self.hooks["pretrain_end"](self.model)
             self.state.phase.assign(PHASE_MAIN)
@@ -314,8 +317,8 @@ class _Run:
             self.state.stopping.reset()
             self.manager.save()
         self.state.phase.assign(PHASE_MAIN)
-        self._run_phase(PHASE_MAIN, self.cfg.epochs, SF, self.run_dir / "best" / "weights")
-        tf.train.Checkpoint(model=self.model).write(str(self.run_dir / WEIGHTS))
+        self._run_phase(PHASE_MAIN, self.cfg.epochs, SF, self.out_dir / "best" / "weights")
+        tf.train.Checkpoint(model=self.model).write(str(self.out_dir / WEIGHTS))
         best = kept_epoch(self.history)
         return TrainResult(self.run_dir, self.history,
                            best["valid_auc"] if best else float("nan"), self.model,
@@ -323,13 +326,16 @@ class _Run:
 
 
 def train(spec: DataSpec, run_config: RunConfig, run_dir, distribution=None, verbose: int = 1,
-          hooks=None) -> TrainResult:
+          hooks=None, write_to=None) -> TrainResult:
     """Train one selling-point model; see the module docstring for the strategies.
 
     Args:
+        distribution: a ``tf.distribute.Strategy`` (``distribute.make_strategy``); None = none.
         hooks: ``{"pretrain_end" | "finetune_start": callable(model)}`` (for tests/analysis).
+        write_to: where this process writes the run (default ``run_dir``; a multi_worker
+            worker that is not the chief writes a scratch directory, ``distribute.write_dir``).
     """
-    return _Run(spec, run_config, run_dir, distribution, verbose, hooks).fit()
+    return _Run(spec, run_config, run_dir, distribution, verbose, hooks, write_to).fit()
 
 
 SWEEP = "lr_sweep"
@@ -350,7 +356,8 @@ def kept_epoch(history: list) -> dict | None:
 
 
 def train_with_learning_rates(spec: DataSpec, run_config: RunConfig, run_dir, learning_rates,
-                              distribution=None, verbose: int = 1, hooks=None) -> TrainResult:
+                              distribution=None, verbose: int = 1, hooks=None,
+                              write_to=None) -> TrainResult:
     """Train one run per learning rate under ``RUN/lr_sweep/lr_<rate>`` and keep the one whose
     best validation logloss is lowest: its config, weights and history become ``RUN``'s, and
     ``RUN/lr_sweep.json`` records every rate's figures. One rate trains straight into ``RUN``."""
@@ -358,11 +365,12 @@ def train_with_learning_rates(spec: DataSpec, run_config: RunConfig, run_dir, le
     import shutil  # noqa: PLC0415
 
     run_dir = Path(run_dir)
+    out_dir = Path(write_to) if write_to is not None else run_dir
     rates = [float(r) for r in learning_rates]
     if len(rates) == 1:
         config = dataclasses.replace(run_config, train=dataclasses.replace(
             run_config.train, learning_rate=rates[0]))
-        return train(spec, config, run_dir, distribution, verbose, hooks)
+        return train(spec, config, run_dir, distribution, verbose, hooks, write_to)
     results = {}
     for rate in rates:
         config = dataclasses.replace(run_config, train=dataclasses.replace(
@@ -370,16 +378,16 @@ def train_with_learning_rates(spec: DataSpec, run_config: RunConfig, run_dir, le
         if verbose:
             print(f"== learning rate {rate:g}")
         results[rate] = train(spec, config, run_dir / SWEEP / f"lr_{rate:g}", distribution,
-                              verbose, hooks)
+                              verbose, hooks, out_dir / SWEEP / f"lr_{rate:g}")
     chosen = min(rates, key=lambda r: (math.inf if np.isnan(results[r].best_valid_logloss)
                                        else results[r].best_valid_logloss))
-    source = run_dir / SWEEP / f"lr_{chosen:g}"
+    source = out_dir / SWEEP / f"lr_{chosen:g}"
     for name in ("config.json", "history.json"):
-        shutil.copy2(source / name, run_dir / name)
-    if (run_dir / "model").exists():
-        shutil.rmtree(run_dir / "model")
-    shutil.copytree(source / "model", run_dir / "model")
-    (run_dir / "lr_sweep.json").write_text(json.dumps({
+        shutil.copy2(source / name, out_dir / name)
+    if (out_dir / "model").exists():
+        shutil.rmtree(out_dir / "model")
+    shutil.copytree(source / "model", out_dir / "model")
+    (out_dir / "lr_sweep.json").write_text(json.dumps({
         "chosen": chosen, "rule": "lowest best validation logloss",
         "runs": {f"{r:g}": {"best_valid_logloss": results[r].best_valid_logloss,
                             "best_valid_auc": results[r].best_valid_auc,
