@@ -142,7 +142,7 @@ def wait_subcommand(process, argv: list[str], log: Path | None = None) -> None:
 def _subcommand(ctx: RunContext, *args: str) -> None:
     """Run one stage's subcommand in a spawned process and wait for it."""
     argv = list(args)
-    if not ctx.progress and argv[:2] == ["train", "sf"]:
+    if not ctx.progress and argv[:2] in (["train", "sf"], ["train", "cascade"]):
         argv.append("--quiet")
     wait_subcommand(start_subcommand(argv, ctx.log), argv, ctx.log)
 
@@ -162,7 +162,8 @@ def stage_train_sf(ctx: RunContext) -> dict:
                 "--pretrain-epochs", str(train["sf_pretrain_epochs"]),
                 "--patience", str(train["sf_patience"]),
                 "--learning-rate", str(train["sf_learning_rate"]),
-                "--batch-size", str(train["batch_size"]), *train["sf_args"].split())
+                "--batch-size", str(train["batch_size"]),
+                "--distribution", train["distribution"], *train["sf_args"].split())
     except BaseException:
         baseline.kill()
         baseline.join()
@@ -195,7 +196,7 @@ def stage_train_cascade(ctx: RunContext) -> dict:
     _subcommand(ctx, "train", "cascade", "--model", train["cascade_model"], "--encoder",
             train["cascade_encoder"], "--data", str(ctx.path("data")), "--run-dir", str(run_dir),
             "--seed", str(ctx.seed), "--epochs", str(train["epochs"]),
-            "--oracle", str(ctx.path("logs")))
+            "--distribution", train["distribution"], "--oracle", str(ctx.path("logs")))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return {"run_dir": str(run_dir), "metrics": metrics.get("test", {}),
             "oracle": metrics.get("oracle", {})}

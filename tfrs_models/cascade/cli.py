@@ -15,6 +15,7 @@ from pathlib import Path
 from adpush_core.tfenv import import_tensorflow
 from tfrs_models.cascade.config import MODELS, ModelConfig, TrainConfig
 from tfrs_models.cascade.encoders.registry import ENCODERS
+from tfrs_models.training.distribute import DISTRIBUTIONS
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -69,7 +70,13 @@ def add_train_arguments(p) -> None:
     _add_budget_arguments(p)
     p.add_argument("--model", choices=MODELS, default="cnn_attention")
     p.add_argument("--encoder", choices=ENCODERS, default="tcn")
-    p.add_argument("--run-dir", required=True, help="where the SavedModel, config and metrics go")
+    p.add_argument("--run-dir", required=True,
+                   help="where the SavedModel, config, metrics, checkpoints (a rerun resumes "
+                        "from the last finished epoch) and TensorBoard scalars go")
+    p.add_argument("--distribution", choices=DISTRIBUTIONS, default="none",
+                   help="multi_worker: MultiWorkerMirroredStrategy over the TF_CONFIG cluster, "
+                        "every worker runs this same command and only the chief writes RUN")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_model_arguments(p)
 
 
@@ -113,7 +120,15 @@ def _configs(args):
 
 def run_train(args) -> int:
     """Train, score the test split (beside the oracle's with --oracle), write RUN/export/saved_model
-    and RUN/export_info.json."""
+    and RUN/export_info.json.
+
+    Under multi_worker every worker trains and scores; only the chief writes RUN (the others
+    write into a temporary directory deleted afterwards), and each prints a digest of its
+    trained weights, the same on every worker.
+    """
+    from tfrs_models.training.distribute import is_chief, make_strategy, write_dir
+
+    strategy = make_strategy(args.distribution)   # before any other TensorFlow op
     tf = import_tensorflow()
     tf.config.experimental.enable_op_determinism()
     from tfrs_models.cascade.input import load_spec
@@ -121,7 +136,9 @@ def run_train(args) -> int:
 
     spec = load_spec(args.data)
     model_config, train_config = _configs(args)
-    model, history = train_model(spec, model_config, train_config, patience=args.patience)
+    run_dir = Path(args.run_dir)
+    model, history = train_model(spec, model_config, train_config, patience=args.patience,
+                                 verbose=0 if args.quiet else 1, strategy=strategy, run_dir=run_dir)
     pred = predict_split(lambda b: model(b, training=False), spec, "test", args.batch_size)
     metrics = score(pred)
     oracle = None
@@ -129,7 +146,15 @@ def run_train(args) -> int:
         from tfrs_models.cascade.oracle import oracle_scores
 
         oracle = oracle_scores(args.oracle, pred)
-    save_run(Path(args.run_dir), model, spec, model_config, train_config, history, metrics, oracle)
+    chief = is_chief(strategy)
+    with write_dir(run_dir, chief) as out:
+        save_run(out, model, spec, model_config, train_config, history, metrics, oracle)
+    if args.distribution == "multi_worker":
+        task = strategy.cluster_resolver
+        print(f"worker {task.task_type}:{task.task_id} of {strategy.num_replicas_in_sync}: trained "
+              f"weights sha256 {weights_digest(model)}", flush=True)
+        if not chief:
+            return 0
     from tfrs_models.export import SAVED_MODEL_DIR, prepare_run
 
     prepare_run(args.run_dir)
@@ -142,6 +167,16 @@ def run_train(args) -> int:
                  f"{oracle['oracle']['conversion']['auc']:.4f}")
     print(line + f"; SavedModel in {Path(args.run_dir) / SAVED_MODEL_DIR}")
     return 0
+
+
+def weights_digest(model) -> str:
+    """sha256 over the model's weights (their bytes, in order): equal iff the weights are."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(weight.tobytes())
+    return digest.hexdigest()
 
 
 train_cascade = run_train

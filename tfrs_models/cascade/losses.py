@@ -15,11 +15,13 @@ tf = import_tensorflow()
 AITM_DEFAULT_ALPHA = 0.6
 
 
-def behaviour_calibrator(p_click, p_conversion):
-    """Eq. (6) with the corrected sign: ``mean(max(p_conversion − p_click, 0))``, a scalar."""
+def behaviour_calibrator(p_click, p_conversion, reduce: str = "mean"):
+    """Eq. (6) with the corrected sign: ``mean(max(p_conversion − p_click, 0))``, a scalar
+    (``reduce="sum"``: the sum over the rows)."""
     p_click = tf.cast(tf.reshape(p_click, [-1]), tf.float32)
     p_conversion = tf.cast(tf.reshape(p_conversion, [-1]), tf.float32)
-    return tf.reduce_mean(tf.nn.relu(p_conversion - p_click))
+    excess = tf.nn.relu(p_conversion - p_click)
+    return tf.reduce_sum(excess) if reduce == "sum" else tf.reduce_mean(excess)
 
 
 def binary_cross_entropy(labels, probabilities, epsilon: float = 1e-7):

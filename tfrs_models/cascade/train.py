@@ -7,6 +7,7 @@ into the figures of 000 Tables II–V / 002 Table 7 using ``tfrs_models.metrics`
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -27,24 +28,69 @@ def layout_of(spec: DatasetSpec, exclude: tuple[str, ...] = ()) -> dict:
 
 
 def train_model(spec: DatasetSpec, model_config: ModelConfig, train_config: TrainConfig,
-                patience: int = 1, verbose: int = 0):
-    """Build and fit a model; deterministic for ``train_config.seed``. Returns (model, history)."""
+                patience: int = 1, verbose: int = 0, *, strategy=None, run_dir: Path | None = None):
+    """Build and fit a model; deterministic for ``train_config.seed``. Returns (model, history).
+
+    Early stopping on the validation objective (``patience`` epochs); the model returned carries
+    the best epoch's weights. ``strategy``: a ``tf.distribute.Strategy``
+    (``training.distribute.make_strategy``; None: one process), under which every worker reads
+    the same global batches and each replica takes its slice of each, so the steps are those of
+    one process. ``run_dir``: RUN/checkpoints at every epoch end, from which a later call with
+    the same run resumes (and may go on to a larger ``epochs``), and the logs as TensorBoard
+    scalars in RUN/tensorboard; under multi_worker only the chief writes there.
+    ``verbose``: Keras' progress bar (1) or none (0).
+    """
     tf = import_tensorflow()
 
     from tfrs_models.cascade.models.registry import build_model
+    from tfrs_models.training import callbacks as cb
+    from tfrs_models.training.distribute import global_batches, is_chief, write_dir
 
+    strategy = strategy or tf.distribute.get_strategy()
     tf.keras.utils.set_random_seed(train_config.seed)
-    model = build_model(layout_of(spec, model_config.exclude_features), model_config)
-    model.compile(optimizer=tf.keras.optimizers.Adam(train_config.learning_rate))
-    train = make_dataset(spec, "train", train_config.batch_size, shuffle=True, seed=train_config.seed,
-                         repeat=train_config.steps_per_epoch is not None, cache=True)
-    callbacks, valid = [], None
+    with strategy.scope():
+        model = build_model(layout_of(spec, model_config.exclude_features), model_config)
+        model.compile(optimizer=tf.keras.optimizers.Adam(train_config.learning_rate))
+    train = global_batches(make_dataset(
+        spec, "train", train_config.batch_size, shuffle=True, seed=train_config.seed,
+        repeat=train_config.steps_per_epoch is not None, cache=True))
+    callbacks, valid, early = [], None, None
     if "valid" in spec.files and _has_files(spec, "valid"):
-        valid = make_dataset(spec, "valid", max(train_config.batch_size, 1024), cache=True)
-        callbacks.append(tf.keras.callbacks.EarlyStopping(
-            monitor="val_objective", mode="min", patience=patience, restore_best_weights=True))
-    history = model.fit(train, epochs=train_config.epochs, steps_per_epoch=train_config.steps_per_epoch,
-                        validation_data=valid, callbacks=callbacks, verbose=verbose)
+        valid = global_batches(make_dataset(spec, "valid", max(train_config.batch_size, 1024), cache=True))
+        early = cb.EarlyStopping(monitor="val_objective", mode="min", patience=patience,
+                                 restore_best_weights=True)
+        callbacks.append(early)
+    fit = {"epochs": train_config.epochs}
+    with contextlib.ExitStack() as stack:
+        if run_dir is not None:
+            chief = is_chief(strategy)
+            identity = {"data": [str(spec.data_dir), spec.name], "model": dataclasses.asdict(model_config),
+                        "train": {k: v for k, v in dataclasses.asdict(train_config).items() if k != "epochs"},
+                        "patience": patience}
+            resumed = None
+            if (Path(run_dir) / "checkpoints" / cb.STATE).exists():
+                with strategy.scope():
+                    model(next(iter(valid if valid is not None else train)))  # create the variables
+                    resumed = cb.Checkpoints.resume(Path(run_dir) / "checkpoints", model,
+                                                    model.optimizer, identity)
+            directory = stack.enter_context(write_dir(Path(run_dir) / "checkpoints", chief))
+            checkpoints = cb.Checkpoints(directory, model.optimizer, identity, early,
+                                         history=resumed and resumed["history"])
+            callbacks.append(checkpoints)
+            if chief:
+                callbacks.append(cb.ScalarLogger(Path(run_dir) / "tensorboard"))
+            if resumed is not None:
+                if early is not None:
+                    early.resumed = resumed["early_stopping"]
+                stopped = early is not None and early.resumed["stopped_epoch"] > 0
+                # An early-stopped run is finished: zero epochs, ending on the best weights.
+                fit = {"initial_epoch": resumed["epochs_done"],
+                       "epochs": resumed["epochs_done"] if stopped else
+                       max(train_config.epochs, resumed["epochs_done"])}
+        history = model.fit(train, steps_per_epoch=train_config.steps_per_epoch,
+                            validation_data=valid, callbacks=callbacks, verbose=verbose, **fit)
+    if run_dir is not None:
+        return model, checkpoints.history
     return model, {k: [float(x) for x in v] for k, v in history.history.items()}
 
 

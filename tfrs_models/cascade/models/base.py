@@ -41,16 +41,19 @@ class CascadeModel(tfrs.models.Model):
         self.encoder = build_encoder(config.encoder) if has_sequence else None
         alpha = config.calibrator_weight
         self.calibrator_weight = self.default_calibrator_weight if alpha is None else float(alpha)
+        # Summed over the rows: compute_loss divides by the global batch (see there).
         self.click_task = tfrs.tasks.Ranking(
-            loss=tf.keras.losses.BinaryCrossentropy(),
+            loss=tf.keras.losses.BinaryCrossentropy(reduction=tf.keras.losses.Reduction.SUM),
             metrics=[tf.keras.metrics.AUC(name="click_auc")])
         self.conversion_task = tfrs.tasks.Ranking(
-            loss=tf.keras.losses.BinaryCrossentropy(),
+            loss=tf.keras.losses.BinaryCrossentropy(reduction=tf.keras.losses.Reduction.SUM),
             metrics=[tf.keras.metrics.AUC(name="conversion_auc")])
         self.cvr_auc = tf.keras.metrics.AUC(name="cvr_auc_clicked")
         self.calibrator_metric = tf.keras.metrics.Mean(name="calibrator")
         # tfrs reports ``loss`` of the last batch only; early stopping reads this epoch mean.
         self.objective_metric = tf.keras.metrics.Mean(name="objective")
+        # The step's logs are read across replicas already (``_logs``): keep the first, not a sum.
+        self.distribute_reduction_method = "first"
 
     def prior(self, task: str) -> float | None:
         """Train positive rate of ``click`` / ``conversion`` (None if the layout lacks it);
@@ -91,21 +94,66 @@ class CascadeModel(tfrs.models.Model):
         return self.heads(self.shared_inputs(features, training=training), training=training)
 
     def compute_loss(self, features, training=False):
+        """This replica's share of the batch's mean loss, Eq. (7) of 000.
+
+        Each term is summed over this replica's rows and divided by the rows of the *global*
+        batch (every replica's), ``tf.nn.compute_average_loss``'s scaling: the optimizer sums the
+        replicas' gradients, so a step follows the mean over the global batch. With one replica
+        it is the mean itself, the last partial batch included.
+        """
         outputs = self(features, training=training)
         click = tf.cast(tf.reshape(features[CLICK_LABEL], [-1, 1]), tf.float32)
         conversion = tf.cast(tf.reshape(features[CONVERSION_LABEL], [-1, 1]), tf.float32)
+        rows = tf.cast(tf.shape(click)[0], tf.float32)
+        global_rows = _global_rows(rows)
         # Entire space: both heads see every impression; conversion's label is click-and-convert.
-        loss = self.click_task(labels=click, predictions=outputs["p_click"])
-        loss += self.conversion_task(labels=conversion, predictions=outputs["p_conversion"])
-        calibrator = behaviour_calibrator(outputs["p_click"], outputs["p_conversion"])
-        self.calibrator_metric.update_state(calibrator)
+        click_sum = self.click_task(labels=click, predictions=outputs["p_click"])
+        conversion_sum = self.conversion_task(labels=conversion, predictions=outputs["p_conversion"])
+        calibrator = behaviour_calibrator(outputs["p_click"], outputs["p_conversion"], reduce="sum")
+
+        def mean_over(count):
+            loss = tf.math.divide_no_nan(click_sum, count) + tf.math.divide_no_nan(conversion_sum, count)
+            if self.calibrator_weight:
+                loss += self.calibrator_weight * tf.math.divide_no_nan(calibrator, count)
+            return loss
+
+        # On an empty replica batch (a last batch split over replicas) the means are 0, unweighted.
+        self.calibrator_metric.update_state(tf.math.divide_no_nan(calibrator, rows),
+                                            sample_weight=tf.minimum(rows, 1.0))
         # CVR AUC on clicked impressions only: weight 0 for the non-clicked.
         self.cvr_auc.update_state(conversion, outputs.get("p_cvr", outputs["p_conversion"]),
                                   sample_weight=click)
-        if self.calibrator_weight:
-            loss += self.calibrator_weight * calibrator
-        self.objective_metric.update_state(loss, sample_weight=tf.shape(click)[0])
-        return loss
+        self.objective_metric.update_state(mean_over(rows), sample_weight=rows)
+        return mean_over(global_rows)
+
+    def train_step(self, inputs):
+        """tfrs ``Model.train_step`` made replica-aware: the regularisation is split over the
+        replicas (their gradients are summed) and the logs are the same on every replica."""
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(inputs, training=True)
+            regularization_loss = self._regularization_loss()
+            total_loss = loss + regularization_loss
+        gradients = tape.gradient(total_loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return self._logs(loss, regularization_loss)
+
+    def test_step(self, inputs):
+        loss = self.compute_loss(inputs, training=False)
+        return self._logs(loss, self._regularization_loss())
+
+    def _regularization_loss(self):
+        total = tf.reduce_sum([tf.reduce_sum(loss) for loss in self.losses])
+        return tf.nn.scale_regularization_loss(total)
+
+    def _logs(self, loss, regularization_loss):
+        """Metrics read across replicas, and the replicas' loss shares summed (the global mean)."""
+        context = tf.distribute.get_replica_context()
+        if context.num_replicas_in_sync > 1:
+            loss, regularization_loss = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                                                           [loss, regularization_loss])
+        logs = context.merge_call(lambda _: {metric.name: metric.result() for metric in self.metrics})
+        return {**logs, "loss": loss, "regularization_loss": regularization_loss,
+                "total_loss": loss + regularization_loss}
 
     def serving_function(self):
         """tf.function over the raw serving inputs (export.input_signature) → outputs [B]."""
@@ -120,3 +168,11 @@ class CascadeModel(tfrs.models.Model):
 
     def get_config(self):
         return {"layout": self.layout, "config": dataclasses.asdict(self.config)}
+
+
+def _global_rows(rows):
+    """The rows of the global batch: ``rows`` summed over the replicas in sync."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return rows
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, rows)
