@@ -247,7 +247,7 @@ def stage_abtest(ctx: RunContext) -> dict:
     from abtest.simulator.cli import world_from_args
     from abtest.simulator.scenario import run_scenario
     from abtest.simulator.scorers import make_scorer
-    from serving.server import ServerProcess
+    from serving.server_process import ServerProcess
 
     serve, ab = ctx.config["serve"], ctx.config["abtest"]
     name = serve["model_name_sf"]

@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     np.random.seed(args.seed)
-    from serving.server import ServerProcess
+    from serving.server_process import ServerProcess
 
     server_cpus = None if args.server_cpus == "none" else {int(c) for c in args.server_cpus.split(",")}
     bench_cpus = (set(os.sched_getaffinity(0)) - server_cpus) if server_cpus else None

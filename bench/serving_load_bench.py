@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     os.chdir(root)  # the server child runs `python -m serving.server`: its cwd comes first on sys.path
     from adpush_core import tfenv  # noqa: F401  (Keras 2 before TensorFlow)
     import toy_models
-    from serving.server import ServerProcess
+    from serving.server_process import ServerProcess
 
     flags = dict(f.split("=", 1) for f in args.server_flag)
     load = os.getloadavg()

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
         "serve", help="run the local TF-Serving-compatible model server (REST + gRPC)",
         description="A local server with TensorFlow Serving's REST and gRPC APIs. Flags are named as "
                     "tensorflow_model_server's. Stops cleanly on SIGTERM/SIGINT.")
-    from serving.server import add_server_flags  # light: no TensorFlow at import time
+    from serving.server_flags import add_server_flags  # light: no TensorFlow at import time
 
     add_server_flags(serve)
     serve.set_defaults(func=_serve)
@@ -50,6 +50,6 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from serving.server import run_server
+    from serving.server_flags import run_server
 
     return run_server(args)

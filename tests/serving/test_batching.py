@@ -50,7 +50,7 @@ def test_bad_parameters_files_are_refused(text, message):
 def test_flags_named_as_tensorflow_model_servers(tmp_path):
     import argparse
 
-    from serving.server import add_server_flags, server_from_args
+    from serving.server_flags import add_server_flags, server_from_args
 
     parser = argparse.ArgumentParser()
     add_server_flags(parser)
@@ -69,7 +69,7 @@ def test_flags_named_as_tensorflow_model_servers(tmp_path):
 
 
 def test_serve_refuses_a_bad_parameters_file(tmp_path, capsys):
-    from serving.server import main
+    from serving.server_flags import main
 
     params = tmp_path / "batching.config"
     params.write_text("max_batch_size { value: -1 }")

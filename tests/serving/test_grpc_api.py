@@ -98,7 +98,7 @@ def test_keyword_ctr_grpc_equals_in_process(stubs, model_base):
 
 
 def test_server_entry_point_has_grpc_do_its_io_on_the_polling_thread():
-    from serving.server import GRPC_EXPERIMENTS, prefer_polling_thread_io
+    from serving.server_flags import GRPC_EXPERIMENTS, prefer_polling_thread_io
 
     environ = {}
     assert prefer_polling_thread_io(environ, modules={}) and environ == {"GRPC_EXPERIMENTS": "-event_engine_listener"}

@@ -13,7 +13,8 @@ from tensorflow_serving.apis import predict_pb2
 
 from serving.client import GrpcClient, RestClient
 from serving.manager import ModelConfig
-from serving.server import ModelServer, ServerProcess
+from serving.server import ModelServer
+from serving.server_process import ServerProcess
 
 from tests.serving.test_shutdown import _slow_model
 

@@ -9,7 +9,8 @@ import numpy as np
 import toy_models
 from serving.client import GrpcClient, RestClient
 from serving.manager import ModelConfig, parse_model_config_text
-from serving.server import ModelServer, ServerProcess
+from serving.server import ModelServer
+from serving.server_process import ServerProcess
 
 
 def test_hot_swap_under_load_drops_nothing_and_switches(tmp_path):

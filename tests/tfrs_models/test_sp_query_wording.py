@@ -100,7 +100,7 @@ def test_exported_model_answers_every_query_in_process(exported):
 
 def test_rest_and_grpc_answer_every_query(exported):
     from serving.client import GrpcClient, RestClient
-    from serving.server import ServerProcess
+    from serving.server_process import ServerProcess
 
     batches = []
 
