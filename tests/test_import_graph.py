@@ -25,7 +25,6 @@ ALLOWED = {
 KNOWN: set[tuple[str, str]] = {
     ("beam_pipelines/ab_sufficient_stats.py", "abtest"),
     ("serving/families.py", "tfrs_models"),
-    ("tfrs_models/selling_point/ceilings.py", "abtest"),
     ("tfrs_models/selling_point/cli.py", "serving"),
 }
 _MODULE_NAME = re.compile(r"(%s)(\.[A-Za-z_]\w*)+" % "|".join(PACKAGES))
