@@ -248,7 +248,7 @@ def _add_aggregate(commands) -> None:
 def _run_aggregate(args) -> int:
     from apache_beam.metrics import MetricsFilter
 
-    from beam_pipelines import ab_sufficient_stats as job
+    from abtest import aggregate as job
 
     beam_args = [f"--{name}={getattr(args, 'beam_' + name)}" for name in BEAM_OPTIONS
                  if getattr(args, "beam_" + name) is not None]
