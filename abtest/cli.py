@@ -1,52 +1,25 @@
-"""adpush abtest: analyse experiments, calibrate with A/A runs, aggregate logs with Beam.
+"""adpush abtest: analyse experiments, calibrate with A/A runs, aggregate logs with Beam, and
+(``abtest/simulator/cli.py``) run simulated experiments on the world.
 
-Other modules add their own ``abtest`` sub-subcommands (e.g. the traffic simulator's ``run``)
-in one of two ways:
-
-* call ``register_abtest_command("run", configure)`` at import time of a module that
-  ``adpush/cli.py`` imports before ``abtest.cli`` builds its parser, or
-* provide ``abtest/simulator/cli.py`` with ``register_abtest(subparsers)``: ``register`` imports it
-  lazily when it exists and hands it the ``abtest`` sub-subparsers.
-
-``configure(parser)`` adds the arguments and must ``set_defaults(func=callable(args) -> int)``.
 Heavy imports (matplotlib, Beam) happen inside the command functions (docs/contracts.md §3).
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
-from typing import Callable
 
-_EXTRA_COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], str]] = {}
-SIMULATOR_CLI_MODULE = "abtest.simulator.cli"
-
-
-def register_abtest_command(name: str, configure: Callable[[argparse.ArgumentParser], None],
-                            help: str = "") -> None:
-    """Let another module add ``adpush abtest <name>``."""
-    _EXTRA_COMMANDS[name] = (configure, help)
+from abtest.simulator.cli import register_abtest
 
 
 def register(subparsers) -> None:
-    abtest = subparsers.add_parser("abtest", help="A/B statistics: analyze, aa, aggregate (and run)",
+    abtest = subparsers.add_parser("abtest", help="A/B statistics: analyze, aa, aggregate, run",
                                    description=__doc__.split("\n\n")[0])
     commands = abtest.add_subparsers(dest="abtest_command", metavar="ABTEST_COMMAND")
     abtest.set_defaults(func=lambda args: _print_help(abtest))
     _add_analyze(commands)
     _add_aa(commands)
     _add_aggregate(commands)
-    for name, (configure, text) in _EXTRA_COMMANDS.items():
-        configure(commands.add_parser(name, help=text))
-    try:
-        simulator = importlib.import_module(SIMULATOR_CLI_MODULE)
-    except ModuleNotFoundError as err:
-        if not (err.name and SIMULATOR_CLI_MODULE.startswith(err.name)):
-            raise
-    else:
-        hook = getattr(simulator, "register_abtest", None)
-        if hook is not None:
-            hook(commands)
+    register_abtest(commands)
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
@@ -248,7 +221,7 @@ def _add_aggregate(commands) -> None:
 def _run_aggregate(args) -> int:
     from apache_beam.metrics import MetricsFilter
 
-    from beam_pipelines import ab_sufficient_stats as job
+    from abtest import aggregate as job
 
     beam_args = [f"--{name}={getattr(args, 'beam_' + name)}" for name in BEAM_OPTIONS
                  if getattr(args, "beam_" + name) is not None]

@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 
 from abtest.simulator.policies import OracleScorer, Policy
-from abtest.simulator.traffic import (DisplayPool, Experiment, _click_probability, simulate_experiment,
+from abtest.simulator.traffic import (DisplayPool, Experiment, click_probability, simulate_experiment,
                                       user_day_rates)
 from abtest.stats.comparison import compare
 from abtest.world import World, WorldConfig
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     users = np.arange(world.n_users)
     rates = []
     for policy in (control, treatment):
-        p = _click_probability(world, pool, policy, users, rng).reshape(-1, args.slots)
+        p = click_probability(world, pool, policy, users, rng).reshape(-1, args.slots)
         clicks, no_clicks = user_day_rates(world, p, args.displays, args.days)
         rates.append(clicks.sum() / (clicks + no_clicks).sum())
     true = rates[1] / rates[0] - 1

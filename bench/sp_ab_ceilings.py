@@ -3,7 +3,7 @@ that knows only part of what the world knows can reach, on the same world, pool 
 `make demo`'s A/B (its `[abtest]` settings).
 
 Scorers rank an ad's true attributes by the world's appeal with the user's latent ``θ_u``
-replaced by an estimate (``tfrs_models/selling_point/ceilings.py``):
+replaced by an estimate (``abtest/world/sf_ceilings.py``):
 
 - ``profile``: ``E[θ_u | profile]`` — what profile, query and keyword alone can give;
 - ``posterior_sf``: the MAP of ``θ_u`` from the profile prior and the user's SF train rows;
@@ -50,9 +50,7 @@ class ThetaScorer:
         value = (cfg.pref_scale * np.einsum("nr,nar->na", self.theta[users],
                                             world.keyword_embedding[keywords])
                  + world.keyword_popularity[keywords])
-        query_row = np.where(queries < 0, world.n_queries, queries)
-        value = value + cfg.facet_boost * world._query_facet_mask[  # noqa: SLF001
-            query_row[:, None], world.keyword_facet[keywords]]
+        value = value + cfg.facet_boost * world.facet_match(queries[:, None], keywords)
         return np.where(pad, np.nan, value)
 
 
@@ -89,7 +87,7 @@ def main(argv=None) -> int:
     from adpush.config import load_config  # noqa: PLC0415
     from adpush.run import abtest_scenario  # noqa: PLC0415
     from tfrs_models.input import load_spec, read_columns  # noqa: PLC0415
-    from tfrs_models.selling_point import ceilings  # noqa: PLC0415
+    from abtest.world import sf_ceilings as ceilings  # noqa: PLC0415
 
     run = args.run
     config = load_config(run / "config.toml" if (run / "config.toml").exists() else None)
@@ -101,7 +99,7 @@ def main(argv=None) -> int:
              for kind, task in (("sf", "sf"), ("ad", "ad_click"))}
     rows = {kind: ceilings.read_log_rows(run / "logs", world, kind, ids)
             for kind, ids in train.items()}
-    fitted, _ = ceilings.profile_posterior_mean(world)
+    fitted, _ = world.profile_latent_fit
     scorers = [
         ThetaScorer(world, "profile", fitted),
         ThetaScorer(world, "posterior_sf",
@@ -187,7 +185,7 @@ def expected_lifts(world, scenario, scorers, seed: int, slots: int) -> dict:
     """
     from abtest.simulator.policies import keyword_click_counts  # noqa: PLC0415
     from abtest.simulator.scenario import build_experiment  # noqa: PLC0415
-    from abtest.simulator.traffic import DisplayPool, _click_probability  # noqa: PLC0415
+    from abtest.simulator.traffic import DisplayPool, click_probability  # noqa: PLC0415
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
     pool = DisplayPool.sample(world, slots, rng)
@@ -204,7 +202,7 @@ def expected_lifts(world, scenario, scorers, seed: int, slots: int) -> dict:
             for policy in (experiment.control, experiment.treatment):
                 key = (policy.kind, policy.k, policy.highlight)
                 if key not in rates:
-                    p = _click_probability(world, pool, policy, users, rng).reshape(world.n_users, slots)
+                    p = click_probability(world, pool, policy, users, rng).reshape(world.n_users, slots)
                     rates[key] = float(weight @ p.mean(axis=1) / weight.sum())
                 arms.append(rates[key])
             out[scorer.name][experiment.name] = arms[1] / arms[0] - 1.0

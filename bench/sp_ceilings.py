@@ -1,7 +1,7 @@
 """Test AUC of the SF task's ceilings per 001 Table 3 segment, including what the users' own
-train-split clicks reveal about their private latent (tfrs_models/selling_point/ceilings.py):
+train-split clicks reveal about their private latent (abtest/world/sf_ceilings.py):
 
-- ``popularity`` / ``query`` / ``profile``: restricted oracles (see ceilings.py);
+- ``popularity`` / ``query`` / ``profile``: restricted oracles (``World.sf_ceilings``);
 - ``posterior_sf``: ``θ_u`` replaced by its MAP given the profile prior and the user's SF train
   clicks, with the world's true parameters (the best any model could learn per user from them);
 - ``posterior_sf_ad``: the same given SF and ad-click train rows (what multi-task could add);
@@ -35,11 +35,12 @@ def main(argv=None) -> int:
     import tfrs_models  # noqa: F401, PLC0415
     from tfrs_models import metrics  # noqa: PLC0415
     from tfrs_models.input import load_spec, read_columns  # noqa: PLC0415
-    from tfrs_models.selling_point import ceilings  # noqa: PLC0415
+    from abtest.world import sf_ceilings as ceilings  # noqa: PLC0415
+    from abtest.world.logs import read_world  # noqa: PLC0415
 
     start = time.time()
     spec = load_spec(args.data)
-    world = ceilings.load_world(args.logs)
+    world = read_world(args.logs)
     test = read_columns(spec, "sf", args.split, ["impression_id", "clicked", "user_id"])
     train_sf = read_columns(spec, "sf", "train", ["user_id", "clicked", "impression_id"])
     train_ad = read_columns(spec, "ad_click", "train", ["user_id", "clicked", "impression_id"])

@@ -36,11 +36,12 @@ def main(argv=None) -> int:
     from beam_pipelines.config import BuildConfig  # noqa: PLC0415
     from beam_pipelines.split_by_day import day_splits  # noqa: PLC0415
     from tfrs_models import metrics  # noqa: PLC0415
-    from tfrs_models.selling_point import ceilings  # noqa: PLC0415
+    from abtest.world import sf_ceilings as ceilings  # noqa: PLC0415
+    from abtest.world.logs import read_world  # noqa: PLC0415
 
     start = time.time()
     logs = args.logs
-    world = ceilings.load_world(logs)
+    world = read_world(logs)
     log_split = dict(enumerate(day_splits(world.config.days, BuildConfig())))
     sf = pd.read_csv(f"{logs}/sf_impressions.csv",
                      usecols=["impression_id", "user_id", "day", "clicked"])

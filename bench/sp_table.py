@@ -1,5 +1,5 @@
 """001 Table 3 on a world: test AUC of BM / MTDL / AMTDL × strategy per segment, with the oracle
-and the restricted-oracle ceilings (tfrs_models/selling_point/ceilings.py).
+and the restricted-oracle ceilings (``World.sf_ceilings``).
 
 Every run uses the same budget (epochs, batch size, patience, model config); early stopping and
 every choice are on the validation split; the test split is only scored. Runs already evaluated

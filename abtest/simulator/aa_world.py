@@ -2,7 +2,7 @@
 
 The population, its display contexts and every display's true click probability are fixed once:
 a ``DisplayPool`` is sampled, and the click probability of each (user, slot) under one policy
-(title only by default) comes from the simulator's own ``_click_probability`` (so the shared
+(title only by default) comes from the simulator's own ``click_probability`` (so the shared
 title-only logit ``pool.base_logit(world)`` is reused). The per-user daily click and no-click
 rates follow ``simulate_experiment``: user u sees Poisson(λ_u) displays per slot per day with
 λ_u ∝ activity_u, scaled so the experiment totals ``displays`` in expectation.
@@ -35,7 +35,7 @@ import numpy as np
 from abtest import aa
 from abtest.simulator.buckets import assign_buckets
 from abtest.simulator.policies import OracleScorer, Policy, keyword_click_counts
-from abtest.simulator.traffic import DisplayPool, _click_probability, user_day_rates
+from abtest.simulator.traffic import DisplayPool, click_probability, user_day_rates
 from abtest.stats.sufficient import SufficientStats
 
 DEFAULT_DISPLAYS = 2_000_000
@@ -77,7 +77,7 @@ class WorldAATraffic:
         policy = policy or Policy("title_only")
         pool = DisplayPool.sample(world, slots, rng)
         n_users = pool.n_users
-        p = _click_probability(world, pool, policy, np.arange(n_users), rng).reshape(n_users, slots)
+        p = click_probability(world, pool, policy, np.arange(n_users), rng).reshape(n_users, slots)
         click_rate, no_click_rate = user_day_rates(world, p, displays, days)  # as simulate_experiment
         expected_m = days * (click_rate + no_click_rate)
         description = {

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from adpush_core.errors import UserError
@@ -36,14 +35,10 @@ def register_abtest(commands) -> None:
 
 def world_from_args(logs: Path | None, world_config: Path | None, seed: int):
     from abtest.world import World, WorldConfig
+    from abtest.world.logs import read_world
 
     if logs is not None:
-        manifest_path = logs / "manifest.json"
-        if not manifest_path.is_file():
-            raise UserError(f"{logs} holds no manifest.json: not a simulate-logs directory")
-        params = json.loads(manifest_path.read_text())["parameters"]
-        return World.build(WorldConfig.from_manifest(params["world"], where=str(manifest_path)),
-                           params["seed"])
+        return read_world(logs)
     config = WorldConfig.from_toml(world_config) if world_config else WorldConfig()
     return World.build(config, seed)
 

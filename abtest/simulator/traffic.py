@@ -167,7 +167,7 @@ def simulate_experiment(world: World, pool: DisplayPool, experiment: Experiment,
     p = np.empty((n_users, slots))
     for bucket, policy in enumerate((experiment.control, experiment.treatment)):
         rows = np.flatnonzero(buckets == bucket)
-        p[rows] = _click_probability(world, pool, policy, rows, rng).reshape(rows.size, slots)
+        p[rows] = click_probability(world, pool, policy, rows, rng).reshape(rows.size, slots)
 
     click_rate, no_click_rate = user_day_rates(world, p, experiment.displays, experiment.days)
     clicks = rng.poisson(np.broadcast_to(click_rate, (experiment.days, n_users)))
@@ -179,7 +179,7 @@ def simulate_experiment(world: World, pool: DisplayPool, experiment: Experiment,
             raise ValueError("a pre-period needs its own random stream (pre_rng)")
         pre_p = p.copy()
         treated = np.flatnonzero(buckets == 1)
-        pre_p[treated] = _click_probability(world, pool, experiment.control, treated,
+        pre_p[treated] = click_probability(world, pool, experiment.control, treated,
                                             pre_rng).reshape(treated.size, slots)
         pre_click_rate, pre_no_click_rate = user_day_rates(world, pre_p, experiment.displays,
                                                            experiment.days)
@@ -203,7 +203,7 @@ def user_day_rates(world: World, p: np.ndarray, displays: int, days: int) -> tup
     return click_rate, cell_rate * slots - click_rate
 
 
-def _click_probability(world: World, pool: DisplayPool, policy: Policy, rows: np.ndarray,
+def click_probability(world: World, pool: DisplayPool, policy: Policy, rows: np.ndarray,
                        rng: np.random.Generator) -> np.ndarray:
     """True click probability of every (user in rows) × slot display under ``policy``."""
     slots = pool.slots

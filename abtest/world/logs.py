@@ -21,7 +21,8 @@ import pyarrow.csv as pacsv
 from abtest.world.behaviour import (BEHAVIOUR_ORACLE_COLUMNS, BEHAVIOURS, behaviour_ceilings,
                                     simulate_behaviour)
 from abtest.world.config import WorldConfig
-from abtest.world.world import PAD, World
+from abtest.world.world import PAD, SF_CEILINGS, World
+from adpush_core.errors import UserError
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -30,6 +31,8 @@ LOG_FILES = (
     "behaviour.csv", "oracle/sf_impressions.csv", "oracle/ad_impressions.csv",
     "oracle/behaviour.csv",
 )
+# oracle/sf_impressions.csv: the true probability, then the restricted oracles (World.sf_ceilings).
+SF_ORACLE_COLUMNS = ("impression_id", "p_click", *(f"ceiling_{name}" for name in SF_CEILINGS))
 _CSV_OPTIONS = pacsv.WriteOptions(include_header=False, quoting_style="none")
 
 
@@ -133,6 +136,16 @@ def _run_parameters(config: WorldConfig, seed: int) -> dict:
     return {"format_version": FORMAT_VERSION, "seed": seed, "world": config.to_dict()}
 
 
+def read_world(logs_dir: str | Path) -> World:
+    """The ``World`` that wrote ``logs_dir`` (config and seed from its ``manifest.json``)."""
+    path = Path(logs_dir) / MANIFEST
+    if not path.is_file():
+        raise UserError(f"{logs_dir} holds no {MANIFEST}: not a simulate-logs directory")
+    params = json.loads(path.read_text())["parameters"]
+    return World.build(WorldConfig.from_manifest(params["world"], where=str(path)),
+                       int(params["seed"]))
+
+
 def check_output_dir(out: Path, config: WorldConfig, seed: int) -> bool:
     """True if ``out`` already holds this exact run, intact; False if it is empty or absent.
 
@@ -220,7 +233,7 @@ def _write_all(out: Path, config: WorldConfig, seed: int, tqdm, progress: bool) 
 
     sf = _CsvTable(out / "sf_impressions.csv",
                    ("impression_id", "user_id", "query", "sf_keyword", "day", "ts", "clicked"))
-    sf_oracle = _CsvTable(out / "oracle/sf_impressions.csv", ("impression_id", "p_click"))
+    sf_oracle = _CsvTable(out / "oracle/sf_impressions.csv", SF_ORACLE_COLUMNS)
     ad = _CsvTable(out / "ad_impressions.csv", ("impression_id", "user_id", "query", "ad_id",
                                                 "position", "day", "ts", "clicked"))
     ad_oracle = _CsvTable(out / "oracle/ad_impressions.csv", ("impression_id", "p_click"))
@@ -240,7 +253,12 @@ def _write_all(out: Path, config: WorldConfig, seed: int, tqdm, progress: bool) 
                 "ts": rows["ts"], "clicked": rows["clicked"].astype(np.int8),
             }
             table.write(columns)
-            oracle.write({"impression_id": ids, "p_click": _probability(rows["p_click"])})
+            probabilities = {"impression_id": ids, "p_click": _probability(rows["p_click"])}
+            if oracle is sf_oracle:
+                # unrounded (shortest round-trip text): scored as computed, no figure moves
+                ceilings = world.sf_ceilings(rows["user_id"], rows["query"], rows[item])
+                probabilities.update({f"ceiling_{name}": ceilings[name] for name in SF_CEILINGS})
+            oracle.write(probabilities)
         stages.update(1)
     for table in (sf, sf_oracle, ad, ad_oracle):
         table.close()

@@ -14,6 +14,10 @@ ids returning probabilities, vectorised over any number of rows. Three models (i
 All three share one quantity, the *appeal* of a keyword to a user under a query:
 ``appeal(u, q, v) = pref_scale · θ_u·φ_v + popularity_v + facet_boost · [facet(v) ∈ facets(q)]``,
 with a low-rank user vector θ_u that the user's profile partly explains.
+
+The world also scores SF impressions with *restricted oracles* (``sf_ceilings``): the
+Bayes-optimal probability given only part of what it knows, the figures a model fed the same
+part could reach at best (simulate-logs writes them beside the true probability).
 """
 from __future__ import annotations
 
@@ -31,10 +35,20 @@ PROFILE_FIELDS = ("age_bucket", "gender", "city_tier", "activity_level")
 PROFILE_CARDINALITY = (7, 3, 4, 4)
 
 PAD = -1
+SF_CEILINGS = ("popularity", "query", "profile")
+_NODES, _WEIGHTS = np.polynomial.hermite.hermgauss(24)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
+
+
+def expected_sigmoid(mean, std) -> np.ndarray:
+    """``E σ(mean + std·Z)``, ``Z ~ N(0, 1)``, elementwise (24-point Gauss–Hermite)."""
+    mean = np.asarray(mean, np.float64)[..., None]
+    std = np.asarray(std, np.float64)[..., None]
+    x = mean + std * np.sqrt(2.0) * _NODES
+    return (_WEIGHTS / np.sqrt(np.pi) * (1.0 / (1.0 + np.exp(-x)))).sum(axis=-1)
 
 
 def _rng_streams(seed: int, names: tuple[str, ...]) -> dict[str, np.random.Generator]:
@@ -283,16 +297,91 @@ class World:
         """
         pad = keywords == PAD
         safe_kw = np.where(pad, 0, keywords)
-        query_row = np.where(queries == PAD, self.n_queries, queries)
         value = self.preference[users, safe_kw]
-        boost = self._query_facet_mask[query_row, self.keyword_facet[safe_kw]]
-        value = value + np.float32(self.config.facet_boost) * boost
+        value = value + np.float32(self.config.facet_boost) * self.facet_match(queries, safe_kw)
         return np.where(pad, np.float32(np.nan), value)
+
+    def facet_match(self, queries, keywords) -> np.ndarray:
+        """``[facet(v) ∈ facets(q)]``: the query's modifiers ask for the keyword's facet (bool;
+        broadcasts; a PAD query asks for none)."""
+        queries = np.asarray(queries)
+        query_row = np.where(queries == PAD, self.n_queries, queries)
+        return self._query_facet_mask[query_row, self.keyword_facet[keywords]]
 
     # --- click model 1: SF keywords -------------------------------------------------------
     def p_sf_click(self, users, queries, keywords) -> np.ndarray:
         """P(click SF keyword v | user, query): the main task of 001."""
         return sigmoid(self.config.sf_bias + self.appeal(users, queries, keywords))
+
+    def sf_logit_without_user(self, queries, keywords) -> np.ndarray:
+        """``sf_bias + popularity_v + facet_boost·[facet(v) ∈ facets(q)]`` (float64, broadcasts):
+        the SF click logit without the user's ``pref_scale·θ_u·φ_v``."""
+        cfg = self.config
+        return (cfg.sf_bias + self.keyword_popularity[keywords]
+                + cfg.facet_boost * self.facet_match(queries, keywords))
+
+    def sf_logit(self, users, queries, keywords, latent: np.ndarray | None = None) -> np.ndarray:
+        """The SF click logit (float64) with ``θ_u = latent[u]``: by default the world's own
+        latent, else an estimate of it (U, r), e.g. ``profile_latent_fit[0]``."""
+        users, keywords = np.asarray(users, np.int64), np.asarray(keywords, np.int64)
+        latent = self.user_latent if latent is None else np.asarray(latent, np.float64)
+        phi = np.asarray(self.keyword_embedding, np.float64)[keywords]
+        return (self.sf_logit_without_user(queries, keywords)
+                + self.config.pref_scale * np.sum(latent[users] * phi, axis=-1))
+
+    # --- restricted oracles of click model 1 ----------------------------------------------
+    @cached_property
+    def profile_latent_fit(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(E[θ_u | profile] (U, r), residual covariance (r, r))``: least squares of the latent
+        on one-hot profile fields over all users (the generating structure is additive, so this
+        recovers it)."""
+        profile = np.asarray(self.user_profile)
+        columns = [np.ones((profile.shape[0], 1))]
+        for j, card in enumerate(PROFILE_CARDINALITY):
+            columns.append(np.eye(card + 1)[profile[:, j]])
+        x = np.concatenate(columns, axis=1)
+        latent = np.asarray(self.user_latent, np.float64)
+        coef, *_ = np.linalg.lstsq(x, latent, rcond=None)
+        fitted = x @ coef
+        residual_cov = np.cov((latent - fitted).T)
+        for value in (fitted, residual_cov):
+            value.setflags(write=False)
+        return fitted, residual_cov
+
+    def sf_ceilings(self, users, queries, keywords) -> dict[str, np.ndarray]:
+        """``{name: [N] probability}`` of the SF restricted oracles (``SF_CEILINGS``): the
+        Bayes-optimal click probability given only
+
+        - ``popularity``: the keyword — ``E_θ σ(sf_bias + popularity_v + pref·θ·φ_v)``;
+        - ``query``: + the facet boost of the query's modifiers;
+        - ``profile``: + ``E[θ_u | profile]`` (``profile_latent_fit``).
+
+        The unknown part of ``θ_u`` is integrated out (Gauss–Hermite over
+        ``N(0, pref²·φ_vᵀ Σ φ_v)``) rather than plugged in at its mean: the spread differs per
+        keyword, and so does ``E σ``. The gap between ``profile`` and ``p_sf_click`` is the
+        private latent, which only per-user data (SF or ad clicks) can reveal.
+        """
+        cfg = self.config
+        users, queries, keywords = (np.asarray(a, np.int64) for a in (users, queries, keywords))
+        phi = np.asarray(self.keyword_embedding, np.float64)[keywords]             # (N, r)
+        pop = np.asarray(self.keyword_popularity, np.float64)[keywords]
+        boost = cfg.facet_boost * self.facet_match(queries, keywords)
+        latent = np.asarray(self.user_latent, np.float64)
+        theta_mean, theta_cov = latent.mean(axis=0), np.cov(latent.T)
+        fitted, residual_cov = self.profile_latent_fit
+
+        def spread(cov):
+            return cfg.pref_scale * np.sqrt(np.einsum("ni,ij,nj->n", phi, cov, phi))
+
+        # Row by row (einsum, not a BLAS product, whose last bit depends on a row's place in
+        # the batch): an impression's ceilings do not depend on which rows are scored with it.
+        prior = cfg.sf_bias + pop + cfg.pref_scale * np.einsum("nr,r->n", phi, theta_mean)
+        return {
+            "popularity": expected_sigmoid(prior, spread(theta_cov)),
+            "query": expected_sigmoid(prior + boost, spread(theta_cov)),
+            "profile": expected_sigmoid(self.sf_logit(users, queries, keywords, fitted),
+                                        spread(residual_cov)),
+        }
 
     # --- click model 2: ads ---------------------------------------------------------------
     def title_appeal(self, users: np.ndarray, queries: np.ndarray, ads: np.ndarray) -> np.ndarray:

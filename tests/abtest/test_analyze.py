@@ -138,17 +138,12 @@ def test_srm_flag_uses_the_configured_split(tmp_path):
     assert analyze.analyze(path, split="60,40")["comparisons"][0]["srm_flag"] is False
 
 
-def test_other_modules_can_add_abtest_commands(monkeypatch):
-    import abtest.cli as abtest_cli
+def test_the_simulator_adds_abtest_run():
+    from abtest.simulator import cli as simulator_cli
     from adpush.cli import build_parser
 
-    def configure(parser):
-        parser.add_argument("--scenario")
-        parser.set_defaults(func=lambda args: 0)
-
-    monkeypatch.setitem(abtest_cli._EXTRA_COMMANDS, "demo-run", (configure, "demo"))
-    args = build_parser().parse_args(["abtest", "demo-run", "--scenario", "x"])
-    assert args.scenario == "x" and args.func(args) == 0
+    args = build_parser().parse_args(["abtest", "run", "--scenario", "x", "--out", "R"])
+    assert args.scenario == "x" and args.func is simulator_cli._run
 
 
 def _pre_rows(tmp_path, seed=0, n=400):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import filecmp
+import hashlib
 import json
 import subprocess
 import sys
@@ -268,9 +269,13 @@ def test_v1_config_reproduces_the_world_before_issue_13(tmp_path):
     manifest = simulate_logs(tmp_path / "v1", config, seed=3, progress=False)
     pinned = {"users.csv": "c69ca4aae9c9", "ads.csv": "e00c69261770",
               "sf_impressions.csv": "a47250f01a61", "ad_impressions.csv": "bfa21d6534e7",
-              "oracle/sf_impressions.csv": "372820fadb30",
               "oracle/ad_impressions.csv": "92ebac5b3ef2"}
     assert {name: manifest["files"][name]["sha256"][:12] for name in pinned} == pinned
+    # oracle/sf_impressions.csv gained the ceiling_* columns since: its first two are pinned
+    lines = (tmp_path / "v1" / "oracle" / "sf_impressions.csv").read_text().splitlines()
+    assert lines[0] == "impression_id,p_click,ceiling_popularity,ceiling_query,ceiling_profile"
+    first_two = "".join(",".join(line.split(",")[:2]) + "\n" for line in lines)
+    assert hashlib.sha256(first_two.encode()).hexdigest()[:12] == "372820fadb30"
 
 
 def test_unknown_named_config_lists_the_known_ones():

@@ -46,7 +46,9 @@ def test_evaluate_writes_model_and_oracle_figures_per_segment(sp_data, sp_spec, 
                        model=ModelConfig(model="mtdl", embedding_dim=4, hidden_units=(8,)),
                        train=TrainConfig(epochs=1, batch_size=64))
     train(sp_spec, config, tmp_path, verbose=0)
-    result = evaluate_run(tmp_path, oracle_dir=sp_data[1])
+    with pytest.warns(UserWarning, match="no ceiling_"):  # the fixture's oracle has p_click only
+        result = evaluate_run(tmp_path, oracle_dir=sp_data[1])
+    assert "no ceiling_* columns" in result["ceilings_missing"]
     assert json.loads((tmp_path / "metrics.json").read_text()) == result
     assert (tmp_path / "roc.png").stat().st_size > 0
     assert (tmp_path / "training_curves.png").stat().st_size > 0
@@ -74,6 +76,27 @@ def test_evaluate_writes_model_and_oracle_figures_per_segment(sp_data, sp_spec, 
     for name, seg in result["segments"].items():
         assert seg["oracle"]["n"] == seg["model"]["n"]
         assert name in {"main<=6,aux<=21", "main<=6,aux>21", "main>6,aux<=21", "main>6,aux>21"}
+
+
+def test_read_oracle_gives_the_ceiling_columns_in_the_rows_order_or_says_they_are_absent(tmp_path):
+    from tfrs_models.selling_point.evaluation import read_oracle
+
+    (tmp_path / "oracle").mkdir()
+    path = tmp_path / "oracle" / "sf_impressions.csv"
+    path.write_text("impression_id,p_click,ceiling_popularity,ceiling_query,ceiling_profile\n"
+                    "3,0.1,0.01,0.02,0.03\n5,0.2,0.11,0.12,0.13\n7,0.30000001,0.21,0.22,0.23\n")
+    scores, note = read_oracle(tmp_path, [7, 3])
+    assert note is None and list(scores) == ["oracle", "ceiling_popularity", "ceiling_query",
+                                             "ceiling_profile"]
+    assert scores["oracle"].tolist() == [0.30000001, 0.1]
+    assert scores["ceiling_profile"].tolist() == [0.23, 0.03]
+    with pytest.raises(UserError, match="1 test impressions .*missing from"):
+        read_oracle(tmp_path, [3, 4])
+    path.write_text("impression_id,p_click\n3,0.1\n")  # written before the ceilings existed
+    scores, note = read_oracle(tmp_path, [3])
+    assert list(scores) == ["oracle"] and "no ceiling_* columns" in note
+    with pytest.raises(UserError, match="does not exist"):
+        read_oracle(tmp_path / "nowhere", [3])
 
 
 @pytest.mark.slow

@@ -3,15 +3,17 @@
 Every figure is computed for the model, for the baseline trained on the same rows (logistic
 regression with hashed crosses, ``baseline.py``) and, given the world's logs, for the oracle (the
 world's true click probabilities joined on ``impression_id``) side by side — overall and per 001
-Table 3 segment (per-user SF clicks ≤6/>6 × ad clicks ≤21/>21 on the train split). When the
-oracle directory is a world's simulate-logs output (``manifest.json``), the restricted oracles
-of ``ceilings.py`` (``ceiling_popularity``, ``ceiling_query``, ``ceiling_profile``) are scored too.
+Table 3 segment (per-user SF clicks ≤6/>6 × ad clicks ≤21/>21 on the train split). The
+world's restricted oracles (``ceiling_popularity``, ``ceiling_query``, ``ceiling_profile``:
+what a model with only popularity / +query / +profile could reach), which simulate-logs writes
+beside the true probability, are scored the same way; logs written before they existed lack the
+columns, and the evaluation says so (``ceilings_missing`` in metrics.json, and a warning).
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,13 +26,37 @@ from tfrs_models.input import read_columns
 SF, AD = "sf", "ad_click"
 
 
-def read_oracle(logs_dir) -> dict:
-    """``{impression_id: p_click}`` from ``<logs>/oracle/sf_impressions.csv``."""
-    path = Path(logs_dir) / "oracle" / "sf_impressions.csv"
+ORACLE_FILE = "oracle/sf_impressions.csv"
+CEILING_PREFIX = "ceiling_"
+
+
+def read_oracle(logs_dir, impression_ids) -> tuple[dict, str | None]:
+    """``({"oracle": p_click, "ceiling_<name>": p, ...}, note)`` for these SF impressions, in
+    their order, from ``<logs>/oracle/sf_impressions.csv`` (docs/contracts.md §1). ``note`` says
+    why there are no ceilings when the file has no ``ceiling_*`` columns, else None."""
+    import pandas as pd  # noqa: PLC0415
+
+    path = Path(logs_dir) / ORACLE_FILE
     if not path.is_file():
         raise UserError(f"{path} does not exist (pass the simulate-logs output as --oracle)")
-    with path.open() as fh:
-        return {int(row["impression_id"]): float(row["p_click"]) for row in csv.DictReader(fh)}
+    frame = pd.read_csv(path, index_col="impression_id")
+    if "p_click" not in frame.columns:
+        raise UserError(f"{path} has no p_click column")
+    ids = np.asarray(impression_ids, np.int64)
+    missing = ids[~np.isin(ids, frame.index.to_numpy())]
+    if missing.size:
+        raise UserError(f"{missing.size} test impressions (e.g. {missing[:3].tolist()}) are "
+                        f"missing from {path}")
+    rows = frame.loc[ids]
+    scores = {"oracle": rows["p_click"].to_numpy(np.float64)}
+    scores.update({name: rows[name].to_numpy(np.float64) for name in rows.columns
+                   if name.startswith(CEILING_PREFIX)})
+    note = None
+    if len(scores) == 1:
+        note = (f"{path} has no {CEILING_PREFIX}* columns (written before simulate-logs wrote "
+                "the restricted oracles): no ceilings scored; simulate the logs again into a "
+                "new directory to get them")
+    return scores, note
 
 
 def _clean(value):
@@ -196,12 +222,10 @@ def evaluate_run(run_dir, data_dir=None, oracle_dir=None, main_cut: int = 6,
                     "model": run_config.model.model, "strategy": run_config.train.strategy,
                     "seed": run_config.train.seed, "split": "test", "n": int(labels.size)}
     if oracle_dir is not None:  # checked before the baseline starts: a bad --oracle fails at once
-        oracle = read_oracle(oracle_dir)
-        missing = [int(i) for i in pred["impression_id"] if int(i) not in oracle]
-        if missing:
-            raise UserError(f"{len(missing)} test impressions (e.g. {missing[:3]}) are "
-                            f"missing from {oracle_dir}/oracle/sf_impressions.csv")
-        oracle_scores = np.array([oracle[int(i)] for i in pred["impression_id"]])
+        # The oracle and the world's restricted oracles (what a model with only popularity /
+        # +query / +profile could reach): the model vs these says whether the model or the
+        # data limits.
+        oracle_scores, ceilings_missing = read_oracle(oracle_dir, pred["impression_id"])
     with ThreadPoolExecutor(max_workers=1) as pool:
         # The baseline fit (scikit-learn, mostly outside the GIL) runs in a thread beside the
         # TensorFlow reads and predictions below.
@@ -211,16 +235,9 @@ def evaluate_run(run_dir, data_dir=None, oracle_dir=None, main_cut: int = 6,
             result["baseline"] = None  # filled below; keeps the key order of metrics.json
         if oracle_dir is not None:
             result["oracle_dir"] = str(oracle_dir)
-            world_scores = {}
-            if (Path(oracle_dir) / "manifest.json").is_file():
-                # Restricted oracles: what a model with only popularity / +query / +profile
-                # could reach (ceilings.py); the model vs these says whether the model or the
-                # data limits.
-                from tfrs_models.selling_point.ceilings import (  # noqa: PLC0415
-                    CEILINGS, ceilings_for_impressions)
-
-                all_scores = ceilings_for_impressions(oracle_dir, pred["impression_id"])
-                world_scores = {f"ceiling_{name}": all_scores[name] for name in CEILINGS}
+            if ceilings_missing is not None:
+                result["ceilings_missing"] = ceilings_missing
+                warnings.warn(ceilings_missing, stacklevel=2)
         segments = table3_segments_of(spec, users, main_cut, aux_cut)
         auxiliary = None
         if run_config.model.multi_task:
@@ -231,8 +248,7 @@ def evaluate_run(run_dir, data_dir=None, oracle_dir=None, main_cut: int = 6,
         if baseline_fit is not None:
             scorers["baseline"], result["baseline"] = baseline_fit.result()
     if oracle_dir is not None:
-        scorers["oracle"] = oracle_scores
-        scorers.update(world_scores)
+        scorers.update(oracle_scores)
     result["overall"] = {name: metrics.all_metrics(labels, s, users, items)
                          for name, s in scorers.items()}
     result["segments"] = {}

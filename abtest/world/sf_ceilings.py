@@ -1,99 +1,22 @@
-"""Restricted oracles ("ceilings") of the SF click task: what a model could reach at best.
+"""The SF task's ceilings on logged impressions, and what the users' own train clicks reveal.
 
-The world's SF click model (``abtest.world.world``) is
-``logit = sf_bias + pref_scale·θ_u·φ_v + popularity_v + facet_boost·[facet(v) ∈ facets(q)]``
-with ``θ_u`` = profile-table rows (``profile_share`` of its variance) + a private latent. A model
-fed profile, query and keyword, but only a handful of SF clicks per user, cannot know the private
-part. Each ceiling scores a test impression with the Bayes-optimal probability *given a restricted
-information set*, using the world's true parameters:
-
-- ``popularity``: the keyword only — ``E_θ σ(sf_bias + popularity_v + pref·θ·φ_v)``;
-- ``query``: + the facet boost of the query's modifiers;
-- ``profile``: + ``E[θ_u | profile]`` (least squares of ``θ`` on one-hot profile fields over all
-  users — the generating structure is additive, so this recovers it), the rest integrated out;
-- ``oracle``: the true ``p_sf_click`` (everything, incl. the private latent).
-
-Integrating the unknown part out (Gauss–Hermite over ``N(0, pref²·φ_vᵀ Σ φ_v)``) rather than
-plugging in its mean matters: the spread differs per keyword, and so does ``E σ``.
-A model far below ``profile`` is at fault; the gap between ``profile`` and ``oracle`` is the
-private latent, which only per-user data (SF or ad clicks) can reveal.
+The restricted oracles themselves are the world's (``World.sf_ceilings``; simulate-logs writes
+them into ``oracle/sf_impressions.csv``, which ``adpush evaluate`` reads). This module scores
+impressions of a simulate-logs directory with them, and fits ``posterior_latent``: every user's
+``θ_u`` given the profile prior and their logged clicks, with the world's true parameters — the
+best any model could learn per user from the same rows. Only bench/ uses the posterior
+(bench/sp_ceilings.py, bench/sp_ceilings_logs.py, bench/sp_ab_ceilings.py).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from adpush_core.tfenv import import_tensorflow
+from abtest.world.logs import read_world
+from abtest.world.world import sigmoid
 from adpush_core.errors import UserError
-
-CEILINGS = ("popularity", "query", "profile")
-_NODES, _WEIGHTS = np.polynomial.hermite.hermgauss(24)
-
-
-def load_world(logs_dir):
-    """The ``World`` that wrote ``logs_dir`` (config and seed from its ``manifest.json``)."""
-    from abtest.world.config import WorldConfig  # noqa: PLC0415
-    from abtest.world.world import World  # noqa: PLC0415
-
-    path = Path(logs_dir) / "manifest.json"
-    if not path.is_file():
-        raise UserError(f"{path} does not exist; ceilings need the simulate-logs output")
-    params = json.loads(path.read_text())["parameters"]
-    config = WorldConfig.from_manifest(params["world"], where=str(path))
-    return World.build(config, int(params["seed"]))
-
-
-def expected_sigmoid(mean, std) -> np.ndarray:
-    """``E σ(mean + std·Z)``, ``Z ~ N(0, 1)``, elementwise (24-point Gauss–Hermite)."""
-    mean = np.asarray(mean, np.float64)[..., None]
-    std = np.asarray(std, np.float64)[..., None]
-    x = mean + std * np.sqrt(2.0) * _NODES
-    return (_WEIGHTS / np.sqrt(np.pi) * (1.0 / (1.0 + np.exp(-x)))).sum(axis=-1)
-
-
-def profile_posterior_mean(world) -> tuple[np.ndarray, np.ndarray]:
-    """``(E[θ_u | profile] (U, r), residual covariance (r, r))`` by least squares of the latent on
-    one-hot profile fields over all users."""
-    from abtest.world.world import PROFILE_CARDINALITY  # noqa: PLC0415
-
-    profile = np.asarray(world.user_profile)
-    columns = [np.ones((profile.shape[0], 1))]
-    for j, card in enumerate(PROFILE_CARDINALITY):
-        columns.append(np.eye(card + 1)[profile[:, j]])
-    x = np.concatenate(columns, axis=1)
-    latent = np.asarray(world.user_latent, np.float64)
-    coef, *_ = np.linalg.lstsq(x, latent, rcond=None)
-    fitted = x @ coef
-    return fitted, np.cov((latent - fitted).T)
-
-
-def sf_ceiling_scores(world, users, queries, keywords) -> dict:
-    """``{ceiling name: [N] probability}`` for SF impressions given as world ids
-    (plus ``"oracle"``, the true probability)."""
-    cfg = world.config
-    users, queries, keywords = (np.asarray(a, np.int64) for a in (users, queries, keywords))
-    phi = np.asarray(world.keyword_embedding, np.float64)[keywords]               # (N, r)
-    pop = np.asarray(world.keyword_popularity, np.float64)[keywords]
-    facet_mask = world._query_facet_mask  # noqa: SLF001 - the world's own definition of the boost
-    boost = cfg.facet_boost * facet_mask[queries, world.keyword_facet[keywords]]
-    latent = np.asarray(world.user_latent, np.float64)
-    theta_mean, theta_cov = latent.mean(axis=0), np.cov(latent.T)
-    fitted, resid_cov = profile_posterior_mean(world)
-
-    def spread(cov):
-        return cfg.pref_scale * np.sqrt(np.einsum("ni,ij,nj->n", phi, cov, phi))
-
-    prior = cfg.sf_bias + pop + cfg.pref_scale * phi @ theta_mean
-    return {
-        "popularity": expected_sigmoid(prior, spread(theta_cov)),
-        "query": expected_sigmoid(prior + boost, spread(theta_cov)),
-        "profile": expected_sigmoid(
-            cfg.sf_bias + pop + boost + cfg.pref_scale * np.sum(fitted[users] * phi, axis=1),
-            spread(resid_cov)),
-        "oracle": np.asarray(world.p_sf_click(users, queries, keywords), np.float64),
-    }
+from adpush_core.tfenv import import_tensorflow
 
 
 def read_sf_impressions(logs_dir, world, impression_ids) -> tuple[np.ndarray, ...]:
@@ -119,9 +42,16 @@ def read_sf_impressions(logs_dir, world, impression_ids) -> tuple[np.ndarray, ..
     return rows["user_id"].to_numpy(np.int64), queries, keywords
 
 
+def sf_ceiling_scores(world, users, queries, keywords) -> dict:
+    """``{ceiling name: [N] probability}`` for SF impressions given as world ids, plus
+    ``"oracle"`` (the true probability)."""
+    return {**world.sf_ceilings(users, queries, keywords),
+            "oracle": np.asarray(world.p_sf_click(users, queries, keywords), np.float64)}
+
+
 def ceilings_for_impressions(logs_dir, impression_ids, world=None) -> dict:
     """``{name: [N] probability}`` of every ceiling (and ``oracle``) for SF impressions."""
-    world = world if world is not None else load_world(logs_dir)
+    world = world if world is not None else read_world(logs_dir)
     return sf_ceiling_scores(world, *read_sf_impressions(logs_dir, world, impression_ids))
 
 
@@ -163,16 +93,14 @@ def posterior_latent(world, sf: dict, ad: dict | None = None, steps: int = 300,
     """
     tf = import_tensorflow()
     cfg = world.config
-    fitted, resid_cov = profile_posterior_mean(world)
+    fitted, resid_cov = world.profile_latent_fit
     precision = tf.constant(np.linalg.inv(resid_cov), tf.float32)
     prior_mean = tf.constant(fitted, tf.float32)
     phi = tf.constant(world.keyword_embedding, tf.float32)
-    facet_mask = world._query_facet_mask  # noqa: SLF001
 
     def sf_parts(rows):
         kw = rows["keywords"]
-        const = (cfg.sf_bias + world.keyword_popularity[kw]
-                 + cfg.facet_boost * facet_mask[rows["queries"], world.keyword_facet[kw]])
+        const = world.sf_logit_without_user(rows["queries"], kw)
         return [tuple(tf.constant(x) for x in (
             rows["users"][s], kw[s], const[s].astype(np.float32), rows["clicked"][s]))
             for s in _slices(kw.size, chunk)]
@@ -187,7 +115,7 @@ def posterior_latent(world, sf: dict, ad: dict | None = None, steps: int = 300,
         safe = np.where(is_sp, tokens, 0)
         r_const = np.where(is_cat, cfg.category_word_appeal, cfg.filler_appeal)
         sp_const = (world.keyword_popularity[safe]
-                    + cfg.facet_boost * facet_mask[queries[:, None], world.keyword_facet[safe]])
+                    + cfg.facet_boost * world.facet_match(queries[:, None], safe))
         r_const = np.where(is_sp, sp_const, r_const).astype(np.float32)
         relevant = world.ad_category[ads] == world.query_category[queries]
         base = (cfg.ad_bias + world.ad_quality[ads] - cfg.position_decay * (rows["positions"] - 1)
@@ -242,10 +170,4 @@ def _slices(n: int, size: int):
 
 def posterior_scores(world, theta, users, queries, keywords) -> np.ndarray:
     """SF click probability with ``θ_u`` replaced by an estimate (plug-in)."""
-    cfg = world.config
-    users, queries, keywords = (np.asarray(a, np.int64) for a in (users, queries, keywords))
-    phi = np.asarray(world.keyword_embedding, np.float64)[keywords]
-    logit = (cfg.sf_bias + world.keyword_popularity[keywords]
-             + cfg.facet_boost * world._query_facet_mask[queries, world.keyword_facet[keywords]]  # noqa: SLF001
-             + cfg.pref_scale * np.sum(theta[users] * phi, axis=1))
-    return 1.0 / (1.0 + np.exp(-logit))
+    return sigmoid(world.sf_logit(users, queries, keywords, theta))

@@ -10,9 +10,9 @@ from apache_beam.metrics import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from abtest import aggregate as job
 from abtest.analyze import analyze, read_experiment
 from abtest.stats.sufficient import SufficientStats
-from beam_pipelines import ab_sufficient_stats as job
 from adpush.cli import main
 
 # (user, bucket, day, impressions, clicks)
