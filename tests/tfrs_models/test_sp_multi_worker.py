@@ -13,48 +13,18 @@ import json
 
 import pytest
 
-from test_multi_worker import DIGEST, ROOT, _free_ports  # noqa: F401 - the cascade's helpers
+from cluster import two_workers_and_one_process
 
 ARGS = ["--model", "mtdl", "--strategy", "alternating", "--epochs", "2", "--batch-size", "64",
         "--learning-rate", "0.01", "--embedding-dim", "4", "--attention-units", "4",
         "--weight-average", "0.9", "--patience", "10", "--quiet"]
 
 
-def _train(data, run, distribution, tmp, tf_config=None):
-    import os
-    import subprocess
-    import sys
-
-    tmp.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp),
-           "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
-    env.pop("TF_CONFIG", None)
-    if tf_config is not None:
-        env["TF_CONFIG"] = json.dumps(tf_config)
-    return subprocess.Popen(
-        [sys.executable, "-m", "adpush.cli", "train", "sf", "--data", str(data),
-         "--run-dir", str(run), "--distribution", distribution, *ARGS],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
 @pytest.mark.slow
 def test_two_workers_train_one_selling_point_model_like_one_process(sp_data, tmp_path):
-    data = sp_data[0]
-    workers = [f"localhost:{port}" for port in _free_ports(2)]
     runs = [tmp_path / f"run{i}" for i in range(2)]
-    procs = [_train(data, runs[i], "multi_worker", tmp_path / f"tmp{i}",
-                    {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})
-             for i in range(2)]
-    single = _train(data, tmp_path / "single", "none", tmp_path / "tmp_single")
-    outputs = []
-    for proc in [*procs, single]:
-        out, _ = proc.communicate(timeout=600)
-        outputs.append(out)
-        assert proc.returncode == 0, out[-3000:]
-
-    digests = [DIGEST.search(out) for out in outputs[:2]]
-    assert all(digests), outputs[0][-2000:]
-    assert digests[0].group(1) == digests[1].group(1)  # one model: the same weights
+    _, digests = two_workers_and_one_process(["sf", "--data", str(sp_data[0]), *ARGS], tmp_path)
+    assert digests[0] == digests[1]  # one model: the same weights
 
     chief = runs[0]
     for name in ("config.json", "history.json", "model/weights.index", "checkpoints"):

@@ -15,7 +15,7 @@ long plateau, which patience 2 on a 3-epoch cap cut short), and keeps its best-l
 ``train_with_learning_rates`` trains one run per learning rate and keeps the one with the best
 validation logloss (the same rule for every model of a comparison). State is checkpointed
 at every epoch end (``RUN/checkpoints``), so an interrupted run resumes from its last finished
-epoch; TensorBoard logs go to ``RUN/tensorboard``; a Keras progress bar shows each epoch.
+epoch; TensorBoard logs go to ``RUN/tensorboard/<phase>``; a Keras progress bar shows each epoch.
 
 Every phase is one Keras ``fit`` of the model (``SellingPointModel.train_step``: the summed
 task losses over the global batch size plus the prior). The strategy is a property of the
