@@ -125,7 +125,8 @@ def stage_train_sf(ctx: RunContext) -> dict:
                 "--pretrain-epochs", str(train["sf_pretrain_epochs"]),
                 "--patience", str(train["sf_patience"]),
                 "--learning-rate", str(train["sf_learning_rate"]),
-                "--batch-size", str(train["batch_size"]), *train["sf_args"].split())
+                "--batch-size", str(train["batch_size"]),
+                "--distribution", train["distribution"], *train["sf_args"].split())
     except BaseException:
         baseline.kill()
         baseline.wait()

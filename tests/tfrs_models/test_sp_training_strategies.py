@@ -7,7 +7,9 @@ import tfrs_models  # noqa: F401 - selects Keras 2
 from adpush_core.errors import UserError
 from tfrs_models.input import make_dataset
 from tfrs_models.selling_point.config import ModelConfig, RunConfig, TrainConfig
-from tfrs_models.training.strategies import Trainer, default_k, kept_epoch, train
+from tfrs_models.selling_point.models import build_model
+from tfrs_models.training.strategies import (alternating_draws, default_k, kept_epoch,
+                                             load_trained_model, train)
 
 SMALL = dict(embedding_dim=4, hidden_units=(8,), attention_units=4, use_user_id=True)
 
@@ -32,44 +34,74 @@ def test_default_k_is_the_row_ratio(sp_spec):
     assert default_k(sp_spec) == 2.0
 
 
-def test_alternating_steps_leave_the_other_sources_private_parameters(sp_data, sp_spec, tmp_path):
-    trainer = Trainer(sp_spec, _config(sp_data, strategy="alternating"), tmp_path, verbose=0)
-    model = trainer.model
+def _batch(spec, model, task, rows, split="train"):
+    names = set(model.input_signature(task)) | {"clicked"}
+    return next(iter(make_dataset(spec, task, split, rows, names=names)))
+
+
+def _empty(batch):
+    return {name: value[:0] for name, value in batch.items()}
+
+
+def test_alternating_steps_leave_the_other_sources_private_parameters(sp_data, sp_spec):
+    """One fit step per drawn source, the other source's batch empty (as Algorithm 1's input
+    gives them): the other head and its Adam slots stay as they were."""
+    import tensorflow as tf
+
+    from tfrs_models.training.source_adam import SourceAdam
+    from tfrs_models.training.strategies import loss_reach
+
+    model = build_model(sp_spec, _config(sp_data, strategy="alternating").model)
+    optimizer = SourceAdam(0.01, loss_reach(model, ("sf", "ad_click")), ("sf", "ad_click"))
+    optimizer.build(model.trainable_variables)
+    model.compile(optimizer=optimizer)
     sf_private, ad_private = model.private_variables("sf"), model.private_variables("ad_click")
     shared = model.shared_variables()
-    names = lambda t: set(model.input_signature(t)) | {"clicked"}  # noqa: E731
-    sf_batch = next(iter(make_dataset(sp_spec, "sf", "train", 64, names=names("sf"))))
-    ad_batch = next(iter(make_dataset(sp_spec, "ad_click", "train", 64, names=names("ad_click"))))
+    batches = {t: _batch(sp_spec, model, t, 64) for t in ("sf", "ad_click")}
+    slots = lambda vs: [s for v in vs for s in (  # noqa: E731
+        optimizer._momentums[optimizer._index_dict[optimizer._var_key(v)]],
+        optimizer._velocities[optimizer._index_dict[optimizer._var_key(v)]])]
 
-    before_sf, before_ad, before_shared = _values(sf_private), _values(ad_private), _values(shared)
-    trainer.step_function(("ad_click",))({"ad_click": ad_batch})
-    assert not any(_changed(before_sf, sf_private))  # SF head untouched on an ad step
+    def step(drawn):
+        element = {t: (b if t == drawn else _empty(b)) for t, b in batches.items()}
+        model.fit(tf.data.Dataset.from_tensors(element), epochs=1, verbose=0)
+
+    before_sf, before_slots = _values(sf_private), _values(slots(sf_private))
+    before_ad, before_shared = _values(ad_private), _values(shared)
+    step("ad_click")
+    assert not any(_changed(before_sf, sf_private))  # SF head untouched on an ad step …
+    assert not any(_changed(before_slots, slots(sf_private)))  # … and so is its momentum
     assert all(_changed(before_ad, ad_private))  # ad head and W_u, W_q, W_a, z all moved
     assert any(_changed(before_shared, shared))
 
     before_sf, before_ad = _values(sf_private), _values(ad_private)
-    trainer.step_function(("sf",))({"sf": sf_batch})
+    before_slots = _values(slots(ad_private))
+    step("sf")  # the ad head's momentum would move it here under a zero-gradient Adam step
     assert not any(_changed(before_ad, ad_private))  # attention + ad head untouched on SF step
+    assert not any(_changed(before_slots, slots(ad_private)))
     assert all(_changed(before_sf, sf_private))
 
 
-def test_alternating_schedule_draws_one_to_k_deterministically(sp_data, sp_spec, tmp_path):
-    trainer = Trainer(sp_spec, _config(sp_data, strategy="alternating", k=3.0, seed=5), tmp_path,
-                      verbose=0)
-    plans = [trainer.schedule(1, epoch) for epoch in range(20)]
-    assert plans[0] == trainer.schedule(1, 0)  # same seed, same draws
-    flat = [t for plan in plans for t in plan]
-    assert len(plans[0]) == round(10 * (1 + 3.0))  # 640 rows / 64 = 10 SF batches per epoch
-    share_sf = sum(t == ("sf",) for t in flat) / len(flat)
+def test_alternating_draws_one_to_k_deterministically(sp_data, sp_spec, tmp_path):
+    draws = [alternating_draws(5, epoch, 40, 3.0) for epoch in range(20)]
+    np.testing.assert_array_equal(draws[0], alternating_draws(5, 0, 40, 3.0))  # same draws
+    share_sf = float(np.mean(np.concatenate(draws) == 0))
     assert abs(share_sf - 0.25) < 0.05  # P(main) = 1 / (1 + k)
+    # an epoch of training takes the draws' sources: 10 SF batches x (1 + k) steps
+    result = train(sp_spec, _config(sp_data, strategy="alternating", k=3.0, seed=5, epochs=1),
+                   tmp_path, verbose=0)
+    assert result.history[0]["steps"] == {"ad_click": int(np.sum(draws[0] == 1)),
+                                          "sf": int(np.sum(draws[0] == 0))}
 
 
 def test_bm_accepts_only_joint(sp_data, sp_spec, tmp_path):
     with pytest.raises(UserError):
-        Trainer(sp_spec, _config(sp_data, model="bm", strategy="alternating"), tmp_path)
+        train(sp_spec, _config(sp_data, model="bm", strategy="alternating"), tmp_path)
 
 
 def test_pretrain_finetune_carries_the_shared_weights(sp_data, sp_spec, tmp_path):
+    import tensorflow as tf
+
     snapshots = {}
 
     def snap(name):
@@ -78,12 +110,15 @@ def test_pretrain_finetune_carries_the_shared_weights(sp_data, sp_spec, tmp_path
         return hook
 
     config = _config(sp_data, strategy="pretrain_finetune", epochs=1, pretrain_epochs=2)
-    trainer = Trainer(sp_spec, config, tmp_path,
-                      verbose=0, hooks={"pretrain_end": snap("end"), "finetune_start": snap("start")})
-    initial_shared = _values(trainer.model.shared_variables())
-    initial_sf_head = _values(trainer.model.private_variables("sf"))
-    result = trainer.fit()
+    tf.keras.utils.set_random_seed(config.train.seed)  # the weights training starts from
+    initial = build_model(sp_spec, config.model)
+    initial_shared = _values(initial.shared_variables())
+    initial_sf_head = _values(initial.private_variables("sf"))
+    result = train(sp_spec, config, tmp_path, verbose=0,
+                   hooks={"pretrain_end": snap("end"), "finetune_start": snap("start")})
     assert [r["phase"] for r in result.history] == ["pretrain", "pretrain", "main"]
+    assert result.history[0]["steps"] == {"ad_click": 20}  # 1280 ad rows / 64
+    assert result.history[2]["steps"] == {"sf": 10}
     end_shared, _ = snapshots["end"]
     start_shared, start_sf_head = snapshots["start"]
     # The fine-tune phase starts from the pre-trained shared weights …
@@ -110,15 +145,33 @@ def test_joint_loss_falls_and_an_interrupted_run_resumes(sp_data, sp_spec, tmp_p
     assert list((tmp_path / "tensorboard").iterdir())
 
 
+def test_a_checkpoint_of_the_old_training_loop_is_refused(sp_data, sp_spec, tmp_path):
+    """The loop before Keras fit saved another object graph (step, sf_updates, … at the
+    root): resuming from it would restore part of a run, so it is a UserError naming the run."""
+    import tensorflow as tf
+
+    config = _config(sp_data, model="bm", epochs=1)
+    model = build_model(sp_spec, config.model)
+    old = tf.train.Checkpoint(model=model, step=tf.Variable(3, dtype=tf.int64),
+                              sf_updates=tf.Variable(3, dtype=tf.int64))
+    tf.train.CheckpointManager(old, str(tmp_path / "checkpoints"), max_to_keep=2).save()
+    with pytest.raises(UserError, match=str(tmp_path)):
+        train(sp_spec, config, tmp_path, verbose=0)
+
+
 def test_trains_under_mirrored_strategy(sp_data, sp_spec, tmp_path):
     import tensorflow as tf
 
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0"])
-    result = train(sp_spec, _config(sp_data, strategy="alternating", epochs=1), tmp_path,
-                   distribution=mirrored, verbose=0)
+    config = _config(sp_data, strategy="alternating", epochs=1, weight_average=0.9)
+    result = train(sp_spec, config, tmp_path, distribution=mirrored, verbose=0)
     assert sum(result.history[0]["steps"].values()) == 30  # 10 SF batches × (1 + k=2)
     assert isinstance(result.model.shared_mlp.trainable_variables[0],
                       tf.distribute.DistributedValues)
+    # one replica: the same figures as without a strategy
+    plain = train(sp_spec, config, tmp_path / "p", verbose=0)
+    assert result.history[0]["valid_logloss"] == pytest.approx(
+        plain.history[0]["valid_logloss"], rel=1e-5)
 
 
 def test_early_stopping_on_validation_auc(sp_data, sp_spec, tmp_path):
@@ -131,97 +184,104 @@ def test_early_stopping_on_validation_auc(sp_data, sp_spec, tmp_path):
 
 
 def test_same_seed_same_weights(sp_data, sp_spec, tmp_path):
-    a = Trainer(sp_spec, _config(sp_data, seed=3), tmp_path / "a", verbose=0)
-    first = _values(a.model.trainable_variables)
-    b = Trainer(sp_spec, _config(sp_data, seed=3), tmp_path / "b", verbose=0)
-    for x, y in zip(first, _values(b.model.trainable_variables)):
+    runs = {name: train(sp_spec, _config(sp_data, seed=seed, epochs=1), tmp_path / name,
+                        verbose=0) for name, seed in (("a", 3), ("b", 3), ("c", 4))}
+    first = _values(runs["a"].model.trainable_variables)
+    for x, y in zip(first, _values(runs["b"].model.trainable_variables)):
         np.testing.assert_array_equal(x, y)
-    c = Trainer(sp_spec, _config(sp_data, seed=4), tmp_path / "c", verbose=0)
-    assert any(not np.array_equal(x, y) for x, y in zip(first, _values(c.model.trainable_variables)))
+    assert any(not np.array_equal(x, y)
+               for x, y in zip(first, _values(runs["c"].model.trainable_variables)))
 
 
 def test_proportional_joint_batches_weigh_every_row_alike(sp_data, sp_spec, tmp_path):
     """joint_batches="proportional": the ad batch holds k·B rows (k = 2 here), an epoch is one
     pass over both train splits, and a step's loss is (Σ SF row losses + Σ ad row losses) / B."""
-    trainer = Trainer(sp_spec, _config(sp_data, joint_batches="proportional"), tmp_path, verbose=0)
-    assert trainer.batch_size("sf") == 64 and trainer.batch_size("ad_click") == 128
-    plan = trainer.schedule(1, 0)
-    assert plan == [("sf", "ad_click")] * 10  # 640 SF rows / 64; 10 × 128 = all 1280 ad rows
-    batches = {t: next(trainer._iterator(t, 0)) for t in ("sf", "ad_click")}
-    assert batches["ad_click"]["clicked"].shape[0] == 128
-    model = trainer.model
-    sums = {t: float(model.task_loss(t, batches[t], training=True)) for t in batches}
+    result = train(sp_spec, _config(sp_data, joint_batches="proportional", epochs=1), tmp_path,
+                   verbose=0)
+    assert result.history[0]["steps"] == {"ad_click": 10, "sf": 10}  # 10 × 128 = all ad rows
+    model = result.model
+    batches = {"sf": _batch(sp_spec, model, "sf", 64), "ad_click": _batch(sp_spec, model, "ad_click", 128)}
     rows = {t: batches[t]["clicked"].numpy().astype(np.float32) for t in batches}
     probs = {"sf": model.predict_sf(batches["sf"]).numpy(),
              "ad_click": model.predict_ad(batches["ad_click"]).numpy()}
-    for t in batches:  # the summed BCE by hand
+    losses = model.task_losses(batches)
+    for t in batches:  # the summed BCE by hand, over B = 64 rows whatever the batch holds
         p = np.clip(probs[t], 1e-7, 1 - 1e-7)
         by_hand = -np.sum(rows[t] * np.log(p) + (1 - rows[t]) * np.log(1 - p))
-        assert sums[t] == pytest.approx(by_hand, rel=1e-4)
-    out = trainer.step_function(("sf", "ad_click"))(batches)
-    for t in batches:  # the step reports each source's sum over B rows, not its batch mean
-        assert float(out[t]) == pytest.approx(sums[t] / 64.0, rel=1e-4)
-    equal = Trainer(sp_spec, _config(sp_data, joint_batches="equal"), tmp_path / "equal", verbose=0)
-    assert equal.batch_size("ad_click") == 64
+        assert float(losses[t]) == pytest.approx(by_hand / 64.0, rel=1e-4)
+    equal = train(sp_spec, _config(sp_data, joint_batches="equal", epochs=1), tmp_path / "equal",
+                  verbose=0)
+    assert equal.history[0]["steps"] == {"ad_click": 10, "sf": 10}
+    assert equal.history[0]["valid_logloss"] != result.history[0]["valid_logloss"]
     with pytest.raises(ValueError, match="joint_batches"):
         TrainConfig(joint_batches="everything")
 
 
-def test_weight_average_is_the_bias_corrected_moving_average_of_the_steps(sp_data, sp_spec,
-                                                                          tmp_path):
+def test_weight_average_is_the_bias_corrected_moving_average_of_the_steps():
     """decay 0.5, three steps with iterates w1, w2, w3: m = 0.125·w1 + 0.25·w2 + 0.5·w3 from
     m = 0, read as m / (1 − 0.5³) = (w1 + 2·w2 + 4·w3) / 7; the iterate comes back after."""
-    trainer = Trainer(sp_spec, _config(sp_data, weight_average=0.5), tmp_path, verbose=0)
-    iterators = {t: trainer._iterator(t, 0) for t in ("sf", "ad_click")}
-    step = trainer.step_function(("sf", "ad_click"))
-    iterates = []
-    for _ in range(3):
-        step({t: next(iterators[t]) for t in iterators})
-        iterates.append(_values(trainer.model.trainable_variables))
-    trainer._use_average(True)
-    for w1, w2, w3, v in zip(*iterates, trainer.model.trainable_variables):
-        np.testing.assert_allclose(v.numpy(), (w1 + 2 * w2 + 4 * w3) / 7, rtol=1e-5, atol=1e-7)
-    trainer._use_average(False)
-    for w3, v in zip(iterates[-1], trainer.model.trainable_variables):
-        np.testing.assert_array_equal(v.numpy(), w3)
+    import tensorflow as tf
+
+    from tfrs_models.training.source_adam import WeightAverage
+
+    w = tf.Variable([0.0, 0.0])
+    average = WeightAverage([w], 0.5)
+    for value in ([7.0, 0.0], [0.0, 7.0], [7.0, 14.0]):
+        w.assign(value)
+        average.update()
+    average.swap_in()
+    np.testing.assert_allclose(w.numpy(), [(7 + 0 + 28) / 7, (0 + 14 + 56) / 7], rtol=1e-6)
+    average.swap_out()
+    np.testing.assert_array_equal(w.numpy(), [7.0, 14.0])
     with pytest.raises(ValueError, match="weight_average"):
         TrainConfig(weight_average=1.0)
 
 
 def test_weight_average_is_what_validation_sees_and_what_is_kept(sp_data, sp_spec, tmp_path):
-    """One epoch: the kept weights (RUN/model/weights, read back into the model) are the
-    epoch-end average, not the last iterate, and the history's validation logloss is theirs."""
-    trainer = Trainer(sp_spec, _config(sp_data, weight_average=0.9, epochs=1), tmp_path,
-                      verbose=0)
-    trainer.fit()
-    steps = int(trainer.average.updates)
-    assert steps == 10  # 640 SF rows / 64
-    average = [slot.numpy() / (1 - 0.9 ** steps) for slot in trainer.average.slots]
-    for a, v in zip(average, trainer.model.trainable_variables):
-        np.testing.assert_allclose(v.numpy(), a, rtol=1e-5, atol=1e-7)
-    assert trainer.history[0]["valid_logloss"] == pytest.approx(
-        trainer.validate("sf")["valid_logloss"], rel=1e-6)
+    """One epoch: the kept weights (RUN/model/weights) are not the last iterate (in
+    RUN/checkpoints), and the history's validation logloss is theirs."""
+    import tensorflow as tf
+
+    from tfrs_models import metrics
+    from tfrs_models.selling_point.predict import predict_split
+
+    result = train(sp_spec, _config(sp_data, weight_average=0.9, epochs=1), tmp_path, verbose=0)
+    model, spec, _ = load_trained_model(tmp_path)
+    pred = predict_split(model, spec, "sf", "valid")
+    assert result.history[0]["valid_logloss"] == pytest.approx(
+        metrics.logloss(pred["clicked"], pred["prob"]), rel=1e-6)
+    iterate = build_model(spec, result.model.config)  # the last Adam iterate, to resume from
+    tf.train.Checkpoint(model=iterate).read(
+        tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))).expect_partial()
+    assert any(not np.allclose(a, b) for a, b in zip(
+        _values(iterate.trainable_variables), _values(model.trainable_variables)))
 
 
-@pytest.mark.parametrize("min_improvement, epochs_run", [(0.0, 5), (1e-4, 3)])
-def test_min_improvement_is_what_counts_as_better(sp_data, sp_spec, tmp_path, min_improvement,
-                                                  epochs_run):
+def test_keep_best_counts_only_improvements_beyond_min_improvement():
     """Validation loglosses 0.30, 0.29995, 0.29992, 0.2999, 0.29 with patience 2: every epoch
     is better than the one before, so without a threshold all 5 run; with 1e-4 epochs 2 and 3
     are within 1e-4 of epoch 1 (5e-5, 8e-5 lower), so the run stops after epoch 3."""
-    trainer = Trainer(sp_spec, _config(sp_data, model="bm", epochs=5, patience=2,
-                                       min_improvement=min_improvement), tmp_path, verbose=0)
-    scripted = [0.30, 0.29995, 0.29992, 0.2999, 0.29]
-    trainer.validate = lambda task: {"valid_auc": 0.5, "valid_logloss": scripted.pop(0)}
-    result = trainer.fit()
-    assert len(trainer.history) == epochs_run
-    assert -float(trainer.best) == (0.29 if min_improvement == 0 else 0.30)
-    # The history marks the epochs whose weights were kept; the result and the export gate
-    # (serving/families.py) report the last of them, not the lowest logloss.
-    assert [r["kept"] for r in trainer.history] == (
-        [True] * 5 if min_improvement == 0 else [True, False, False])
-    assert result.best_valid_logloss == (0.29 if min_improvement == 0 else 0.30)
-    assert kept_epoch(trainer.history)["epoch"] == (4 if min_improvement == 0 else 0)
+    import tensorflow as tf
+
+    from tfrs_models.training.callbacks import EarlyStoppingState, KeepBest
+
+    for min_improvement, kept_marks in ((0.0, [True] * 5), (1e-4, [True, False, False])):
+        state, saved = EarlyStoppingState(), []
+        callback = KeepBest(state, lambda: saved.append(True), "valid_logloss", min_improvement,
+                            patience=2)
+        callback.set_model(tf.keras.Sequential())
+        history = []
+        for epoch, loss in enumerate([0.30, 0.29995, 0.29992, 0.2999, 0.29]):
+            logs = {"valid_logloss": loss, "valid_auc": 0.5}
+            callback.on_epoch_end(epoch, logs)
+            history.append({"phase": "main", "epoch": epoch, **logs})
+            if callback.model.stop_training:
+                break
+        assert [r["kept"] for r in history] == kept_marks
+        assert len(saved) == sum(kept_marks)
+        assert state.best_loss == (0.29 if min_improvement == 0 else 0.30)
+        # the result and the export gate report the last kept epoch, not the lowest logloss
+        assert kept_epoch(history)["epoch"] == (4 if min_improvement == 0 else 0)
     with pytest.raises(ValueError, match="min_improvement"):
         TrainConfig(min_improvement=-1.0)
 
@@ -233,14 +293,12 @@ def test_cache_input_trains_on_the_same_rows_from_memory(sp_data, sp_spec, tmp_p
     config = _config(sp_data, model="mtdl", epochs=3, patience=10, cache_input=True)
     files = train(sp_spec, _config(sp_data, model="mtdl", epochs=1, patience=10), tmp_path / "f",
                   verbose=0)
-    trainer = Trainer(sp_spec, config, tmp_path / "a", verbose=0)
-    result = trainer.fit()
-    assert sorted(trainer._in_memory) == ["ad_click", "sf"]
+    result = train(sp_spec, config, tmp_path / "a", verbose=0)
     assert result.history[0]["steps"] == files.history[0]["steps"]
+    assert result.history[0]["valid_logloss"] != files.history[0]["valid_logloss"]
     losses = [r["train_loss_sf"] for r in result.history]
     assert losses[-1] < losses[0], losses
-    again = Trainer(sp_spec, config, tmp_path / "b", verbose=0)
-    again.fit()
-    for x, y in zip(_values(trainer.model.trainable_variables),
+    again = train(sp_spec, config, tmp_path / "b", verbose=0)
+    for x, y in zip(_values(result.model.trainable_variables),
                     _values(again.model.trainable_variables)):
         np.testing.assert_array_equal(x, y)

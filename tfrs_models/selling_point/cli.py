@@ -6,6 +6,7 @@ import argparse
 from adpush_core.tfenv import import_tensorflow
 from tfrs_models.selling_point.config import (HISTORY_POOLING, INTERACTIONS, JOINT_BATCHES, MODELS,
                                               STRATEGIES, TITLE_POOLING, ModelConfig, RunConfig, TrainConfig)
+from tfrs_models.training.distribute import DISTRIBUTIONS
 
 # The flags' defaults are the dataclasses' (one place to change a default).
 _MODEL, _TRAIN = ModelConfig(), TrainConfig()
@@ -76,7 +77,12 @@ def register_train(kind_subparsers) -> None:
                    help="no per-keyword scalar bias in the SF and ad logits")
     p.add_argument("--embedding-init-std", type=float, default=_MODEL.embedding_init_std,
                    help="std of the N(0, s^2) initial embedding rows (0 = Keras' uniform)")
-    p.add_argument("--mirrored", action="store_true", help="train under MirroredStrategy")
+    p.add_argument("--distribution", choices=DISTRIBUTIONS, default="none",
+                   help="mirrored: every local device; multi_worker: MultiWorkerMirroredStrategy "
+                        "over the TF_CONFIG cluster, every worker runs this same command and only "
+                        "the chief writes RUN")
+    p.add_argument("--mirrored", action="store_true",
+                   help="deprecated: --distribution mirrored")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=train_command)
 
@@ -118,7 +124,14 @@ def learning_rates(text: str) -> list[float]:
 
 
 def train_command(args) -> int:
+    """Train (resuming RUN), then the serving export. Under multi_worker every worker trains;
+    only the chief writes RUN (the others a scratch directory deleted afterwards)."""
+    import sys  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
     from adpush_core.errors import UserError  # noqa: PLC0415
+    from tfrs_models.training.distribute import (is_chief, make_strategy,  # noqa: PLC0415
+                                                 weights_digest, write_dir)
 
     try:  # before TensorFlow loads: a bad flag fails at once
         run_config = run_config_from_args(args)
@@ -126,15 +139,31 @@ def train_command(args) -> int:
         field = str(error).split()[0]
         flag = f"--{field.replace('_', '-')}" if hasattr(args, field) else "adpush train sf"
         raise UserError(f"{flag}: {error}") from None
+    distribution = args.distribution
+    if args.mirrored:
+        print("adpush train sf: --mirrored is deprecated, use --distribution mirrored",
+              file=sys.stderr)
+        if distribution not in ("none", "mirrored"):
+            raise UserError(f"--mirrored contradicts --distribution {distribution}")
+        distribution = "mirrored"
+    strategy = make_strategy(distribution)  # before any other TensorFlow op
     tf = import_tensorflow()
     tf.config.experimental.enable_op_determinism()
     from tfrs_models.input import load_spec  # noqa: PLC0415
     from tfrs_models.training.strategies import train_with_learning_rates  # noqa: PLC0415
 
-    distribution = tf.distribute.MirroredStrategy() if args.mirrored else None
-    result = train_with_learning_rates(load_spec(args.data), run_config, args.run_dir,
-                                       learning_rates(args.learning_rate),
-                                       distribution=distribution, verbose=0 if args.quiet else 1)
+    chief = is_chief(strategy)
+    with write_dir(Path(args.run_dir), chief) as out:
+        result = train_with_learning_rates(load_spec(args.data), run_config, args.run_dir,
+                                           learning_rates(args.learning_rate),
+                                           distribution=strategy,
+                                           verbose=0 if args.quiet else 1, write_to=out)
+    if distribution == "multi_worker":
+        task = strategy.cluster_resolver
+        print(f"worker {task.task_type}:{task.task_id} of {strategy.num_replicas_in_sync}: trained "
+              f"weights sha256 {weights_digest(result.model)}", flush=True)
+    if not chief:
+        return 0
     from serving.families import SAVED_MODEL_DIR, prepare_run  # noqa: PLC0415
 
     prepare_run(result.run_dir)  # the one serving export, over raw log values (serving/families.py)

@@ -158,6 +158,10 @@ class SellingPointModel(tfrs.models.Model):
                 bias_initializer=tf.keras.initializers.Constant(base_rate_logit(spec, AD)))
             self.ad_task = tfrs.tasks.Ranking(
                 loss=tf.keras.losses.BinaryCrossentropy(reduction=tf.keras.losses.Reduction.SUM))
+        # Each task's step loss, averaged over an epoch's steps that had its rows (``fit``
+        # resets model metrics at every epoch start); float64 as the history's means.
+        self.task_loss_means = {t: tf.keras.metrics.Mean(name=f"loss_{t}", dtype=tf.float64)
+                                for t in tasks}
 
     def get_config(self):
         """Enough to rebuild: ``SellingPointModel(load_spec(data_dir), ModelConfig(**model))``."""
@@ -357,29 +361,95 @@ class SellingPointModel(tfrs.models.Model):
             self._penalties = None
         return loss
 
-    def prior_loss(self, tasks=None):
-        """``embedding_prior · Σ‖E‖² / N_train`` over the embedding tables ``tasks`` read (all
-        by default) and the item biases: the negative log of a Gaussian prior per row, on the
-        mean-loss scale. A step on one source leaves the other source's private tables alone."""
+    def prior_loss(self, active=None):
+        """``embedding_prior · Σ‖E‖² / N_train`` over the embedding tables the ``active`` tasks
+        read and the item biases: the negative log of a Gaussian prior per row, on the mean-loss
+        scale. A step on one source leaves the other source's private tables alone.
+
+        Args:
+            active: the tasks a step trains: a list (default every task), or ``{task: scalar
+                bool tensor}`` when that is known only in the graph (Algorithm 1's steps).
+        """
         if self.config.embedding_prior <= 0:
             return tf.constant(0.0)
         rows = float(max(self.spec.dataset(SF).row_counts.get("train", 0), 1))
-        tasks = list(self.task_features) if tasks is None else list(tasks)
-        used = {f.vocab for t in tasks for feats in self.task_features[t].values()
-                for f in feats if f.vocab}
-        tables = [e.embeddings for name, e in self.embeddings.items() if name in used]
+        if not isinstance(active, dict):
+            active = {t: True for t in (self.task_features if active is None else active)}
+        readers: dict[str, set] = {}  # vocabulary -> the tasks whose features read it
+        for task, sides in self.task_features.items():
+            for feature in (f for feats in sides.values() for f in feats if f.vocab):
+                readers.setdefault(feature.vocab, set()).add(task)
+        terms = []
+        for name, embedding in self.embeddings.items():
+            on = [active[t] for t in sorted(readers.get(name, ())) if t in active]
+            if not on or all(o is False for o in on):
+                continue
+            square = tf.reduce_sum(tf.square(embedding.embeddings))
+            if any(o is True for o in on):
+                terms.append(square)
+            else:  # charged only on steps where a task reading the table has rows
+                terms.append(square * tf.cast(tf.reduce_any(tf.stack(on)), square.dtype))
         if self.item_bias is not None:
-            tables.append(self.item_bias.embeddings)
-        return self.config.embedding_prior / rows * tf.add_n(
-            [tf.reduce_sum(tf.square(t)) for t in tables])
+            terms.append(tf.reduce_sum(tf.square(self.item_bias.embeddings)))
+        return self.config.embedding_prior / rows * tf.add_n(terms)
+
+    def active_tasks(self, inputs) -> dict:
+        """``{task: scalar bool}``: the tasks of ``inputs = {task: batch}`` whose batch has rows
+        (an Algorithm 1 step carries an empty batch of the source it did not draw)."""
+        return {t: tf.shape(b["clicked"])[0] > 0 for t, b in inputs.items()}
+
+    def task_losses(self, inputs, training=False) -> dict:
+        """``{task: Σ BCE / B}`` over ``inputs = {task: batch}``, on the trainer's scale: each
+        summed task loss over the global batch size B (the SF batch's rows, or the ad batch's
+        on a step without SF rows, times the replicas in sync). Under ``proportional`` joint
+        batches the ad batch holds k·B rows and is still divided by B, so every row weighs the
+        same; with one replica and one task this is the task's mean loss."""
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        rows = {t: tf.shape(b["clicked"])[0] for t, b in inputs.items()}
+        main = rows[SF] if SF in rows else rows[AD]
+        if SF in rows and AD in rows:
+            main = tf.where(rows[SF] > 0, rows[SF], rows[AD])
+        global_batch = tf.cast(main * replicas, tf.float32)
+        return {t: self.task_loss(t, b, training) / global_batch for t, b in inputs.items()}
 
     def compute_loss(self, inputs, training=False):
-        """Mean BCE summed over the tasks present in ``inputs = {"sf": batch, "ad_click": batch}``."""
-        total = 0.0
-        for task, batch in inputs.items():
-            count = tf.cast(tf.shape(batch["clicked"])[0], tf.float32)
-            total += self.task_loss(task, batch, training) / count
-        return total + (self.prior_loss(inputs) if training else 0.0)
+        """TFRS's loss: the task losses of ``inputs = {"sf": batch, "ad_click": batch}``
+        (:meth:`task_losses`) summed, plus in training the prior over the tasks with rows,
+        shared out between the replicas (their gradients are summed)."""
+        total = tf.add_n(list(self.task_losses(inputs, training).values()))
+        if not training:
+            return total
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return total + self.prior_loss(self.active_tasks(inputs)) / float(replicas)
+
+    def train_step(self, inputs):
+        """TFRS's ``train_step`` with the per-task losses reported and Algorithm 1's update.
+
+        Variables no active task's loss reaches get no gradient (``None``) and are left alone,
+        as are those of a source whose batch is empty this step: the optimizer is told which
+        tasks have rows (``select_tasks``, if it has one, see
+        ``tfrs_models/training/source_adam.py``), so the other head and its Adam slots stay
+        as they were. ``self.task_loss_means`` (``{task: Mean}``) get each
+        step's loss of the tasks with rows (``loss_<task>`` in the logs: the epoch's mean).
+        """
+        active = self.active_tasks(inputs)
+        with tf.GradientTape() as tape:
+            losses = self.task_losses(inputs, training=True)
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            total = tf.add_n(list(losses.values())) + self.prior_loss(active) / float(replicas)
+        gradients = tape.gradient(total, self.trainable_variables)
+        if hasattr(self.optimizer, "select_tasks"):
+            self.optimizer.select_tasks(active)
+        self.optimizer.apply_gradients(
+            [(g, v) for g, v in zip(gradients, self.trainable_variables) if g is not None])
+        logs = {}
+        for task, loss in losses.items():
+            # Metric variables are summed over replicas: R·loss with weight 1/R is one step.
+            mean = self.task_loss_means[task]
+            mean.update_state(tf.cast(loss, tf.float64) * replicas,
+                              tf.cast(active[task], tf.float64) / replicas)
+            logs[f"loss_{task}"] = mean.result()
+        return logs
 
     # -- parameter sets of Algorithm 1 ----------------------------------------------------------
     def private_variables(self, task):

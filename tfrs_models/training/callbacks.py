@@ -9,11 +9,20 @@
   validation}`` (Keras' layout, tags ``epoch_<name>``), written without the ``tensorboard``
   package, which Keras' ``TensorBoard`` callback needs and this environment lacks.
 
+The selling-point family validates with numpy over the whole split and keeps its state in
+``tf.Variable``s of its run checkpoint (two phases, the weight average swapped in around
+validation), so it uses, in this order at each epoch end: ``Validation`` (the figures into
+``logs``), ``KeepBest`` (marks the epoch ``kept`` when it beats the best so far, writes those
+weights, stops after ``patience`` epochs without one; its ``EarlyStoppingState`` is resumable)
+and ``EpochEnd`` (the run's own bookkeeping in its place among the others). Keras runs the
+callbacks in the order of the list.
+
 The Keras progress bar is ``fit(verbose=1)``.
 """
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +158,84 @@ class Checkpoints(tf.keras.callbacks.Callback):
             with np.load(source / BEST_WEIGHTS) as saved:
                 early["best_weights"] = [saved[f"arr_{i}"] for i in range(len(saved.files))]
         return state
+
+
+class EarlyStoppingState(tf.Module):
+    """What early stopping remembers between epochs, as variables a checkpoint carries:
+    ``best`` (the best monitored loss so far, negated: -inf = none yet) and ``wait`` (epochs
+    since it last improved)."""
+
+    def __init__(self, name="early_stopping"):
+        super().__init__(name=name)
+        self.best = tf.Variable(-math.inf, dtype=tf.float64, trainable=False, name="best")
+        self.wait = tf.Variable(0, dtype=tf.int64, trainable=False, name="wait")
+
+    def reset(self) -> None:
+        self.best.assign(-math.inf)
+        self.wait.assign(0)
+
+    @property
+    def best_loss(self) -> float:
+        return -float(self.best)
+
+
+class Validation(tf.keras.callbacks.Callback):
+    """Puts ``compute()`` (a dict of floats, e.g. ``{"valid_auc": …, "valid_logloss": …}``
+    over the whole validation split) into the epoch's ``logs``."""
+
+    def __init__(self, compute, label: str = "valid", verbose: int = 1):
+        super().__init__()
+        self.compute, self.label, self.verbose = compute, label, verbose
+
+    def on_epoch_end(self, epoch, logs=None):
+        figures = self.compute()
+        if logs is not None:
+            logs.update(figures)
+        if self.verbose:
+            print(f"  {self.label}: " + " ".join(f"{k} {v:.4f}" for k, v in figures.items()))
+
+
+class KeepBest(tf.keras.callbacks.Callback):
+    """Early stopping on ``monitor`` (lower is better) with the best weights kept.
+
+    An epoch is better when ``-loss > best + min_delta`` (Keras' ``min_delta``; NaN never is):
+    it gets ``logs["kept"] = True``, ``save()`` writes its weights and the wait restarts.
+    After ``max(1, patience)`` epochs in a row without one, training stops.
+    """
+
+    def __init__(self, state: EarlyStoppingState, save, monitor: str, min_delta: float = 0.0,
+                 patience: int = 1):
+        super().__init__()
+        self.state, self.save, self.monitor = state, save, monitor
+        self.min_delta, self.patience = float(min_delta), max(1, int(patience))
+
+    def on_epoch_end(self, epoch, logs=None):
+        kept = bool(-float(logs[self.monitor]) > float(self.state.best) + self.min_delta)
+        logs["kept"] = kept
+        if kept:
+            self.state.best.assign(-float(logs[self.monitor]))
+            self.state.wait.assign(0)
+            self.save()
+        else:
+            self.state.wait.assign_add(1)
+        if int(self.state.wait) >= self.patience:
+            self.model.stop_training = True
+
+    def exhausted(self) -> bool:
+        """True when the patience ran out already (a resumed run has nothing left to do)."""
+        return int(self.state.wait) >= self.patience
+
+
+class EpochEnd(tf.keras.callbacks.Callback):
+    """Calls ``fn(epoch, logs)`` at every epoch end (for the run's own bookkeeping, in its
+    place among the other callbacks)."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.fn(epoch, logs)
 
 
 def _as_json(value):

@@ -15,7 +15,15 @@ long plateau, which patience 2 on a 3-epoch cap cut short), and keeps its best-l
 ``train_with_learning_rates`` trains one run per learning rate and keeps the one with the best
 validation logloss (the same rule for every model of a comparison). State is checkpointed
 at every epoch end (``RUN/checkpoints``), so an interrupted run resumes from its last finished
-epoch; TensorBoard logs go to ``RUN/tensorboard``; a Keras progress bar shows each epoch.
+epoch; TensorBoard logs go to ``RUN/tensorboard/<phase>``; a Keras progress bar shows each epoch.
+
+Every phase is one Keras ``fit`` of the model (``SellingPointModel.train_step``: the summed
+task losses over the global batch size plus the prior). The strategy is a property of the
+input: ``joint`` zips the two sources, ``alternating`` draws one source per step with
+``tf.data.Dataset.choose_from_datasets`` (the other source's batch empty, so ``SourceAdam``
+leaves its private parameters alone), ``pretrain_finetune`` is two ``fit`` calls, the second
+with a fresh Adam. The validation, early stopping, checkpoint and TensorBoard work is done by
+the callbacks of ``tfrs_models/training/callbacks.py``.
 """
 from __future__ import annotations
 
@@ -30,6 +38,10 @@ from adpush_core.errors import UserError
 from tfrs_models import metrics
 from adpush_core.tfenv import import_tensorflow
 from tfrs_models.input import DataSpec, InMemorySplit, make_dataset
+from tfrs_models.training.callbacks import (EarlyStoppingState, EpochEnd, KeepBest, ScalarLogger,
+                                            Validation)
+from tfrs_models.training.distribute import global_batches
+from tfrs_models.training.source_adam import SourceAdam, WeightAverage
 from tfrs_models.selling_point.config import RunConfig
 from tfrs_models.selling_point.models import AD, SF, build_model
 from tfrs_models.selling_point.predict import predict_split
@@ -37,17 +49,8 @@ from tfrs_models.selling_point.predict import predict_split
 tf = import_tensorflow()
 
 PHASE_PRETRAIN, PHASE_MAIN = 0, 1
+PHASES = {PHASE_PRETRAIN: "pretrain", PHASE_MAIN: "main"}
 WEIGHTS = "model/weights"  # RUN/model/weights: the best weights, read by evaluate
-
-
-def _scalar(tag: str, value: float, step: int) -> None:
-    """A TensorBoard scalar written without the ``tensorboard`` package (not installed here):
-    ``tf.summary.write`` with the scalars plugin's metadata is what ``tf.summary.scalar`` does."""
-    from tensorflow.core.framework import summary_pb2  # noqa: PLC0415
-
-    metadata = summary_pb2.SummaryMetadata(
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
-    tf.summary.write(tag, tf.constant(float(value), tf.float32), step=step, metadata=metadata)
 
 
 def default_k(spec: DataSpec) -> float:
@@ -55,6 +58,13 @@ def default_k(spec: DataSpec) -> float:
     sf = spec.dataset(SF).row_counts.get("train", 0)
     ad = spec.dataset(AD).row_counts.get("train", 0)
     return float(ad) / sf if sf and ad else 1.0
+
+
+def alternating_draws(seed: int, epoch: int, steps: int, k: float) -> np.ndarray:
+    """Algorithm 1's sources of one epoch's ``steps``: 0 = main (SF) with probability
+    1 / (1 + k), 1 = auxiliary (ad clicks); the same ``(seed, epoch)`` gives the same draws."""
+    draws = np.random.default_rng([seed, epoch]).random(steps)
+    return (draws >= 1.0 / (1.0 + k)).astype(np.int64)
 
 
 @dataclass
@@ -68,21 +78,44 @@ class TrainResult:
     best_valid_logloss: float = float("nan")
 
 
-class Trainer:
-    """Custom training loop for ``SellingPointModel`` under any ``tf.distribute`` strategy.
+def loss_reach(model, tasks, distribution=None) -> list:
+    """``[(variable, tasks whose loss has a gradient for it)]`` — what each source's steps
+    update (the loss includes the prior over the tables that source reads)."""
+    distribution = distribution or tf.distribute.get_strategy()
 
-    Args:
-        spec: data spec; run_config: model + training configuration; run_dir: output directory.
-        distribution: a ``tf.distribute.Strategy`` (e.g. ``MirroredStrategy``); None = default.
-        hooks: ``{"pretrain_end" | "finetune_start": callable(model)}`` (for tests/analysis).
-    """
+    def has_gradient(task):  # in a replica context: distributed variables need one
+        batch = dict(model.dummy_features(task), clicked=tf.zeros([1], tf.int64))
+        with tf.GradientTape() as tape:
+            loss = model.task_loss(task, batch, training=False) + model.prior_loss([task])
+        return [tf.constant(g is not None)
+                for g in tape.gradient(loss, model.trainable_variables)]
+
+    reached = {task: distribution.experimental_local_results(
+        distribution.run(has_gradient, args=(task,)))[0] for task in tasks}
+    return [(v, {t for t in tasks if bool(reached[t][i])})
+            for i, v in enumerate(model.trainable_variables)]
+
+
+def _empty_like(element_spec) -> dict:
+    """A batch of 0 rows with ``element_spec``'s features: the source a step did not draw."""
+    def empty(spec):
+        shape = [0] + [d if d is not None else 1 for d in spec.shape[1:]]
+        return tf.fill(shape, tf.constant("" if spec.dtype == tf.string else 0, spec.dtype))
+
+    return {name: empty(spec) for name, spec in element_spec.items()}
+
+
+class _Run:
+    """One selling-point training run: the model, its optimizers and the state a checkpoint
+    carries (``RUN/checkpoints``), and one ``fit`` per phase."""
 
     def __init__(self, spec: DataSpec, run_config: RunConfig, run_dir, distribution=None,
-                 verbose: int = 1, hooks=None):
-        self.spec = spec
-        self.run_config = run_config
-        self.cfg = run_config.train
-        self.run_dir = Path(run_dir)
+                 verbose: int = 1, hooks=None, write_to=None):
+        self.spec, self.run_config, self.cfg = spec, run_config, run_config.train
+        self.run_dir = Path(run_dir)  # the run, resumed from its checkpoints
+        # where this process writes (``run_dir``, or a scratch directory on a multi_worker
+        # worker that is not the chief: distribute.write_dir)
+        self.out_dir = Path(write_to) if write_to is not None else self.run_dir
         self.verbose = verbose
         self.hooks = hooks or {}
         if not run_config.model.multi_task and self.cfg.strategy != "joint":
@@ -93,108 +126,34 @@ class Trainer:
             raise UserError(f"k must be > 0, got {self.k}")
         self.distribution = distribution or tf.distribute.get_strategy()
         tf.keras.utils.set_random_seed(self.cfg.seed)
+        tasks = (SF, AD) if run_config.model.multi_task else (SF,)
         with self.distribution.scope():
             self.model = build_model(spec, run_config.model)
-            self.optimizers = {"main": tf.keras.optimizers.Adam(self.cfg.learning_rate),
-                               "finetune": tf.keras.optimizers.Adam(self.cfg.learning_rate)}
+            variables = self.model.trainable_variables
+            self.average = (WeightAverage(variables, self.cfg.weight_average)
+                            if self.cfg.weight_average > 0 else None)
+            reach = loss_reach(self.model, tasks, self.distribution)
+            # The fine-tune phase starts a fresh Adam; both hold slots for every variable.
+            self.optimizers = {name: SourceAdam(self.cfg.learning_rate, reach, tasks,
+                                                self.average)
+                               for name in ("main", "finetune")}
             for optimizer in self.optimizers.values():
-                # Slots for every variable up front: steps update subsets (Algorithm 1).
-                optimizer.build(self.model.trainable_variables)
-        self.state = {name: tf.Variable(0, dtype=tf.int64, name=name, trainable=False)
-                      for name in ("step", "epoch", "phase", "wait", "sf_updates", "ad_updates")}
-        # The best validation logloss so far, negated (higher is better, -inf = none yet).
-        self.best = tf.Variable(-math.inf, dtype=tf.float64, name="best", trainable=False)
-        # The moving average of the weights (``weight_average``), one slot per variable.
-        self.average = tf.Module(name="weight_average")
-        if self.cfg.weight_average > 0:
-            with self.distribution.scope():
-                self.average.slots = [
-                    tf.Variable(tf.zeros_like(v), trainable=False, name=f"average_{i}",
-                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-                    for i, v in enumerate(self.model.trainable_variables)]
-                self.average.updates = tf.Variable(
-                    0, dtype=tf.int64, trainable=False, name="average_updates",
-                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-        self.checkpoint = tf.train.Checkpoint(model=self.model, best=self.best,
-                                              average=self.average,
-                                              **self.optimizers, **self.state)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.run_dir / "checkpoints"),
-                                                  max_to_keep=2)
-        self._steps: dict = {}
+                optimizer.build(variables)
+        # Where the run stands (host-side bookkeeping: not replicated).
+        self.state = tf.Module(name="harness")
+        self.state.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.state.phase = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase")
+        self.state.stopping = EarlyStoppingState()
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizers["main"],
+            finetune=self.optimizers["finetune"], harness=self.state,
+            average=self.average or tf.Module())
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, str(self.out_dir / "checkpoints"), max_to_keep=2)
         self._in_memory: dict = {}  # task -> InMemorySplit of its train split (cache_input)
-        self._iterate = None  # the Adam iterate while the weight average sits in the model
         self.history: list = []
 
-    # -- one optimisation step ------------------------------------------------------------------
-    def step_function(self, tasks: tuple, optimizer: str = "main"):
-        """A compiled step minimising the mean losses of ``tasks`` over one batch each.
-
-        Only variables with a gradient are updated, so a step on one source leaves the other
-        source's private parameters (and their optimizer slots) untouched — Algorithm 1.
-        """
-        key = (tuple(tasks), optimizer)
-        if key in self._steps:
-            return self._steps[key]
-        opt = self.optimizers[optimizer]
-        global_batch = float(self.cfg.batch_size)
-
-        def replica_step(batches):
-            with tf.GradientTape() as tape:
-                losses = {t: self.model.task_loss(t, batches[t], training=True) / global_batch
-                          for t in tasks}
-                total = tf.add_n(list(losses.values())) + self.model.prior_loss(tasks) / float(
-                self.distribution.num_replicas_in_sync)
-            variables = self.model.trainable_variables
-            grads = tape.gradient(total, variables)
-            opt.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
-            if self.cfg.weight_average > 0:
-                self._update_average(variables)
-            return losses
-
-        @tf.function
-        def step(batches):
-            per_replica = self.distribution.run(replica_step, args=(batches,))
-            return {t: self.distribution.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                    for t, v in per_replica.items()}
-
-        self._steps[key] = step
-        return step
-
-    def _update_average(self, variables):
-        """One step of the moving average ``m ← d·m + (1 − d)·w`` (from ``m = 0``; read as
-        ``m / (1 − d^t)``, Adam's bias correction, so early on it averages all steps so far)."""
-        self.average.updates.assign_add(1)
-        decay = self.cfg.weight_average
-        for slot, v in zip(self.average.slots, variables):
-            slot.assign(decay * slot + (1.0 - decay) * tf.cast(v, slot.dtype))
-
-    def _use_average(self, on: bool) -> None:
-        """``on``: put the bias-corrected average in the model, keeping the iterate aside;
-        ``off``: put the iterate back. No-op without ``weight_average`` (or before a step)."""
-        slots = getattr(self.average, "slots", None)
-        if on and slots and int(self.average.updates) > 0:
-            correction = 1.0 - self.cfg.weight_average ** float(int(self.average.updates))
-            self._iterate = [tf.identity(v) for v in self.model.trainable_variables]
-            for slot, v in zip(slots, self.model.trainable_variables):
-                v.assign(slot / correction)
-        elif not on and self._iterate is not None:
-            for kept, v in zip(self._iterate, self.model.trainable_variables):
-                v.assign(kept)
-            self._iterate = None
-
-    def _iterator(self, task: str, epoch: int):
-        names = set(self.model.input_signature(task)) | {"clicked"}
-        offset = 0 if task == SF else 1
-        seed = self.cfg.seed * 7919 + epoch * 2 + offset
-        if self.cfg.cache_input:
-            if task not in self._in_memory:
-                self._in_memory[task] = InMemorySplit(self.spec, task, "train", names)
-            ds = self._in_memory[task].dataset(self.batch_size(task), seed)
-        else:
-            ds = make_dataset(self.spec, task, "train", self.batch_size(task), shuffle=True,
-                              seed=seed, repeat=True, drop_remainder=True, names=names)
-        return iter(self.distribution.experimental_distribute_dataset(ds))
-
+    # -- input ----------------------------------------------------------------------------------
     def batch_size(self, task: str) -> int:
         """Rows per batch of ``task``: ``batch_size``, or k times it for the ad source of a
         ``joint`` step under ``joint_batches="proportional"`` (its summed loss is still divided
@@ -207,19 +166,62 @@ class Trainer:
     def _batches_per_epoch(self, task: str) -> int:
         return max(1, self.spec.dataset(task).row_counts.get("train", 0) // self.cfg.batch_size)
 
-    def schedule(self, phase: int, epoch: int) -> list:
-        """The list of task tuples, one per step, of one epoch."""
-        strategy = self.cfg.strategy
+    def steps_per_epoch(self, phase: int) -> int:
         if phase == PHASE_PRETRAIN:
-            return [(AD,)] * self._batches_per_epoch(AD)
-        if strategy == "joint":
-            tasks = (SF, AD) if self.run_config.model.multi_task else (SF,)
-            return [tasks] * self._batches_per_epoch(SF)
-        if strategy == "alternating":
-            n = max(1, round(self._batches_per_epoch(SF) * (1 + self.k)))
-            draws = np.random.default_rng([self.cfg.seed, epoch]).random(n)
-            return [(SF,) if d < 1.0 / (1.0 + self.k) else (AD,) for d in draws]
-        return [(SF,)] * self._batches_per_epoch(SF)  # pretrain_finetune, main phase
+            return self._batches_per_epoch(AD)
+        if self.cfg.strategy == "alternating":
+            return max(1, round(self._batches_per_epoch(SF) * (1 + self.k)))
+        return self._batches_per_epoch(SF)
+
+    def phase_tasks(self, phase: int) -> tuple:
+        """The sources a phase's steps read."""
+        if phase == PHASE_PRETRAIN:
+            return (AD,)
+        if self.cfg.strategy == "pretrain_finetune" or not self.run_config.model.multi_task:
+            return (SF,)
+        return (SF, AD)
+
+    def _source(self, task: str, epoch: int):
+        """``task``'s shuffled train batches of ``epoch``, without end (seeded by the epoch)."""
+        names = set(self.model.input_signature(task)) | {"clicked"}
+        seed = self.cfg.seed * 7919 + epoch * 2 + (0 if task == SF else 1)
+        if self.cfg.cache_input:
+            if task not in self._in_memory:
+                self._in_memory[task] = InMemorySplit(self.spec, task, "train", names)
+            return self._in_memory[task].dataset(self.batch_size(task), seed)
+        return make_dataset(self.spec, task, "train", self.batch_size(task), shuffle=True,
+                            seed=seed, repeat=True, drop_remainder=True, names=names)
+
+    def phase_dataset(self, phase: int, first: int, end: int):
+        """The steps of epochs ``first`` … ``end - 1``, each ``{task: batch}``: one source (a
+        phase on one task), both zipped (``joint``), or one drawn per step by Algorithm 1
+        (``alternating``, one ``choose_from_datasets`` over every epoch's draws) with the other
+        source's batch empty. Each task's stream is its per-epoch sources, one after the other,
+        each cut to the batches that epoch takes from it."""
+        steps = self.steps_per_epoch(phase)
+        tasks = self.phase_tasks(phase)
+        epochs = range(first, end)
+        if phase == PHASE_MAIN and self.cfg.strategy == "alternating":
+            draws = {e: alternating_draws(self.cfg.seed, e, steps, self.k) for e in epochs}
+            taken = {e: {SF: int(np.sum(d == 0)), AD: int(np.sum(d == 1))}
+                     for e, d in draws.items()}
+        else:
+            taken = {e: {t: steps for t in tasks} for e in epochs}
+        streams = {}
+        for task in tasks:
+            stream = None
+            for epoch in epochs:
+                part = self._source(task, epoch).take(taken[epoch][task])
+                stream = part if stream is None else stream.concatenate(part)
+            streams[task] = stream
+        if phase == PHASE_MAIN and self.cfg.strategy == "alternating":
+            empty = {t: _empty_like(ds.element_spec) for t, ds in streams.items()}
+            drawn = [streams[SF].map(lambda b: {SF: b, AD: empty[AD]}),
+                     streams[AD].map(lambda b: {SF: empty[SF], AD: b})]
+            choice = tf.data.Dataset.from_tensor_slices(
+                np.concatenate([draws[e] for e in epochs]))
+            return tf.data.Dataset.choose_from_datasets(drawn, choice)
+        return tf.data.Dataset.zip(streams)
 
     # -- epochs and phases ----------------------------------------------------------------------
     def validate(self, task: str) -> dict:
@@ -228,91 +230,95 @@ class Trainer:
                 "valid_logloss": metrics.logloss(pred["clicked"], pred["prob"])}
 
     def _save_history(self):
-        (self.run_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+        (self.out_dir / "history.json").write_text(json.dumps(self.history, indent=1))
 
-    def _run_phase(self, phase: int, max_epochs: int, valid_task: str, best_path: Path, writer):
-        name = "pretrain" if phase == PHASE_PRETRAIN else "main"
-        optimizer = "finetune" if (phase == PHASE_MAIN and
-                                   self.cfg.strategy == "pretrain_finetune") else "main"
-        if phase == PHASE_MAIN and int(self.state["epoch"]) == 0 and "finetune_start" in self.hooks \
-                and self.cfg.strategy == "pretrain_finetune":
+    def _end_epoch(self, phase: int, epoch: int, logs: dict) -> None:
+        """The history record of the epoch, then the checkpoint to resume from."""
+        means = {t: self.model.task_loss_means[t] for t in self.phase_tasks(phase)}
+        steps = {t: int(round(float(m.count.numpy()))) for t, m in sorted(means.items())}
+        self.history.append({
+            "phase": PHASES[phase], "epoch": epoch,
+            **{f"train_loss_{t}": float(m.result()) for t, m in sorted(means.items())
+               if steps[t]},
+            "steps": steps, "valid_auc": logs["valid_auc"],
+            "valid_logloss": logs["valid_logloss"], "kept": logs["kept"]})
+        self._save_history()
+        self.state.epoch.assign(epoch + 1)
+        self.manager.save()
+
+    def _run_phase(self, phase: int, max_epochs: int, valid_task: str, best_path: Path):
+        name = PHASES[phase]
+        optimizer = self.optimizers["finetune" if (
+            phase == PHASE_MAIN and self.cfg.strategy == "pretrain_finetune") else "main"]
+        if (phase == PHASE_MAIN and int(self.state.epoch) == 0
+                and self.cfg.strategy == "pretrain_finetune" and "finetune_start" in self.hooks):
             self.hooks["finetune_start"](self.model)
-        while (int(self.state["epoch"]) < max_epochs
-               and int(self.state["wait"]) < max(1, self.cfg.patience)):
-            epoch = int(self.state["epoch"])
-            plan = self.schedule(phase, epoch)
-            iterators = {t: self._iterator(t, epoch) for t in sorted({t for s in plan for t in s})}
+        stopping = self.state.stopping
+
+        def keep():  # these weights become the run's until a better epoch
+            tf.train.Checkpoint(model=self.model).write(str(best_path))
+
+        keep_best = KeepBest(stopping, keep, "valid_logloss", self.cfg.min_improvement,
+                             self.cfg.patience)
+        start = int(self.state.epoch)
+        if start < max_epochs and not keep_best.exhausted():
+            average = self.average
+            callbacks = [
+                # validation, the kept weights and the export see the weight average
+                EpochEnd(lambda e, logs: average and average.swap_in()),
+                Validation(lambda: self.validate(valid_task), f"valid {valid_task}",
+                           self.verbose),
+                keep_best,
+                EpochEnd(lambda e, logs: average and average.swap_out()),
+                EpochEnd(lambda e, logs: self._end_epoch(phase, e, logs)),
+                ScalarLogger(self.out_dir / "tensorboard" / name),  # RUN/tensorboard/<phase>
+            ]
+            with self.distribution.scope():
+                self.model.compile(optimizer=optimizer)
             if self.verbose:
-                print(f"[{name}] epoch {epoch + 1}/{max_epochs}")
-            bar = tf.keras.utils.Progbar(len(plan), verbose=self.verbose)
-            sums = {t: 0.0 for t in iterators}
-            counts = {t: 0 for t in iterators}
-            for i, tasks in enumerate(plan):
-                out = self.step_function(tasks, optimizer)({t: next(iterators[t]) for t in tasks})
-                step = int(self.state["step"].assign_add(1))
-                values = []
-                for t, v in out.items():
-                    v = float(v)
-                    sums[t] += v
-                    counts[t] += 1
-                    self.state["sf_updates" if t == SF else "ad_updates"].assign_add(1)
-                    values.append((f"loss_{t}", v))
-                    with writer.as_default():
-                        _scalar(f"train/loss_{t}", v, step)
-                bar.update(i + 1, values=values)
-            self._use_average(True)  # validate (and keep as best) the averaged weights
-            record = {"phase": name, "epoch": epoch,
-                      **{f"train_loss_{t}": sums[t] / counts[t] for t in sums if counts[t]},
-                      "steps": {t: counts[t] for t in counts},
-                      **self.validate(valid_task)}
-            with writer.as_default():
-                for key in ("valid_auc", "valid_logloss"):
-                    _scalar(f"{name}/{key}_{valid_task}", record[key], epoch)
-            if self.verbose:
-                print(f"  valid {valid_task}: auc {record['valid_auc']:.4f} "
-                      f"logloss {record['valid_logloss']:.4f}")
-            # NaN never improves; an improvement must exceed min_improvement (Keras' min_delta)
-            record["kept"] = bool(-record["valid_logloss"] > float(self.best)
-                                  + self.cfg.min_improvement)
-            if record["kept"]:  # these weights become the run's until a better epoch
-                self.best.assign(-record["valid_logloss"])
-                self.state["wait"].assign(0)
-                tf.train.Checkpoint(model=self.model).write(str(best_path))
-            else:
-                self.state["wait"].assign_add(1)
-            self._use_average(False)
-            self.state["epoch"].assign_add(1)
-            self.history.append(record)
-            self._save_history()
-            self.manager.save(checkpoint_number=int(self.state["step"]))
+                print(f"[{name}] epochs {start + 1}-{max_epochs}")
+            # every worker reads the same batches, each replica takes its slice of each
+            steps = global_batches(self.phase_dataset(phase, start, max_epochs))
+            self.model.fit(steps, epochs=max_epochs, initial_epoch=start,
+                           steps_per_epoch=self.steps_per_epoch(phase), callbacks=callbacks,
+                           verbose=self.verbose)
         if Path(str(best_path) + ".index").exists():
             tf.train.Checkpoint(model=self.model).read(str(best_path)).expect_partial()
 
+    def _restore(self) -> None:
+        """Resume from ``RUN/checkpoints``; a checkpoint of the loop the family trained in
+        before Keras ``fit`` (issue 15) has another layout and is refused."""
+        latest = tf.train.latest_checkpoint(str(self.run_dir / "checkpoints"))
+        if not latest:
+            return
+        names = {name for name, _ in tf.train.list_variables(latest)}
+        if not any(name.startswith("harness/") for name in names):
+            raise UserError(f"{self.run_dir}: {latest} was written by the training loop before "
+                            "Keras fit and cannot be resumed; train into a new --run-dir (or "
+                            f"delete {self.run_dir / 'checkpoints'} to start over)")
+        self.checkpoint.restore(latest)
+        if self.verbose:
+            print(f"resuming from {latest}")
+        history = self.run_dir / "history.json"
+        self.history = json.loads(history.read_text()) if history.exists() else []
+
     def fit(self) -> TrainResult:
         """Train (resuming from ``RUN/checkpoints`` if present) and write ``RUN/model/weights``."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.json").write_text(json.dumps(self.run_config.to_dict(), indent=1))
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint)
-            if self.verbose:
-                print(f"resuming from {self.manager.latest_checkpoint}")
-            history = self.run_dir / "history.json"
-            self.history = json.loads(history.read_text()) if history.exists() else []
-        writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
-        if self.cfg.strategy == "pretrain_finetune" and int(self.state["phase"]) == PHASE_PRETRAIN:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "config.json").write_text(json.dumps(self.run_config.to_dict(), indent=1))
+        self._restore()
+        if self.cfg.strategy == "pretrain_finetune" and int(self.state.phase) == PHASE_PRETRAIN:
             self._run_phase(PHASE_PRETRAIN, self.cfg.pretrain_epochs, AD,
-                            self.run_dir / "best_pretrain" / "weights", writer)
+                            self.out_dir / "best_pretrain" / "weights")
             if "pretrain_end" in self.hooks:
                 self.hooks["pretrain_end"](self.model)
-            self.state["phase"].assign(PHASE_MAIN)
-            self.state["epoch"].assign(0)
-            self.state["wait"].assign(0)
-            self.best.assign(-math.inf)
-            self.manager.save(checkpoint_number=int(self.state["step"]))
-        self.state["phase"].assign(PHASE_MAIN)
-        self._run_phase(PHASE_MAIN, self.cfg.epochs, SF, self.run_dir / "best" / "weights", writer)
-        tf.train.Checkpoint(model=self.model).write(str(self.run_dir / WEIGHTS))
-        writer.flush()
+            self.state.phase.assign(PHASE_MAIN)
+            self.state.epoch.assign(0)
+            self.state.stopping.reset()
+            self.manager.save()
+        self.state.phase.assign(PHASE_MAIN)
+        self._run_phase(PHASE_MAIN, self.cfg.epochs, SF, self.out_dir / "best" / "weights")
+        tf.train.Checkpoint(model=self.model).write(str(self.out_dir / WEIGHTS))
         best = kept_epoch(self.history)
         return TrainResult(self.run_dir, self.history,
                            best["valid_auc"] if best else float("nan"), self.model,
@@ -320,9 +326,16 @@ class Trainer:
 
 
 def train(spec: DataSpec, run_config: RunConfig, run_dir, distribution=None, verbose: int = 1,
-          hooks=None) -> TrainResult:
-    """Train one selling-point model; see the module docstring for the strategies."""
-    return Trainer(spec, run_config, run_dir, distribution, verbose, hooks).fit()
+          hooks=None, write_to=None) -> TrainResult:
+    """Train one selling-point model; see the module docstring for the strategies.
+
+    Args:
+        distribution: a ``tf.distribute.Strategy`` (``distribute.make_strategy``); None = none.
+        hooks: ``{"pretrain_end" | "finetune_start": callable(model)}`` (for tests/analysis).
+        write_to: where this process writes the run (default ``run_dir``; a multi_worker
+            worker that is not the chief writes a scratch directory, ``distribute.write_dir``).
+    """
+    return _Run(spec, run_config, run_dir, distribution, verbose, hooks, write_to).fit()
 
 
 SWEEP = "lr_sweep"
@@ -343,7 +356,8 @@ def kept_epoch(history: list) -> dict | None:
 
 
 def train_with_learning_rates(spec: DataSpec, run_config: RunConfig, run_dir, learning_rates,
-                              distribution=None, verbose: int = 1, hooks=None) -> TrainResult:
+                              distribution=None, verbose: int = 1, hooks=None,
+                              write_to=None) -> TrainResult:
     """Train one run per learning rate under ``RUN/lr_sweep/lr_<rate>`` and keep the one whose
     best validation logloss is lowest: its config, weights and history become ``RUN``'s, and
     ``RUN/lr_sweep.json`` records every rate's figures. One rate trains straight into ``RUN``."""
@@ -351,11 +365,12 @@ def train_with_learning_rates(spec: DataSpec, run_config: RunConfig, run_dir, le
     import shutil  # noqa: PLC0415
 
     run_dir = Path(run_dir)
+    out_dir = Path(write_to) if write_to is not None else run_dir
     rates = [float(r) for r in learning_rates]
     if len(rates) == 1:
         config = dataclasses.replace(run_config, train=dataclasses.replace(
             run_config.train, learning_rate=rates[0]))
-        return train(spec, config, run_dir, distribution, verbose, hooks)
+        return train(spec, config, run_dir, distribution, verbose, hooks, write_to)
     results = {}
     for rate in rates:
         config = dataclasses.replace(run_config, train=dataclasses.replace(
@@ -363,16 +378,16 @@ def train_with_learning_rates(spec: DataSpec, run_config: RunConfig, run_dir, le
         if verbose:
             print(f"== learning rate {rate:g}")
         results[rate] = train(spec, config, run_dir / SWEEP / f"lr_{rate:g}", distribution,
-                              verbose, hooks)
+                              verbose, hooks, out_dir / SWEEP / f"lr_{rate:g}")
     chosen = min(rates, key=lambda r: (math.inf if np.isnan(results[r].best_valid_logloss)
                                        else results[r].best_valid_logloss))
-    source = run_dir / SWEEP / f"lr_{chosen:g}"
+    source = out_dir / SWEEP / f"lr_{chosen:g}"
     for name in ("config.json", "history.json"):
-        shutil.copy2(source / name, run_dir / name)
-    if (run_dir / "model").exists():
-        shutil.rmtree(run_dir / "model")
-    shutil.copytree(source / "model", run_dir / "model")
-    (run_dir / "lr_sweep.json").write_text(json.dumps({
+        shutil.copy2(source / name, out_dir / name)
+    if (out_dir / "model").exists():
+        shutil.rmtree(out_dir / "model")
+    shutil.copytree(source / "model", out_dir / "model")
+    (out_dir / "lr_sweep.json").write_text(json.dumps({
         "chosen": chosen, "rule": "lowest best validation logloss",
         "runs": {f"{r:g}": {"best_valid_logloss": results[r].best_valid_logloss,
                             "best_valid_auc": results[r].best_valid_auc,
