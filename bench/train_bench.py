@@ -1,5 +1,6 @@
 """Training throughput of BM and MTDL: TFRecords (spec-driven tf.data) vs the same batches
-cached in memory, in one run. The TFRecord/in-memory ratio must be ≥ 0.7. Also timed:
+cached in memory, in one run, each step the Keras ``train_function`` ``fit`` runs
+(``SellingPointModel.train_step`` with the harness's ``SourceAdam``). The TFRecord/in-memory ratio must be ≥ 0.7. Also timed:
 ``--cache-input``'s InMemorySplit (parsed rows held, one gather a feature a batch).
 
     .venv/bin/python bench/train_bench.py --seed 0 [--data OUT] [--steps 500] [--rounds 5] [--batch-size 256]
@@ -21,14 +22,13 @@ REPO = Path(__file__).resolve().parents[1]
 MIN_RATIO = 0.7
 
 
-def _steps_per_second(trainer, tasks, iterators, steps: int, warmup: int) -> float:
-    step = trainer.step_function(tasks)
+def _steps_per_second(train_function, iterator, steps: int, warmup: int) -> float:
     for _ in range(warmup):
-        step({t: next(iterators[t]) for t in tasks})
+        train_function(iterator)
     start = time.perf_counter()
     for _ in range(steps):
-        out = step({t: next(iterators[t]) for t in tasks})
-    float(next(iter(out.values())))  # wait for the last step
+        logs = train_function(iterator)
+    float(next(iter(logs.values())))  # wait for the last step
     return steps / (time.perf_counter() - start)
 
 
@@ -37,7 +37,9 @@ def bench(data_dir, seed: int, steps: int, batch_size: int, rounds: int = 5) -> 
     from adpush_core.tfenv import import_tensorflow
     from tfrs_models.input import InMemorySplit, load_spec, make_dataset
     from tfrs_models.selling_point.config import ModelConfig, RunConfig, TrainConfig
-    from tfrs_models.training.strategies import Trainer
+    from tfrs_models.selling_point.models import build_model
+    from tfrs_models.training.source_adam import SourceAdam
+    from tfrs_models.training.strategies import loss_reach
 
     tf = import_tensorflow()
     spec = load_spec(data_dir)
@@ -45,48 +47,53 @@ def bench(data_dir, seed: int, steps: int, batch_size: int, rounds: int = 5) -> 
     for model in ("bm", "mtdl"):
         config = RunConfig(data_dir=str(data_dir), model=ModelConfig(model=model),
                            train=TrainConfig(batch_size=batch_size, seed=seed))
-        with tempfile.TemporaryDirectory() as run_dir:
-            trainer = Trainer(spec, config, run_dir, verbose=0)
-            tasks = ("sf", "ad_click") if model == "mtdl" else ("sf",)
-            iterators = {}
-            # "tfrecord" is training's input (records shuffled in blocks of 16);
-            # "tfrecord_per_record" shuffles single records, as before blocks, for comparison.
-            for source in ("tfrecord", "tfrecord_per_record", "memory", "in_memory_split"):
-                iterators[source] = {}
-                for task in tasks:
-                    names = set(trainer.model.input_signature(task)) | {"clicked"}
-                    if source == "in_memory_split":  # train sf --cache-input
-                        ds = InMemorySplit(spec, task, "train", names).dataset(batch_size, seed)
-                    elif source != "memory":
-                        ds = make_dataset(spec, task, "train", batch_size, shuffle=True,
-                                          seed=seed, repeat=True, drop_remainder=True,
-                                          names=names,
-                                          shuffle_block=16 if source == "tfrecord" else 1)
-                    else:
-                        # Same parsed batches, held in memory: the I/O-free ceiling.
-                        cached = make_dataset(spec, task, "train", batch_size, shuffle=True,
-                                              seed=seed, drop_remainder=True,
-                                              names=names).cache()
-                        for _ in cached:
-                            pass
-                        ds = cached.repeat().prefetch(tf.data.AUTOTUNE)
-                    iterators[source][task] = iter(ds)
-            # Rounds alternate between the sources so load from other processes on a shared
-            # machine hits both alike; the median round of each source is reported (the best round
-            # let one lucky in-memory round of 0.5 s swing the ratio by 0.15).
-            rates = {source: [] for source in iterators}
-            for _ in range(rounds):
-                for source in rates:
-                    rates[source].append(_steps_per_second(trainer, tasks, iterators[source],
-                                                           steps, warmup=10))
-            figures = {f"{source}_examples_per_s": statistics.median(r) * batch_size * len(tasks)
-                       for source, r in rates.items()}
-            figures["ratio"] = figures["tfrecord_examples_per_s"] / figures["memory_examples_per_s"]
-            figures["ratio_per_record_shuffle"] = (figures["tfrecord_per_record_examples_per_s"]
-                                                   / figures["memory_examples_per_s"])
-            figures["ratio_in_memory_split"] = (figures["in_memory_split_examples_per_s"]
-                                                / figures["memory_examples_per_s"])
-            results[model] = figures
+        tf.keras.utils.set_random_seed(seed)
+        tasks = ("sf", "ad_click") if model == "mtdl" else ("sf",)
+        network = build_model(spec, config.model)
+        optimizer = SourceAdam(config.train.learning_rate, loss_reach(network, tasks), tasks)
+        optimizer.build(network.trainable_variables)
+        network.compile(optimizer=optimizer)
+        train_function = network.make_train_function()
+        iterators = {}
+        # "tfrecord" is training's input (records shuffled in blocks of 16);
+        # "tfrecord_per_record" shuffles single records, as before blocks, for comparison.
+        for source in ("tfrecord", "tfrecord_per_record", "memory", "in_memory_split"):
+            iterators[source] = {}
+            for task in tasks:
+                names = set(network.input_signature(task)) | {"clicked"}
+                if source == "in_memory_split":  # train sf --cache-input
+                    ds = InMemorySplit(spec, task, "train", names).dataset(batch_size, seed)
+                elif source != "memory":
+                    ds = make_dataset(spec, task, "train", batch_size, shuffle=True,
+                                      seed=seed, repeat=True, drop_remainder=True,
+                                      names=names,
+                                      shuffle_block=16 if source == "tfrecord" else 1)
+                else:
+                    # Same parsed batches, held in memory: the I/O-free ceiling.
+                    cached = make_dataset(spec, task, "train", batch_size, shuffle=True,
+                                          seed=seed, drop_remainder=True,
+                                          names=names).cache()
+                    for _ in cached:
+                        pass
+                    ds = cached.repeat().prefetch(tf.data.AUTOTUNE)
+                iterators[source][task] = ds
+            iterators[source] = iter(tf.data.Dataset.zip(iterators[source]))
+        # Rounds alternate between the sources so load from other processes on a shared
+        # machine hits both alike; the median round of each source is reported (the best round
+        # let one lucky in-memory round of 0.5 s swing the ratio by 0.15).
+        rates = {source: [] for source in iterators}
+        for _ in range(rounds):
+            for source in rates:
+                rates[source].append(_steps_per_second(train_function, iterators[source],
+                                                       steps, warmup=10))
+        figures = {f"{source}_examples_per_s": statistics.median(r) * batch_size * len(tasks)
+                   for source, r in rates.items()}
+        figures["ratio"] = figures["tfrecord_examples_per_s"] / figures["memory_examples_per_s"]
+        figures["ratio_per_record_shuffle"] = (figures["tfrecord_per_record_examples_per_s"]
+                                               / figures["memory_examples_per_s"])
+        figures["ratio_in_memory_split"] = (figures["in_memory_split_examples_per_s"]
+                                            / figures["memory_examples_per_s"])
+        results[model] = figures
     return results
 
 

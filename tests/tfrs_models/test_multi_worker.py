@@ -12,44 +12,17 @@ one process's, with the gradient summed in two parts (no dropout, so no per-repl
 from __future__ import annotations
 
 import json
-import os
-import re
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from cluster import two_workers_and_one_process
+
 sys.path.insert(0, str(Path(__file__).resolve().parent / "cascade"))
 
 ARGS = ["--model", "esmm", "--encoder", "mean", "--dropout", "0", "--epochs", "3",
         "--batch-size", "25", "--learning-rate", "3e-3", "--patience", "1", "--quiet"]
-DIGEST = re.compile(r"trained weights sha256 ([0-9a-f]{64})")
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def _train(data: Path, run: Path, distribution: str, tmp: Path, tf_config: dict | None = None):
-    tmp.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp),
-           "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
-    env.pop("TF_CONFIG", None)
-    if tf_config is not None:
-        env["TF_CONFIG"] = json.dumps(tf_config)
-    return subprocess.Popen(
-        [sys.executable, "-m", "adpush.cli", "train", "cascade", "--data", str(data),
-         "--run-dir", str(run), "--distribution", distribution, *ARGS],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 @pytest.mark.slow
@@ -57,21 +30,9 @@ def test_two_workers_train_one_model_like_one_process(tmp_path):
     from cascade_fixture_data import write_sequence_dataset
 
     data = write_sequence_dataset(tmp_path / "data", rows=192, seed=0)
-    workers = [f"localhost:{port}" for port in _free_ports(2)]
     runs = [tmp_path / f"run{i}" for i in range(2)]
-    procs = [_train(data, runs[i], "multi_worker", tmp_path / f"tmp{i}",
-                    {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})
-             for i in range(2)]
-    single = _train(data, tmp_path / "single", "none", tmp_path / "tmp_single")
-    outputs = []
-    for proc in [*procs, single]:
-        out, _ = proc.communicate(timeout=600)
-        outputs.append(out)
-        assert proc.returncode == 0, out[-3000:]
-
-    digests = [DIGEST.search(out) for out in outputs[:2]]
-    assert all(digests), outputs[0][-2000:]
-    assert digests[0].group(1) == digests[1].group(1)   # one model: the same weights
+    _, digests = two_workers_and_one_process(["cascade", "--data", str(data), *ARGS], tmp_path)
+    assert digests[0] == digests[1]   # one model: the same weights
 
     chief = runs[0]
     for name in ("config.json", "metrics.json", "saved_model", "checkpoints/state.json",

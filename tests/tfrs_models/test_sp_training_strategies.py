@@ -49,10 +49,10 @@ def test_alternating_steps_leave_the_other_sources_private_parameters(sp_data, s
     import tensorflow as tf
 
     from tfrs_models.training.source_adam import SourceAdam
-    from tfrs_models.training.strategies import _reach
+    from tfrs_models.training.strategies import loss_reach
 
     model = build_model(sp_spec, _config(sp_data, strategy="alternating").model)
-    optimizer = SourceAdam(0.01, _reach(model, ("sf", "ad_click")), ("sf", "ad_click"))
+    optimizer = SourceAdam(0.01, loss_reach(model, ("sf", "ad_click")), ("sf", "ad_click"))
     optimizer.build(model.trainable_variables)
     model.compile(optimizer=optimizer)
     sf_private, ad_private = model.private_variables("sf"), model.private_variables("ad_click")

@@ -126,7 +126,7 @@ def run_train(args) -> int:
     write into a temporary directory deleted afterwards), and each prints a digest of its
     trained weights, the same on every worker.
     """
-    from tfrs_models.training.distribute import is_chief, make_strategy, write_dir
+    from tfrs_models.training.distribute import is_chief, make_strategy, weights_digest, write_dir
 
     strategy = make_strategy(args.distribution)   # before any other TensorFlow op
     tf = import_tensorflow()
@@ -167,16 +167,6 @@ def run_train(args) -> int:
                  f"{oracle['oracle']['conversion']['auc']:.4f}")
     print(line + f"; SavedModel in {Path(args.run_dir) / SAVED_MODEL_DIR}")
     return 0
-
-
-def weights_digest(model) -> str:
-    """sha256 over the model's weights (their bytes, in order): equal iff the weights are."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for weight in model.get_weights():
-        digest.update(weight.tobytes())
-    return digest.hexdigest()
 
 
 train_cascade = run_train

@@ -130,7 +130,8 @@ def train_command(args) -> int:
     from pathlib import Path  # noqa: PLC0415
 
     from adpush_core.errors import UserError  # noqa: PLC0415
-    from tfrs_models.training.distribute import is_chief, make_strategy, write_dir  # noqa: PLC0415
+    from tfrs_models.training.distribute import (is_chief, make_strategy,  # noqa: PLC0415
+                                                 weights_digest, write_dir)
 
     try:  # before TensorFlow loads: a bad flag fails at once
         run_config = run_config_from_args(args)
@@ -157,6 +158,10 @@ def train_command(args) -> int:
                                            learning_rates(args.learning_rate),
                                            distribution=strategy,
                                            verbose=0 if args.quiet else 1, write_to=out)
+    if distribution == "multi_worker":
+        task = strategy.cluster_resolver
+        print(f"worker {task.task_type}:{task.task_id} of {strategy.num_replicas_in_sync}: trained "
+              f"weights sha256 {weights_digest(result.model)}", flush=True)
     if not chief:
         return 0
     from tfrs_models.export import SAVED_MODEL_DIR, prepare_run  # noqa: PLC0415

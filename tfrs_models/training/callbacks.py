@@ -108,7 +108,7 @@ class Checkpoints(tf.keras.callbacks.Callback):
                  early_stopping: EarlyStopping | None = None, history: dict | None = None):
         super().__init__()
         self.directory = Path(directory)
-        self.identity = identity
+        self.identity = _as_json(identity)
         self.early_stopping = early_stopping
         self.history = {k: list(v) for k, v in (history or {}).items()}
         self._optimizer = optimizer
@@ -144,6 +144,7 @@ class Checkpoints(tf.keras.callbacks.Callback):
         if not (source / STATE).exists():
             return None
         state = json.loads((source / STATE).read_text())
+        identity = _as_json(identity)
         if state["identity"] != identity:
             changed = sorted(k for k in set(identity) | set(state["identity"])
                              if identity.get(k) != state["identity"].get(k))
@@ -235,3 +236,8 @@ class EpochEnd(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.fn(epoch, logs)
+
+
+def _as_json(value):
+    """``value`` as it reads back from JSON (tuples become lists), to compare with a saved one."""
+    return json.loads(json.dumps(value))

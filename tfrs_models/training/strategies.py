@@ -15,7 +15,7 @@ long plateau, which patience 2 on a 3-epoch cap cut short), and keeps its best-l
 ``train_with_learning_rates`` trains one run per learning rate and keeps the one with the best
 validation logloss (the same rule for every model of a comparison). State is checkpointed
 at every epoch end (``RUN/checkpoints``), so an interrupted run resumes from its last finished
-epoch; TensorBoard logs go to ``RUN/tensorboard``; a Keras progress bar shows each epoch.
+epoch; TensorBoard logs go to ``RUN/tensorboard/<phase>``; a Keras progress bar shows each epoch.
 
 Every phase is one Keras ``fit`` of the model (``SellingPointModel.train_step``: the summed
 task losses over the global batch size plus the prior). The strategy is a property of the
@@ -78,7 +78,7 @@ class TrainResult:
     best_valid_logloss: float = float("nan")
 
 
-def _reach(model, tasks, distribution=None) -> list:
+def loss_reach(model, tasks, distribution=None) -> list:
     """``[(variable, tasks whose loss has a gradient for it)]`` — what each source's steps
     update (the loss includes the prior over the tables that source reads)."""
     distribution = distribution or tf.distribute.get_strategy()
@@ -132,7 +132,7 @@ class _Run:
             variables = self.model.trainable_variables
             self.average = (WeightAverage(variables, self.cfg.weight_average)
                             if self.cfg.weight_average > 0 else None)
-            reach = _reach(self.model, tasks, self.distribution)
+            reach = loss_reach(self.model, tasks, self.distribution)
             # The fine-tune phase starts a fresh Adam; both hold slots for every variable.
             self.optimizers = {name: SourceAdam(self.cfg.learning_rate, reach, tasks,
                                                 self.average)
