@@ -1,8 +1,7 @@
 """The package graph: a DAG with the arrows README "Packages and their imports" names.
 
 Every import counts, at module level or inside a function, and so does a module named in a string
-(the CLIs load their subcommands with ``importlib``). ``KNOWN`` lists the arrows that still run
-the wrong way while issue 15 moves them; the test fails on a new one and on an entry that is gone.
+(the CLIs load their subcommands with ``importlib``). Any arrow outside ``ALLOWED`` fails.
 """
 from __future__ import annotations
 
@@ -21,8 +20,6 @@ ALLOWED = {
     "abtest": {"adpush_core", "serving", "beam_pipelines"},
     "adpush": {"adpush_core", "beam_pipelines", "tfrs_models", "serving", "abtest"},
 }
-# (importing file, imported package) pairs not yet moved. Empty means the graph is clean.
-KNOWN: set[tuple[str, str]] = set()
 _MODULE_NAME = re.compile(r"(%s)(\.[A-Za-z_]\w*)+" % "|".join(PACKAGES))
 
 
@@ -83,18 +80,15 @@ def _cycles(graph: dict[str, set[str]]):
 def test_every_import_follows_an_allowed_arrow():
     edges = package_edges()
     wrong = {(f, t): lines for (f, t), lines in edges.items()
-             if t not in ALLOWED[Path(f).parts[0]] and (f, t) not in KNOWN}
+             if t not in ALLOWED[Path(f).parts[0]]}
     assert not wrong, "imports against the package graph: " + "; ".join(
         f"{f}:{lines} -> {t}" for (f, t), lines in sorted(wrong.items()))
-    stale = KNOWN - set(edges)
-    assert not stale, f"KNOWN lists arrows that are gone (remove them): {sorted(stale)}"
 
 
 def test_the_package_graph_has_no_cycle_and_models_import_neither_serving_nor_abtest():
     graph: dict[str, set[str]] = {p: set() for p in PACKAGES}
     for (f, t) in package_edges():
-        if (f, t) not in KNOWN:
-            graph[Path(f).parts[0]].add(t)
+        graph[Path(f).parts[0]].add(t)
     assert not _cycles(graph), f"package cycle through {_cycles(graph)}: {graph}"
     assert not graph["tfrs_models"] & {"serving", "abtest"}, graph["tfrs_models"]
 
