@@ -50,6 +50,9 @@ def test_selling_point_family_serves_raw_log_values(sp_dataset, tmp_path, model_
     prepare_run(run)
     published = export_run(run, tmp_path / "models", "selling_points")
     assert published == tmp_path / "models" / "selling_points" / "1"
+    # Published as trained: the run's one SavedModel, copied (never saved again).
+    for name in ("saved_model.pb", "variables/variables.index"):
+        assert (published / name).read_bytes() == (run / "export" / "saved_model" / name).read_bytes()
 
     loaded = tf.saved_model.load(str(published))
     assert {"serving_default", "regress", "classify", "select_selling_points"} <= set(loaded.signatures)
