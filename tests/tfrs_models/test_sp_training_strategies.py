@@ -302,3 +302,17 @@ def test_cache_input_trains_on_the_same_rows_from_memory(sp_data, sp_spec, tmp_p
     for x, y in zip(_values(result.model.trainable_variables),
                     _values(again.model.trainable_variables)):
         np.testing.assert_array_equal(x, y)
+
+
+def test_the_deprecated_mirrored_flag_is_distribution_mirrored(sp_data, tmp_path, capsys):
+    import argparse
+
+    from tfrs_models.selling_point.cli import register_train, train_command
+
+    parser = argparse.ArgumentParser()
+    register_train(parser.add_subparsers())
+    base = ["sf", "--data", str(sp_data[0]), "--run-dir", str(tmp_path)]
+    assert parser.parse_args(base).distribution == "none"
+    with pytest.raises(UserError, match="--mirrored contradicts --distribution multi_worker"):
+        train_command(parser.parse_args([*base, "--mirrored", "--distribution", "multi_worker"]))
+    assert "--mirrored is deprecated, use --distribution mirrored" in capsys.readouterr().err

@@ -416,11 +416,16 @@ class SellingPointModel(tfrs.models.Model):
         """TFRS's loss: the task losses of ``inputs = {"sf": batch, "ad_click": batch}``
         (:meth:`task_losses`) summed, plus in training the prior over the tasks with rows,
         shared out between the replicas (their gradients are summed)."""
-        total = tf.add_n(list(self.task_losses(inputs, training).values()))
-        if not training:
-            return total
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return total + self.prior_loss(self.active_tasks(inputs)) / float(replicas)
+        return self._step_losses(inputs, training)[0]
+
+    def _step_losses(self, inputs, training):
+        """``(total, {task: loss})`` of :meth:`compute_loss`."""
+        losses = self.task_losses(inputs, training)
+        total = tf.add_n(list(losses.values()))
+        if training:
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            total += self.prior_loss(self.active_tasks(inputs)) / float(replicas)
+        return total, losses
 
     def train_step(self, inputs):
         """TFRS's ``train_step`` with the per-task losses reported and Algorithm 1's update.
@@ -434,15 +439,14 @@ class SellingPointModel(tfrs.models.Model):
         """
         active = self.active_tasks(inputs)
         with tf.GradientTape() as tape:
-            losses = self.task_losses(inputs, training=True)
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            total = tf.add_n(list(losses.values())) + self.prior_loss(active) / float(replicas)
+            total, losses = self._step_losses(inputs, training=True)
         gradients = tape.gradient(total, self.trainable_variables)
         if hasattr(self.optimizer, "select_tasks"):
             self.optimizer.select_tasks(active)
         self.optimizer.apply_gradients(
             [(g, v) for g, v in zip(gradients, self.trainable_variables) if g is not None])
         logs = {}
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         for task, loss in losses.items():
             # Metric variables are summed over replicas: R·loss with weight 1/R is one step.
             mean = self.task_loss_means[task]
