@@ -13,11 +13,11 @@ save. Only the chief (``task.type`` "chief", or worker 0 when the cluster has no
 the run directory; the other workers write into a temporary directory deleted afterwards
 (``write_dir``).
 
-Input: ``global_batches`` keeps a single process's batches (every worker reads the same batches
-and ``fit`` hands each replica its slice of each). An input built per worker instead goes through
-``strategy.distribute_datasets_from_function(build)``, where ``build(input_context)`` takes its
-share of each source with ``shard_source`` and batches at
-``input_context.get_per_replica_batch_size(global_batch)``.
+Input: ``global_batches`` shards by data: every worker reads the same global batches and keeps
+its replicas' slice of each (``fit`` splits each batch over the replicas in sync), so a step is
+exactly one process's step. Both families train this way; sharding each source by worker before
+batching (``distribute_datasets_from_function``) would read less per worker but change the
+batches, and with them every figure.
 """
 from __future__ import annotations
 
@@ -43,10 +43,6 @@ class ClusterTask:
     workers: tuple[str, ...]
     task_type: str               # "chief" or "worker"
     task_index: int
-
-    @property
-    def size(self) -> int:
-        return len(self.chief) + len(self.workers)
 
     @property
     def is_chief(self) -> bool:
@@ -149,14 +145,6 @@ def global_batches(dataset):
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
-
-
-def shard_source(dataset, input_context):
-    """This input pipeline's share of a source's records: every ``num_input_pipelines``-th
-    record from ``input_pipeline_id``. Apply before shuffling and batching."""
-    if input_context is None or input_context.num_input_pipelines == 1:
-        return dataset
-    return dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
 
 
 def weights_digest(model) -> str:
