@@ -64,11 +64,12 @@ def _add_analyze(commands) -> None:
 
 def _run_analyze(args) -> int:
     from abtest import analyze
+    from abtest.report_json import write_json
 
     report = analyze.analyze(args.input, control=args.control, split=args.split, per_day_path=args.per_day,
                              alpha=args.alpha, ci_method=args.ci_method, sequential=args.sequential,
                              practical_threshold=args.practical_threshold, cuped=args.cuped)
-    out = analyze.write_json(report, args.out)
+    out = write_json(report, args.out)
     print(f"wrote {out}")
     if args.report_dir:
         from abtest.report import write_report

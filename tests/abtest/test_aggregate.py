@@ -11,7 +11,8 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from abtest import aggregate as job
-from abtest.analyze import analyze, read_experiment
+from abtest.analyze import analyze
+from abtest.experiment_data import read_experiment
 from abtest.stats.sufficient import SufficientStats
 from adpush.cli import main
 

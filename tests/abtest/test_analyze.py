@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from abtest import analyze
+from abtest.experiment_data import read_experiment
+from abtest.split import parse_split
 from abtest.stats.comparison import REPORT_KEYS
 from abtest.stats.sufficient import SufficientStats
 from adpush.cli import main
@@ -116,8 +118,8 @@ def test_missing_control_and_bad_split(tmp_path):
     with pytest.raises(UserError, match="unknown bucket"):
         analyze.analyze(path, split="control=1,other=1")
     with pytest.raises(UserError, match="2 weights for 3 buckets"):
-        analyze.parse_split("1,1", ["a", "b", "c"])
-    assert analyze.parse_split("60,40", ["a", "b"]) == {"a": 60.0, "b": 40.0}
+        parse_split("1,1", ["a", "b", "c"])
+    assert parse_split("60,40", ["a", "b"]) == {"a": 60.0, "b": 40.0}
 
 
 def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
@@ -165,7 +167,7 @@ def test_pre_period_columns_give_cuped_from_rows_and_from_statistics(tmp_path, c
     assert row["relative_lift_cuped"] is not None and row["variance_reduction_cuped"] > 0.2
     assert row["ci_high_cuped"] - row["ci_low_cuped"] < row["ci_high"] - row["ci_low"]
     # The same data as sufficient statistics (what `abtest aggregate --pre-input` writes).
-    data = analyze.read_experiment(path)
+    data = read_experiment(path)
     names = list(data.stats["control"].to_dict())
     lines = ["bucket," + ",".join(names)]
     for bucket, s in data.stats.items():
