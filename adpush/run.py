@@ -25,6 +25,9 @@ class Stage:
     help: str
     tables: tuple[str, ...]          # config tables whose change invalidates this stage
     run: Callable[["RunContext"], dict]
+    # RUN subdirectories a redo of a finished stage deletes first (a training resumes from its
+    # checkpoints only when it was interrupted, never across a changed config or --force).
+    outputs: tuple[str, ...] = ()
 
 
 @dataclass
@@ -291,8 +294,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("build", "Beam (FnApiRunner): logs -> TFRecords, vocabularies, spec.json",
           ("beam",), stage_build),
     Stage("train_sf", "train + evaluate the selling-point model (001)", ("train",),
-          stage_train_sf),
-    Stage("train_cascade", "train the CTR->CVR model (000)", ("train",), stage_train_cascade),
+          stage_train_sf, outputs=("train/sf",)),
+    Stage("train_cascade", "train the CTR->CVR model (000)", ("train",), stage_train_cascade,
+          outputs=("train/cascade",)),
     Stage("export", "export both to a TF Serving model base path", ("serve",), stage_export),
     Stage("abtest", "serve the models locally and replay 001's A/B experiments over REST",
           ("serve", "abtest"), stage_abtest),
@@ -334,6 +338,12 @@ def run_stages(ctx: RunContext, force: bool = False, only: set[str] | None = Non
                       f"(--force redoes it)")
                 results[stage.name] = saved["result"]
                 continue
+        if marker.is_file():  # finished under another config, or --force: start it afresh
+            import shutil
+
+            for output in stage.outputs:
+                shutil.rmtree(ctx.path(output), ignore_errors=True)
+            marker.unlink()
         todo.append((index, stage, fingerprint, marker))
 
     def run_one(index, stage, fingerprint, marker, stage_ctx=ctx):

@@ -24,3 +24,31 @@ def test_a_failing_stage_is_a_user_error_naming_the_command_and_its_log(tmp_path
 def test_in_process_call_raises_the_handlers_user_error(tmp_path):
     with pytest.raises(UserError, match="missing.toml"):
         call_subcommand(["config", "show", "--config", str(tmp_path / "missing.toml")])
+
+
+def test_a_redone_training_starts_afresh_and_an_interrupted_one_keeps_its_checkpoints(
+        tmp_path, monkeypatch):
+    """A finished stage redone (changed config or --force) deletes its outputs first, so a
+    training does not resume from another run's checkpoints; an interrupted one (no marker)
+    keeps them and resumes."""
+    import adpush.run as run
+
+    seen = []
+
+    def train(ctx):
+        checkpoint = ctx.path("train", "x", "checkpoints", "state.json")
+        seen.append(checkpoint.exists())
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_text("{}")
+        return {}
+
+    monkeypatch.setattr(run, "STAGES", (run.Stage("train_x", "train", ("train",), train,
+                                                  outputs=("train/x",)),))
+    ctx = RunContext(run_dir=tmp_path, config={"train": {"epochs": 1}}, seed=0)
+    run.run_stages(ctx)
+    run.run_stages(ctx)                      # finished, same config: skipped
+    ctx.config["train"]["epochs"] = 2
+    run.run_stages(ctx)                      # changed config: afresh
+    (tmp_path / ".stages" / "train_x.json").unlink()   # as if interrupted after a checkpoint
+    run.run_stages(ctx)
+    assert seen == [False, False, True]
