@@ -74,7 +74,7 @@ def test_portable_proto_runs_on_fnapirunner(shared_data_dir, tmp_path):
     from apache_beam.transforms.environments import EmbeddedPythonEnvironment
 
     from beam_pipelines.config import BuildConfig
-    from beam_pipelines.pipeline import construct
+    from beam_pipelines.construct import construct
 
     data = str(shared_data_dir / HEAD)
     via_proto, direct = tmp_path / "proto", tmp_path / "direct"

@@ -193,7 +193,7 @@ def assert_history_is_strictly_before_the_day(logs, out, config):
 
 def test_rows_lost_between_read_and_write_fail_the_build():
     from adpush_core.errors import UserError
-    from beam_pipelines.pipeline import check_rows_conserved
+    from beam_pipelines.checks import check_rows_conserved
 
     counts = {"lines_read": 617, "header_lines": 3, "rejected": 3, "written": 597, "label_events": 4,
               "side_table_rows": 10}
