@@ -35,8 +35,8 @@ def test_two_workers_train_one_model_like_one_process(tmp_path):
     assert digests[0] == digests[1]   # one model: the same weights
 
     chief = runs[0]
-    for name in ("config.json", "metrics.json", "export/saved_model", "export_info.json", "checkpoints/state.json",
-                 "tensorboard/train", "tensorboard/validation"):
+    for name in ("config.json", "metrics.json", "export/saved_model", "export_info.json",
+                 "checkpoints/state.json", "tensorboard/train", "tensorboard/validation"):
         assert (chief / name).exists(), name
     assert not runs[1].exists()                          # the other worker wrote nothing there
     assert list((tmp_path / "tmp1").iterdir()) == []     # and deleted its temporary directory
