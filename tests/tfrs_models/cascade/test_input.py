@@ -30,3 +30,31 @@ def test_parse_batch_shapes_follow_spec(cascade_spec, cascade_batch):
     # Conversion implies click, as the contract says.
     conv, click = cascade_batch["conversion"].numpy(), cascade_batch["click"].numpy()
     assert np.all(click[conv == 1] == 1)
+
+
+# Fingerprints of what the cascade pipeline yielded at 2edcbea (tests/tfrs_models/batch_digest.py):
+# the data layer may be rewritten, but the batches a cascade model trains and is scored on may not
+# move, or every cascade figure would.
+CASCADE_BATCHES = {
+    ("sequence", "train shuffled cached"): "8bd46805dfc10cc3bb93a9abc2db39c08eb40593681c2fcf2b55c14eeb1915c7",
+    ("sequence", "valid"): "4b8f531c2da221451eef8b17870233d294816f0ce70ebabe49310a6ca8078854",
+    ("sequence", "train repeated"): "0e93c184c76aba0ab5c9c466dcee2414bdc4f48504528fa42da556c5d04378ea",
+    ("cascade_flat", "train shuffled cached"): "dbc27eaf3e2902e62c95b0c47eb16dbf40a274b6fbfac9a308be028bfba619e7",
+    ("cascade_flat", "valid"): "e42237bf685f7a07330020360cea910e010a7fd1606081f7d034d080c4a50659",
+    ("cascade_flat", "train repeated"): "93a78dbdf35525ff3cf0d8e1c7fc9358a8adfe4bf647ca7bad8d3c4defdaa90f",
+}
+
+
+def test_cascade_pipeline_yields_the_pinned_batches(cascade_data, tmp_path):
+    from batch_digest import batches_digest
+    from cascade_fixture_data import write_flat_dataset
+    from tfrs_models.cascade.input import load_spec, make_dataset
+
+    for spec in (load_spec(cascade_data), load_spec(write_flat_dataset(tmp_path / "flat", rows=96))):
+        got = {
+            "train shuffled cached": make_dataset(spec, "train", 32, shuffle=True, seed=3, cache=True),
+            "valid": make_dataset(spec, "valid", 50),
+            "train repeated": make_dataset(spec, "train", 32, shuffle=True, seed=1, repeat=True).take(9),
+        }
+        for what, dataset in got.items():
+            assert batches_digest(dataset) == CASCADE_BATCHES[spec.name, what], (spec.name, what)
