@@ -55,7 +55,7 @@ def write_subsample(data: Path, out: Path, fraction: float, seed: int,
     referenced by absolute path. Returns ``{dataset: (rows kept, positives kept)}``."""
     import tensorflow as tf  # noqa: PLC0415
 
-    from tfrs_models.input import load_spec, split_files  # noqa: PLC0415
+    from tfrs_models.input import load_spec  # noqa: PLC0415
 
     spec = load_spec(data)
     raw = json.loads((data / "spec.json").read_text())
@@ -64,7 +64,8 @@ def write_subsample(data: Path, out: Path, fraction: float, seed: int,
     kept = {}
     for name, dataset in raw["datasets"].items():
         for split in dataset["files"]:
-            dataset["files"][split] = [str(Path(p).resolve()) for p in split_files(spec, name, split)]
+            dataset["files"][split] = [str(Path(p).resolve())
+                                       for p in spec.dataset(name).split_files(split)]
         if name not in datasets:
             continue
         files = dataset["files"]["train"]

@@ -102,10 +102,11 @@ def test_cascade_family_roundtrip(tmp_path, model_name):
 
     from tfrs_models.cascade.config import ModelConfig, TrainConfig
     from tfrs_models.cascade.export import serving_inputs
-    from tfrs_models.cascade.input import load_spec, make_dataset
+    from tfrs_models.cascade.data import load_dataset
+    from tfrs_models.input import dataset_batches
     from tfrs_models.cascade.train import layout_of, save_run, train_model
 
-    spec = load_spec(write_sequence_dataset(tmp_path / "data", rows=96, seed=1))
+    spec = load_dataset(write_sequence_dataset(tmp_path / "data", rows=96, seed=1))
     model_config, train_config = ModelConfig(name=model_name), TrainConfig(epochs=1, batch_size=32)
     model, history = train_model(spec, model_config, train_config)
     run = tmp_path / "run"
@@ -113,7 +114,7 @@ def test_cascade_family_roundtrip(tmp_path, model_name):
     prepare_run(run)
     published = export_run(run, tmp_path / "models", "ctr_cvr")
 
-    batch = next(iter(make_dataset(spec, "test", 16)))
+    batch = next(iter(dataset_batches(spec, "test", 16, order="sequential_records")))
     inputs = {k: v.numpy() for k, v in serving_inputs(layout_of(spec), batch).items()}
     keras = model(batch, training=False)
     serve = tf.saved_model.load(str(published)).signatures["serving_default"]

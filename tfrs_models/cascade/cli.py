@@ -115,10 +115,10 @@ def run_train(args) -> int:
     """Train, score the test split (beside the oracle's with --oracle), export RUN/saved_model."""
     tf = import_tensorflow()
     tf.config.experimental.enable_op_determinism()
-    from tfrs_models.cascade.input import load_spec
+    from tfrs_models.cascade.data import load_dataset
     from tfrs_models.cascade.train import predict_split, save_run, score, train_model
 
-    spec = load_spec(args.data)
+    spec = load_dataset(args.data)
     model_config, train_config = _configs(args)
     model, history = train_model(spec, model_config, train_config, patience=args.patience)
     pred = predict_split(lambda b: model(b, training=False), spec, "test", args.batch_size)
@@ -147,13 +147,13 @@ def evaluate(args) -> int:
     """``adpush evaluate --run-dir RUN [--data OUT] [--oracle LOGS]`` for a cascade run."""
 
     import_tensorflow()
-    from tfrs_models.cascade.input import load_spec
+    from tfrs_models.cascade.data import load_dataset
     from tfrs_models.cascade.oracle import oracle_scores
     from tfrs_models.cascade.train import load_predict_fn, predict_split, score
 
     run = Path(args.run_dir)
     config = json.loads((run / "config.json").read_text())
-    spec = load_spec(args.data or config["data_dir"], config["dataset"])
+    spec = load_dataset(args.data or config["data_dir"], config["dataset"])
     pred = predict_split(load_predict_fn(run / "saved_model"), spec, "test")
     result = {"model": score(pred)}
     if getattr(args, "oracle", None):

@@ -1,8 +1,8 @@
 """SavedModel export of a cascade model with a ``serving_default`` signature over raw features.
 
 Inputs are the spec's model features by name — scalars ``[None]``, feature lists
-``[None, max_length]`` (left-padded with "" / 0, most recent last, as ``input.parse_batch``
-produces) — and outputs ``p_click``, ``p_conversion`` (and ``p_cvr`` for ESMM), each ``[None]``.
+``[None, max_length]`` (left-padded with "" / 0, most recent last, as
+``tfrs_models.input.parse_batch_fn`` produces) — and outputs ``p_click``, ``p_conversion`` (and ``p_cvr`` for ESMM), each ``[None]``.
 No training knob (dropout rate, phase flag) is an input; the graph needs no Python to load.
 """
 from __future__ import annotations

@@ -15,13 +15,13 @@ import numpy as np
 
 from adpush_core.tfenv import import_tensorflow
 from tfrs_models.cascade.config import ModelConfig, TrainConfig
-from tfrs_models.cascade.input import CLICK_LABEL, CONVERSION_LABEL, DatasetSpec, make_dataset
+from tfrs_models.cascade.data import CLICK_LABEL, CONVERSION_LABEL
+from tfrs_models.input import DatasetSpec, dataset_batches, float_statistics
 
 
 def layout_of(spec: DatasetSpec, exclude: tuple[str, ...] = ()) -> dict:
     """The model's input layout, with the float features' train statistics."""
     from tfrs_models.cascade.features import InputLayout
-    from tfrs_models.cascade.input import float_statistics
 
     return dataclasses.asdict(InputLayout.from_spec(spec, float_statistics(spec), exclude))
 
@@ -36,11 +36,13 @@ def train_model(spec: DatasetSpec, model_config: ModelConfig, train_config: Trai
     tf.keras.utils.set_random_seed(train_config.seed)
     model = build_model(layout_of(spec, model_config.exclude_features), model_config)
     model.compile(optimizer=tf.keras.optimizers.Adam(train_config.learning_rate))
-    train = make_dataset(spec, "train", train_config.batch_size, shuffle=True, seed=train_config.seed,
-                         repeat=train_config.steps_per_epoch is not None, cache=True)
+    train = dataset_batches(spec, "train", train_config.batch_size, order="sequential_records",
+                            shuffle=True, seed=train_config.seed,
+                            repeat=train_config.steps_per_epoch is not None, cache=True)
     callbacks, valid = [], None
     if "valid" in spec.files and _has_files(spec, "valid"):
-        valid = make_dataset(spec, "valid", max(train_config.batch_size, 1024), cache=True)
+        valid = dataset_batches(spec, "valid", max(train_config.batch_size, 1024),
+                                order="sequential_records", cache=True)
         callbacks.append(tf.keras.callbacks.EarlyStopping(
             monitor="val_objective", mode="min", patience=patience, restore_best_weights=True))
     history = model.fit(train, epochs=train_config.epochs, steps_per_epoch=train_config.steps_per_epoch,
@@ -55,7 +57,7 @@ def predict_split(predict_fn, spec: DatasetSpec, split: str, batch_size: int = 1
     """
     collected: dict[str, list] = {}
     keep = set(spec.labels) | set(spec.key)
-    for batch in make_dataset(spec, split, batch_size, cache=True):
+    for batch in dataset_batches(spec, split, batch_size, order="sequential_records", cache=True):
         outputs = predict_fn(batch)
         for name, value in outputs.items():
             collected.setdefault(name, []).append(np.reshape(value.numpy(), [-1]))
@@ -103,7 +105,7 @@ def save_run(run_dir: Path, model, spec: DatasetSpec, model_config: ModelConfig,
 
     run_dir.mkdir(parents=True, exist_ok=True)
     export_saved_model(model, run_dir / "saved_model")
-    config = {"family": "cascade", "data_dir": str(spec.data_dir), "dataset": spec.name,
+    config = {"family": "cascade", "data_dir": spec.root, "dataset": spec.name,
               "model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_config)}
     (run_dir / "config.json").write_text(json.dumps(config, indent=1))
     metrics = {"history": history, "test": test_metrics}
@@ -131,9 +133,7 @@ def load_predict_fn(saved_model_dir: Path):
 def _has_files(spec, split: str) -> bool:
     from adpush_core.errors import UserError
 
-    from tfrs_models.cascade.input import split_files
-
     try:
-        return bool(split_files(spec, split))
+        return bool(spec.split_files(split))
     except UserError:
         return False

@@ -5,11 +5,11 @@ import numpy as np
 
 
 def test_left_pad_keeps_most_recent_last():
-    import tfrs_models.cascade.input as cin
+    from tfrs_models.input import left_pad
     import tensorflow as tf
 
     ragged = tf.ragged.constant([["a", "b"], ["a", "b", "c", "d", "e"], []])
-    out = cin.left_pad(tf, ragged, 4, "").numpy().astype(str)
+    out = left_pad(tf, ragged, 4, "").numpy().astype(str)
     assert out.tolist() == [["", "", "a", "b"], ["b", "c", "d", "e"], ["", "", "", ""]]
 
 
@@ -51,14 +51,18 @@ def test_cascade_pipeline_yields_the_pinned_batches(cascade_data, tmp_path):
 
     from batch_digest import batches_digest
     from cascade_fixture_data import write_flat_dataset
-    from tfrs_models.cascade.input import load_spec, make_dataset
+    from tfrs_models.cascade.data import load_dataset
+    from tfrs_models.input import dataset_batches
 
     tf.random.set_seed(0)
-    for spec in (load_spec(cascade_data), load_spec(write_flat_dataset(tmp_path / "flat", rows=96))):
+    for spec in (load_dataset(cascade_data), load_dataset(write_flat_dataset(tmp_path / "flat", rows=96))):
+        def batches(split, size, **options):
+            return dataset_batches(spec, split, size, order="sequential_records", **options)
+
         got = {
-            "train shuffled cached": make_dataset(spec, "train", 32, shuffle=True, seed=3, cache=True),
-            "valid": make_dataset(spec, "valid", 50),
-            "train repeated": make_dataset(spec, "train", 32, shuffle=True, seed=1, repeat=True).take(9),
+            "train shuffled cached": batches("train", 32, shuffle=True, seed=3, cache=True),
+            "valid": batches("valid", 50),
+            "train repeated": batches("train", 32, shuffle=True, seed=1, repeat=True).take(9),
         }
         for what, dataset in got.items():
             assert batches_digest(dataset) == CASCADE_BATCHES[spec.name, what], (spec.name, what)
