@@ -65,8 +65,8 @@ def validation_metrics(run_dir: str | Path) -> dict[str, float]:
     2. selling-point runs: ``RUN/history.json``, the main-phase epoch whose weights training
        kept (``kept_epoch``: the last marked ``kept``; the lowest ``valid_logloss`` in a history
        without the mark) → ``auc``, ``logloss``.
-    3. cascade runs: ``RUN/metrics.json`` → ``"history"``, the epoch whose weights were kept (the
-       lowest ``val_objective``, which early stopping restores; without it, the lowest
+    3. cascade runs: ``RUN/history.json`` (Keras' figures per epoch), the epoch whose weights
+       were kept (the lowest ``val_objective``, which early stopping restores; without it, the lowest
        ``val_loss`` if training stopped early, else the last) → ``click.auc``,
        ``conversion.auc``, ``cvr_auc_clicked``, ``loss``.
     """
@@ -81,14 +81,15 @@ def validation_metrics(run_dir: str | Path) -> dict[str, float]:
         if flat:
             return flat
     history_path = run_dir / "history.json"
-    if history_path.is_file():
+    records = json.loads(history_path.read_text()) if history_path.is_file() else []
+    if records:
         from tfrs_models.training.strategies import kept_epoch  # noqa: PLC0415
 
-        best = kept_epoch(json.loads(history_path.read_text()))
+        best = kept_epoch(records)
         if best is not None:
             return {"auc": float(best["valid_auc"]), "logloss": float(best["valid_logloss"])}
-    history = metrics.get("history")
-    if isinstance(history, dict) and history.get("val_loss"):
+    history = {k: [r[k] for r in records if k in r] for k in {k for r in records for k in r}}
+    if history.get("val_loss"):
         losses = history["val_loss"]
         configured = json.loads((run_dir / "config.json").read_text()).get("train", {}).get("epochs") \
             if (run_dir / "config.json").is_file() else None
@@ -105,8 +106,8 @@ def validation_metrics(run_dir: str | Path) -> dict[str, float]:
                  "val_cvr_auc_clicked": "cvr_auc_clicked", "val_loss": "loss"}
         return {flat: float(history[key][epoch]) for key, flat in names.items()
                 if key in history and len(history[key]) > epoch}
-    raise UserError(f"{run_dir}: no validation metrics found (metrics.json 'valid', history.json, or "
-                    f"metrics.json 'history' with val_* figures)")
+    raise UserError(f"{run_dir}: no validation metrics found (metrics.json 'valid', or history.json "
+                    f"with valid_* or val_* figures)")
 
 
 def _flat_numbers(node, prefix: str = "") -> dict[str, float]:
@@ -216,7 +217,7 @@ def _prepare_selling_point(run_dir: Path, k: int) -> dict:
     context = {n: example[n] for n in input_spec if n != "sf_keyword"}
     warmup["select_selling_points"] = {**context, "candidate_selling_points": [["", ""]]}
     return {"saved_model": SAVED_MODEL_DIR,
-            "family": f"selling_point/{run_config.model.model}",
+            "family": f"selling_point/{run_config.model.name}",
             "warmup_inputs": warmup}
 
 

@@ -70,12 +70,19 @@ def test_validation_metrics_of_both_families_layouts(tmp_path):
         {"phase": "main", "epoch": 2, "valid_auc": 0.64, "valid_logloss": 0.20995, "kept": False},
         {"phase": "main", "epoch": 3, "valid_auc": 0.63, "valid_logloss": 0.2101, "kept": False}]))
     assert validation_metrics(run) == {"auc": 0.62, "logloss": 0.21}
-    # Cascade runs today: Keras history; early stopping restored the lowest val_loss epoch.
+    # Cascade runs: history.json of Keras' per-epoch figures; early stopping restored the lowest
+    # val_loss epoch.
     run = tmp_path / "cascade"
     run.mkdir()
     history = {"val_click_auc": [0.52, 0.51], "val_conversion_auc": [0.55, 0.53], "val_loss": [0.58, 0.59],
                "click_auc": [0.6, 0.7]}
-    (run / "metrics.json").write_text(json.dumps({"history": history, "test": {"click": {"auc": 0.9}}}))
+
+    def write_history():
+        (run / "history.json").write_text(json.dumps(
+            [{"epoch": e, **{k: v[e] for k, v in history.items()}} for e in range(2)]))
+
+    write_history()
+    (run / "metrics.json").write_text(json.dumps({"test": {"model": {"click": {"auc": 0.9}}}}))
     (run / "config.json").write_text(json.dumps({"family": "cascade", "train": {"epochs": 3}}))
     assert validation_metrics(run) == {"click.auc": 0.52, "conversion.auc": 0.55, "loss": 0.58}
     (run / "config.json").write_text(json.dumps({"family": "cascade", "train": {"epochs": 2}}))
@@ -83,10 +90,10 @@ def test_validation_metrics_of_both_families_layouts(tmp_path):
     # With the objective early stopping monitors: its lowest epoch, which restore_best_weights
     # puts back at the end of training whether or not it stopped early (tf-keras 2.21).
     history["val_objective"] = [0.40, 0.39]
-    (run / "metrics.json").write_text(json.dumps({"history": history}))
+    write_history()
     assert validation_metrics(run) == {"click.auc": 0.51, "conversion.auc": 0.53, "loss": 0.59}
     history["val_objective"] = [0.38, 0.39]
-    (run / "metrics.json").write_text(json.dumps({"history": history}))
+    write_history()
     assert validation_metrics(run) == {"click.auc": 0.52, "conversion.auc": 0.55, "loss": 0.58}
     with pytest.raises(UserError, match="no validation metrics"):
         validation_metrics(tmp_path)

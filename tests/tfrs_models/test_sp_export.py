@@ -12,7 +12,7 @@ from tfrs_models.selling_point.models import build_model
 def test_saved_model_has_both_signatures_over_raw_features(sp_spec, tmp_path):
     import tensorflow as tf
 
-    model = build_model(sp_spec, ModelConfig(model="mtdl", embedding_dim=4, hidden_units=(8,)))
+    model = build_model(sp_spec, ModelConfig(name="mtdl", embedding_dim=4, hidden_units=(8,)))
     save_serving_model(model, tmp_path / "export")
     loaded = tf.saved_model.load(str(tmp_path / "export"))
     assert set(loaded.signatures) == {"serving_default", "predict_ad_click"}

@@ -8,7 +8,6 @@ into the figures of 000 Tables II–V / 002 Table 7 using ``tfrs_models.metrics`
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -90,35 +89,45 @@ def score(pred: dict, user_key: str = "user_id") -> dict:
     return out
 
 
-def save_run(run_dir: Path, model, spec: DatasetSpec, model_config: ModelConfig,
-             train_config: TrainConfig, history: dict, test_metrics: dict,
-             oracle: dict | None = None) -> None:
-    """RUN/config.json (family cascade), RUN/saved_model (serving signature), RUN/metrics.json.
+def score_test(pred: dict, oracle_logs=None) -> dict:
+    """The test part of metrics.json (tfrs_models.run_dir): ``rows`` and ``test`` with the model's
+    figures on every test row (``score``) and, given ``oracle_logs`` (a simulate-logs output), the
+    oracle's and the restricted ceilings' (``ceiling_item``, ``ceiling_context``) with the model's
+    again (``model_on_oracle_rows``) on the ``oracle_rows`` test rows that join the world's
+    oracle file (all of them on world data)."""
+    part = {"rows": int(len(pred[CLICK_LABEL])), "test": {"model": score(pred)}}
+    if oracle_logs:
+        from tfrs_models.cascade.oracle import oracle_scores
 
-    ``metrics.json``: ``history`` (per epoch), ``test`` (the model on every test row) and, given
-    ``oracle`` (oracle.oracle_scores), ``oracle`` and ``ceilings`` ({item, context}) on the rows
-    that join the world's oracle file, ``oracle_rows`` ({test, joined}) and ``test_on_oracle_rows``
-    (the model on exactly those rows, equal to ``test`` when every row joins);
-    ``decay_half_lives_hours``: the learnt half-life of each time-decayed history channel.
-    """
+        joined = oracle_scores(oracle_logs, pred)
+        part["oracle_rows"] = joined["joined_rows"]
+        part["test"]["model_on_oracle_rows"] = joined["model"]
+        part["test"].update({k: v for k, v in joined.items()
+                             if k == "oracle" or k.startswith("ceiling_")})
+    return part
+
+
+def save_run(run_dir: Path, model, spec: DatasetSpec, model_config: ModelConfig,
+             train_config: TrainConfig, history: dict, scored: dict) -> None:
+    """The run directory (tfrs_models.run_dir, docs/contracts.md §6): RUN/config.json, RUN/
+    history.json (Keras' per-epoch figures), RUN/saved_model (serving signature) and
+    RUN/metrics.json: ``scored`` (``score_test``) and ``decay_half_lives_hours``, the learnt
+    half-life of each time-decayed history channel."""
+    from tfrs_models import run_dir as run_files
+    from tfrs_models.cascade.config import RunConfig
     from tfrs_models.cascade.export import export_saved_model
 
     run_dir.mkdir(parents=True, exist_ok=True)
     export_saved_model(model, run_dir / "saved_model")
-    config = {"family": "cascade", "data_dir": spec.root, "dataset": spec.name,
-              "model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_config)}
-    (run_dir / "config.json").write_text(json.dumps(config, indent=1))
-    metrics = {"history": history, "test": test_metrics}
+    config = RunConfig(data_dir=spec.root, dataset=spec.name, model=model_config, train=train_config)
+    run_files.write(run_dir, run_files.CONFIG, config.to_dict())
+    run_files.write(run_dir, run_files.HISTORY, run_files.epoch_records(history))
+    extra = {}
     half_lives = model.embeddings.half_lives_hours()
     if half_lives.size:  # the decayed history channels' learnt half-lives (features.py order)
-        metrics["decay_half_lives_hours"] = [float(h) for h in half_lives]
-    if oracle is not None:
-        metrics["oracle"] = oracle["oracle"]
-        metrics["ceilings"] = {name.removeprefix("ceiling_"): oracle[name]
-                               for name in ("ceiling_item", "ceiling_context") if name in oracle}
-        metrics["oracle_rows"] = {"test": oracle["rows"], "joined": oracle["joined_rows"]}
-        metrics["test_on_oracle_rows"] = oracle["model"]
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+        extra["decay_half_lives_hours"] = [float(h) for h in half_lives]
+    run_files.write(run_dir, run_files.METRICS,
+                    run_files.metrics_document("cascade", **scored, **extra))
 
 
 def load_predict_fn(saved_model_dir: Path):
