@@ -33,14 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "follow the subcommand, e.g. adpush run --verbose")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            # A package that has not landed yet simply contributes no subcommand.
-            if err.name and module_name.startswith(err.name):
-                continue
-            raise
-        module.register(subparsers)
+        importlib.import_module(module_name).register(subparsers)
     return parser
 
 

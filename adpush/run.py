@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from adpush_core.errors import UserError
+from tfrs_models import run_dir as run_files
 
 
 @dataclass(frozen=True)
@@ -177,20 +178,8 @@ def stage_train_sf(ctx: RunContext) -> dict:
               f"its output: {baseline_log}); the evaluation fits it again", flush=True)
     _subcommand(ctx, "evaluate", "--run-dir", str(run_dir), "--data", str(ctx.path("data")),
             "--oracle", str(ctx.path("logs")), "--seed", str(ctx.seed))
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    return {"run_dir": str(run_dir), "auc": _pick(metrics, "model", "auc"),
-            "oracle_auc": _pick(metrics, "oracle", "auc")}
-
-
-def _pick(metrics: dict, who: str, name: str):
-    """metrics.json's overall figure ``name`` of ``who`` (model/oracle), wherever it sits."""
-    for path in ((who, "overall", name), ("overall", who, name), (who, name)):
-        node = metrics
-        for key in path:
-            node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, (int, float)):
-            return node
-    return None
+    test = run_files.read(run_dir, run_files.METRICS)["test"]
+    return {"run_dir": str(run_dir), "auc": test["model"]["auc"], "oracle_auc": test["oracle"]["auc"]}
 
 
 def stage_train_cascade(ctx: RunContext) -> dict:
@@ -200,9 +189,8 @@ def stage_train_cascade(ctx: RunContext) -> dict:
             train["cascade_encoder"], "--data", str(ctx.path("data")), "--run-dir", str(run_dir),
             "--seed", str(ctx.seed), "--epochs", str(train["epochs"]),
             "--distribution", train["distribution"], "--oracle", str(ctx.path("logs")))
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    return {"run_dir": str(run_dir), "metrics": metrics.get("test", {}),
-            "oracle": metrics.get("oracle", {})}
+    test = run_files.read(run_dir, run_files.METRICS)["test"]
+    return {"run_dir": str(run_dir), "metrics": test["model"], "oracle": test["oracle"]}
 
 
 def stage_export(ctx: RunContext) -> dict:
@@ -414,8 +402,8 @@ def _result_line(stage: str, result: dict) -> str:
             return f"test AUC {_fmt(result['auc'])} (oracle {_fmt(result['oracle_auc'])})"
         if stage == "train_cascade":
             m = result["metrics"]
-            return (f"test click AUC {_fmt(_pick(m, 'click', 'auc'))}, conversion AUC "
-                    f"{_fmt(_pick(m, 'conversion', 'auc'))}")
+            return (f"test click AUC {_fmt(m['click']['auc'])}, conversion AUC "
+                    f"{_fmt(m['conversion']['auc'])}")
         if stage == "export":
             return ", ".join(f"{name} v{Path(path).name}" for name, path in result["versions"].items())
         if stage == "abtest":
@@ -445,10 +433,10 @@ def print_summary(ctx: RunContext, results: dict) -> None:
         print(f"  selling-point model: test AUC {_fmt(r['auc'])} vs oracle {_fmt(r['oracle_auc'])}"
               f" ({r['run_dir']}/metrics.json, roc.png, training_curves.png)")
     if "train_cascade" in results:
-        m, o = results["train_cascade"]["metrics"], results["train_cascade"].get("oracle", {})
-        print(f"  CTR->CVR model: click AUC {_fmt(_pick(m, 'click', 'auc'))} vs oracle "
-              f"{_fmt(_pick(o, 'click', 'auc'))}, conversion AUC {_fmt(_pick(m, 'conversion', 'auc'))}"
-              f" vs oracle {_fmt(_pick(o, 'conversion', 'auc'))} "
+        m, o = results["train_cascade"]["metrics"], results["train_cascade"]["oracle"]
+        print(f"  CTR->CVR model: click AUC {_fmt(m['click']['auc'])} vs oracle "
+              f"{_fmt(o['click']['auc'])}, conversion AUC {_fmt(m['conversion']['auc'])}"
+              f" vs oracle {_fmt(o['conversion']['auc'])} "
               f"({results['train_cascade']['run_dir']}/metrics.json)")
     if "export" in results:
         print(f"  models: {results['export']['model_base_path']} "

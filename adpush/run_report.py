@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from abtest.report import figure_html, html_page, report_columns, table_html
 from abtest.report import table_rows as ab_table_rows
+from tfrs_models import run_dir as run_files
 
 EXTRA_CSS = """td:first-child { text-align: left; }
 figure img { max-width: 860px; }
@@ -41,54 +42,56 @@ def _sf_section(results: Mapping) -> dict | None:
     if "train_sf" not in results:
         return None
     run_dir = Path(results["train_sf"]["run_dir"])
-    metrics = _read_json(run_dir / "metrics.json")
-    overall = metrics.get("overall", {})
+    metrics = run_files.read(run_dir, run_files.METRICS)
+    config = run_files.read(run_dir, run_files.CONFIG)
+    test = metrics["test"]
     # AUC of the model, of the baseline on the same rows (issue 13), of each restricted oracle
     # (what a model could learn at best, issue 4) and of the oracle; GAUC and logloss of model,
     # baseline and oracle.
-    pair = [w for w in ("model", "baseline") if w in overall]
-    scorers = [*pair, *[c for c in CEILINGS if c in overall], "oracle"]
+    pair = [w for w in ("model", "baseline") if w in test]
+    scorers = [*pair, *[c for c in CEILINGS if c in test], "oracle"]
     columns = [("auc", who) for who in scorers] + [(m, who) for m in ("gauc", "logloss")
                                                      for who in (*pair, "oracle")]
 
     def cells(node: Mapping) -> list[str]:
         return [_num(node.get(who, {}).get(metric)) for metric, who in columns]
 
-    rows = [["all test users", *cells(overall)]]
+    rows = [["all test users", *cells(test)]]
     for name, segment in metrics.get("segments", {}).items():
         rows.append([f"{name} ({segment.get('n_users', 0):,} users)", *cells(segment)])
     header = ["segment (SF clicks, ad clicks per user)",
               *[f"{metric} {who.replace('ceiling_', 'ceiling ')}" for metric, who in columns]]
     images = {name: run_dir / name for name in ("roc.png", "training_curves.png")
               if (run_dir / name).is_file()}
-    title = f"Selling-point model (001): {metrics.get('model', '?')}, {metrics.get('strategy', '?')}"
+    title = (f"Selling-point model (001): {config['model']['name']}, "
+             f"{config['train']['strategy']}")
     return {"title": title, "header": header, "rows": rows, "images": images,
-            "source": str(run_dir / "metrics.json")}
+            "source": str(run_dir / run_files.METRICS)}
 
 
 def _cascade_section(results: Mapping) -> dict | None:
     if "train_cascade" not in results:
         return None
     run_dir = Path(results["train_cascade"]["run_dir"])
-    metrics = _read_json(run_dir / "metrics.json")
-    config = _read_json(run_dir / "config.json").get("model", {})
+    metrics = run_files.read(run_dir, run_files.METRICS)
+    config = run_files.read(run_dir, run_files.CONFIG)["model"]
+    test = metrics["test"]
     # The model on the rows the oracle file covers (all test rows on world data), then the
     # restricted ceilings and the oracle on the same rows.
-    scorers = [("model", metrics.get("test_on_oracle_rows") or metrics.get("test", {}))]
-    scorers += [(f"ceiling {name}", value) for name, value in metrics.get("ceilings", {}).items()]
-    if "oracle" in metrics:
-        scorers.append(("oracle", metrics["oracle"]))
+    scorers = [("model", test.get("model_on_oracle_rows", test["model"]))]
+    scorers += [(name.replace("ceiling_", "ceiling "), value) for name, value in test.items()
+                if name.startswith("ceiling_")]
+    if "oracle" in test:
+        scorers.append(("oracle", test["oracle"]))
     rows = []
     for task, metric, label in CASCADE_ROWS:
         rows.append([label, *[_num(node.get(task) if metric is None else node.get(task, {}).get(metric))
                               for _, node in scorers]])
-    encoder = config.get("encoder", {})
-    encoder_name = encoder.get("name", "?") if isinstance(encoder, dict) else encoder
-    joined = metrics.get("oracle_rows", {})
-    title = (f"CTR→CVR model (000): {config.get('name', '?')} with the {encoder_name} sequence "
-             "encoder" + (f", {joined['joined']:,} test rows" if joined else ""))
+    joined = metrics.get("oracle_rows")
+    title = (f"CTR→CVR model (000): {config['name']} with the {config['encoder']['name']} "
+             "sequence encoder" + (f", {joined:,} test rows" if joined is not None else ""))
     return {"title": title, "header": ["test figure", *[name for name, _ in scorers]],
-            "rows": rows, "images": {}, "source": str(run_dir / "metrics.json")}
+            "rows": rows, "images": {}, "source": str(run_dir / run_files.METRICS)}
 
 
 def _ab_section(results: Mapping) -> dict | None:

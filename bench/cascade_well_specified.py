@@ -51,10 +51,10 @@ def main(argv=None) -> int:
     from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
     from sklearn.metrics import roc_auc_score  # noqa: PLC0415
 
-    from tfrs_models.cascade.input import load_spec  # noqa: PLC0415
+    from tfrs_models.cascade.data import load_dataset  # noqa: PLC0415
     from tfrs_models.cascade.oracle import oracle_predictions  # noqa: PLC0415
 
-    spec = load_spec(args.data)
+    spec = load_dataset(args.data)
     rows = {s: read_split(spec, s) for s in ("train", "valid", "test")}
     test = rows["test"]
     keys = {k: test[k] for k in ("user_id", "ts")}

@@ -23,13 +23,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     modules = {}
     for name, module_name in SUBCOMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name != module_name:
-                raise
-            continue
-        modules[name] = module
+        module = modules[name] = importlib.import_module(module_name)
         module.add_arguments(sub.add_parser(name, help=(module.__doc__ or "").split("\n")[0]))
     args = parser.parse_args(argv)
     return modules[args.command].run(args)

@@ -42,14 +42,10 @@ LGB_PARAMS = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 31,
 
 def read_split(spec, split: str, batch_size: int = 8192) -> dict:
     """Every parsed column of one split as numpy (feature lists left-padded, latest last)."""
-    import tensorflow as tf  # noqa: PLC0415
+    from tfrs_models.input import dataset_batches  # noqa: PLC0415
 
-    from tfrs_models.cascade.input import parse_batch, split_files  # noqa: PLC0415
-
-    files = split_files(spec, split)
-    records = tf.data.TFRecordDataset(files, compression_type=spec.compression or "")
     columns: dict[str, list] = {}
-    for batch in records.batch(batch_size).map(lambda s: parse_batch(s, spec)):
+    for batch in dataset_batches(spec, split, batch_size, order="sequential_records"):
         for name, value in batch.items():
             columns.setdefault(name, []).append(value.numpy())
     return {name: np.concatenate(parts) for name, parts in columns.items()}
@@ -157,11 +153,11 @@ def run_peer(data_dir, seeds=(0,), oracle_logs=None, exclude=(), train_fraction:
 
     ``train_fraction`` < 1 trains on that share of the train *users* (a learning curve)."""
     from tfrs_models.cascade.compare import _flatten, _mean_std  # noqa: PLC0415
-    from tfrs_models.cascade.input import load_spec  # noqa: PLC0415
+    from tfrs_models.cascade.data import load_dataset  # noqa: PLC0415
     from tfrs_models.cascade.oracle import oracle_scores  # noqa: PLC0415
     from tfrs_models.cascade.train import score  # noqa: PLC0415
 
-    spec = load_spec(data_dir)
+    spec = load_dataset(data_dir)
     splits = {s: read_split(spec, s) for s in ("train", "valid", "test")}
     if train_fraction < 1.0:
         users = np.unique(splits["train"]["user_id"])

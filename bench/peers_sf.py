@@ -128,10 +128,10 @@ def run(args) -> int:
              for who, s in scores.items()}
     for run_dir in args.runs:
         result = json.loads((Path(run_dir) / "metrics.json").read_text())
-        if result["n"] != labels.size:
-            raise SystemExit(f"{run_dir}: scored {result['n']} test rows, the data has {labels.size}")
+        if result["rows"] != labels.size:
+            raise SystemExit(f"{run_dir}: scored {result['rows']} test rows, the data has {labels.size}")
         table[Path(run_dir).name] = {
-            "overall": result["overall"]["model"]["auc"],
+            "overall": result["test"]["model"]["auc"],
             **{b: result["segments"].get(b, {}).get("model", {}).get("auc") for b in blocks
                if b != "overall"}}
     header = "| test AUC | " + " | ".join(blocks) + " |"

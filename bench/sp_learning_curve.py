@@ -55,7 +55,7 @@ def write_subsample(data: Path, out: Path, fraction: float, seed: int,
     referenced by absolute path. Returns ``{dataset: (rows kept, positives kept)}``."""
     import tensorflow as tf  # noqa: PLC0415
 
-    from tfrs_models.input import load_spec, split_files  # noqa: PLC0415
+    from tfrs_models.input import load_spec  # noqa: PLC0415
 
     spec = load_spec(data)
     raw = json.loads((data / "spec.json").read_text())
@@ -64,7 +64,8 @@ def write_subsample(data: Path, out: Path, fraction: float, seed: int,
     kept = {}
     for name, dataset in raw["datasets"].items():
         for split in dataset["files"]:
-            dataset["files"][split] = [str(Path(p).resolve()) for p in split_files(spec, name, split)]
+            dataset["files"][split] = [str(Path(p).resolve())
+                                       for p in spec.dataset(name).split_files(split)]
         if name not in datasets:
             continue
         files = dataset["files"]["train"]
@@ -141,10 +142,10 @@ def point(args, config: dict, fraction: float, seed: int) -> dict:
     result = {"fraction": fraction, "seed": seed, "sf_train_rows": kept["sf"][0],
               "sf_train_clicks": kept["sf"][1], "kept": kept, "epochs": len(epochs),
               "best_valid_logloss": best["valid_logloss"], "best_valid_auc": best["valid_auc"],
-              "baseline_c": metrics.get("baseline", {}).get("chosen_C"),
-              "test_auc": {name: metrics["overall"][name]["auc"]
+              "baseline_c": metrics.get("baseline_fit", {}).get("chosen_C"),
+              "test_auc": {name: metrics["test"][name]["auc"]
                            for name in ("model", "baseline", *REFERENCES)
-                           if name in metrics["overall"]},
+                           if name in metrics["test"]},
               "segments": {seg: {name: v[name]["auc"] for name in ("model", "baseline")
                                  if name in v} for seg, v in metrics["segments"].items()},
               "seconds": round(time.time() - start, 1), "train_seconds": round(train_seconds, 1),

@@ -28,15 +28,15 @@ def table(results: dict) -> str:
     """Markdown: one row per segment (and overall), one column per run, then the references."""
     runs = [r for r in RUNS if f"{r[0]}_{r[1]}" in results]
     first = results[f"{runs[0][0]}_{runs[0][1]}"]
-    refs = [name for name in REFERENCE if name in first["overall"]]
+    refs = [name for name in REFERENCE if name in first["test"]]
     header = (["segment", "users"] + [f"{m.upper()} {s}" for m, s in runs]
               + [r.replace("ceiling_", "ceil. ") for r in refs])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    segments = [("overall", first["overall"], None)] + [
+    segments = [("overall", first["test"], None)] + [
         (name, seg, seg["n_users"]) for name, seg in sorted(first["segments"].items())]
     for name, seg, users in segments:
         def auc(result, scorer, name=name):
-            block = result["overall"] if name == "overall" else result["segments"].get(name, {})
+            block = result["test"] if name == "overall" else result["segments"].get(name, {})
             value = block.get(scorer, {}).get("auc")
             return "–" if value is None else f"{value:.4f}"
 
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
         metrics_path = run_dir / "metrics.json"
         if not metrics_path.exists():
             config = RunConfig(
-                data_dir=args.data, model=ModelConfig(model=model, **extra),
+                data_dir=args.data, model=ModelConfig(name=model, **extra),
                 train=TrainConfig(strategy=strategy, epochs=args.epochs,
                                   pretrain_epochs=args.pretrain_epochs, patience=args.patience,
                                   batch_size=args.batch_size, learning_rate=args.learning_rate,
@@ -104,7 +104,7 @@ def main(argv=None) -> int:
         (out / "table.md").write_text(table(results) + "\n")
     (out / "table.json").write_text(json.dumps({
         "args": vars(args), "train_seconds": timings,
-        "auc": {name: {"overall": r["overall"]["model"]["auc"],
+        "auc": {name: {"overall": r["test"]["model"]["auc"],
                        **{seg: v["model"]["auc"] for seg, v in r["segments"].items()},
                        "ad_click": r.get("auxiliary_ad_click", {}).get("auc")}
                 for name, r in results.items()}}, indent=1))

@@ -45,7 +45,7 @@ def bench(data_dir, seed: int, steps: int, batch_size: int, rounds: int = 5) -> 
     spec = load_spec(data_dir)
     results = {}
     for model in ("bm", "mtdl"):
-        config = RunConfig(data_dir=str(data_dir), model=ModelConfig(model=model),
+        config = RunConfig(data_dir=str(data_dir), model=ModelConfig(name=model),
                            train=TrainConfig(batch_size=batch_size, seed=seed))
         tf.keras.utils.set_random_seed(seed)
         tasks = ("sf", "ad_click") if model == "mtdl" else ("sf",)

@@ -3,46 +3,35 @@
 A family module may also expose ``register(subparsers)`` for its own top-level commands
 (cascade adds ``compare``). ``train`` takes a kind (``sf`` → ``tfrs_models.selling_point.cli``, ``cascade`` →
 ``tfrs_models.cascade.cli``); each family module exposes ``register_train(kind_subparsers)``
-and ``evaluate(args)``. A family whose module is absent simply adds no kind. ``evaluate`` reads
-``RUN/config.json``'s ``family`` and calls that family's ``evaluate``. No TensorFlow is imported
-here (docs/contracts.md §3).
+and ``evaluate(args)``. ``evaluate`` reads ``RUN/config.json``'s ``family`` (tfrs_models.run_dir)
+and calls that family's ``evaluate``. No TensorFlow is imported here (docs/contracts.md §3).
 """
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 
 from adpush_core.errors import UserError
+from tfrs_models import run_dir
 
 FAMILIES = {"selling_point": "tfrs_models.selling_point.cli",
             "cascade": "tfrs_models.cascade.cli"}
 
 
 def _family_module(family: str):
-    name = FAMILIES.get(family)
-    if name is None:
-        return None
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as err:
-        if err.name and name.startswith(err.name):
-            return None
-        raise
+    return importlib.import_module(FAMILIES[family])
 
 
 def register(subparsers) -> None:
     train = subparsers.add_parser("train", help="train a model (kinds: sf, cascade)")
     kinds = train.add_subparsers(dest="kind", metavar="KIND")
     for family in FAMILIES:
-        module = _family_module(family)
-        if module is not None and hasattr(module, "register_train"):
-            module.register_train(kinds)
+        _family_module(family).register_train(kinds)
     train.set_defaults(func=lambda args: (train.print_help(), 2)[1])
     # Family-specific top-level commands (e.g. cascade's ``compare``).
     for family in FAMILIES:
         module = _family_module(family)
-        if module is not None and hasattr(module, "register"):
+        if hasattr(module, "register"):
             module.register(subparsers)
 
     evaluate = subparsers.add_parser("evaluate", help="evaluate a training run")
@@ -75,11 +64,4 @@ def evaluate_command(args) -> int:
         record = fit_baseline(args.run_dir, spec)
         print(f"baseline kept in {where}: C {record['summary']['chosen_C']:g} on validation")
         return 0
-    config_path = Path(args.run_dir) / "config.json"
-    if not config_path.is_file():
-        raise UserError(f"{config_path} does not exist; is {args.run_dir} a training run?")
-    family = json.loads(config_path.read_text()).get("family", "selling_point")
-    module = _family_module(family)
-    if module is None or not hasattr(module, "evaluate"):
-        raise UserError(f"{args.run_dir} was trained by family {family!r}, which is not installed")
-    return int(module.evaluate(args) or 0)
+    return int(_family_module(run_dir.family(args.run_dir)).evaluate(args) or 0)

@@ -109,8 +109,8 @@ def test_every_stage_ran_and_the_summary_names_the_outputs(tiny_run):
 def test_metrics_and_report_agree(tiny_run):
     run = tiny_run[0] / "run"
     metrics = json.loads((run / "train" / "sf" / "metrics.json").read_text())
-    model_auc = metrics["overall"]["model"]["auc"]
-    oracle_auc = metrics["overall"]["oracle"]["auc"]
+    model_auc = metrics["test"]["model"]["auc"]
+    oracle_auc = metrics["test"]["oracle"]["auc"]
     assert 0.0 < model_auc < 1.0 and oracle_auc > 0.6  # the world's signal is there to find
     report = json.loads((run / "report.json").read_text())
     titles = [s["title"] for s in report["sections"]]
@@ -118,21 +118,21 @@ def test_metrics_and_report_agree(tiny_run):
     assert titles[2].startswith("CTR→CVR model (000): cnn_attention")
     # the CTR→CVR figures sit beside the ceilings and the oracle, all on the same test rows
     cascade = json.loads((run / "train" / "cascade" / "metrics.json").read_text())
-    assert cascade["oracle_rows"]["joined"] == cascade["oracle_rows"]["test"] > 0
-    assert cascade["test_on_oracle_rows"] == cascade["test"]
-    assert cascade["oracle"]["click"]["auc"] > cascade["ceilings"]["item"]["click"]["auc"]
+    assert cascade["oracle_rows"] == cascade["rows"] > 0
+    test = cascade["test"]
+    assert test["model_on_oracle_rows"] == test["model"]
+    assert test["oracle"]["click"]["auc"] > test["ceiling_item"]["click"]["auc"]
     section = report["sections"][2]
     assert section["header"] == ["test figure", "model", "ceiling item", "ceiling context", "oracle"]
-    assert section["rows"][0][1:] == [f"{cascade[k]['click']['auc']:.4f}" for k in ("test",)] + [
-        f"{cascade['ceilings'][c]['click']['auc']:.4f}" for c in ("item", "context")] + [
-        f"{cascade['oracle']['click']['auc']:.4f}"]
+    assert section["rows"][0][1:] == [
+        f"{test[k]['click']['auc']:.4f}" for k in ("model", "ceiling_item", "ceiling_context", "oracle")]
     sf = report["sections"][1]
     overall = dict(zip(sf["header"], sf["rows"][0]))
     assert overall["segment (SF clicks, ad clicks per user)"] == "all test users"
     assert overall["auc model"] == f"{model_auc:.4f}" and overall["auc oracle"] == f"{oracle_auc:.4f}"
     # the LR baseline trained and scored on the same rows sits beside the model
-    assert overall["auc baseline"] == f"{metrics['overall']['baseline']['auc']:.4f}"
-    assert metrics["baseline"]["chosen_C"] in (0.03, 0.1, 0.3, 1.0)
+    assert overall["auc baseline"] == f"{metrics['test']['baseline']['auc']:.4f}"
+    assert metrics["baseline_fit"]["chosen_C"] in (0.03, 0.1, 0.3, 1.0)
     # the restricted oracles (what a model can learn at best) sit between popularity and oracle
     ceilings = [float(overall[f"auc ceiling {c}"]) for c in ("popularity", "query", "profile")]
     assert ceilings[0] < ceilings[2] < oracle_auc

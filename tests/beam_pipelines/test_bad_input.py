@@ -119,18 +119,18 @@ def test_rebuild_refuses_a_non_empty_folder_and_replaces_it_atomically_with_over
 
 
 def test_readers_use_the_listed_files_not_a_glob(tmp_path):
-    from tfrs_models.input import load_spec, split_files
+    from tfrs_models.input import load_spec
 
     logs = _taobao(tmp_path, GOOD)
     out = tmp_path / "out"
     build_data("taobao", [str(logs)], out, num_shards=2, min_count=1)
     stale = out / "sequence" / "train-00003-of-00004.tfrecord.gz"  # what an older build would leave
     stale.write_bytes((out / "sequence" / "train-00000-of-00002.tfrecord.gz").read_bytes())
-    files = split_files(load_spec(out), "sequence", "train")
+    files = load_spec(out).dataset("sequence").split_files("train")
     assert [f.rsplit("/", 1)[1] for f in files] == ["train-00000-of-00002.tfrecord.gz", "train-00001-of-00002.tfrecord.gz"]
     (out / "sequence" / "train-00001-of-00002.tfrecord.gz").unlink()
     with pytest.raises(UserError, match="lists files that do not exist"):
-        split_files(load_spec(out), "sequence", "train")
+        load_spec(out).dataset("sequence").split_files("train")
 
 
 def test_dataflow_refuses_local_paths(tmp_path):

@@ -43,7 +43,7 @@ def test_selling_point_family_serves_raw_log_values(sp_dataset, tmp_path, model_
 
     run = tmp_path / "run"
     config = RunConfig(data_dir=sp_dataset.root,
-                       model=ModelConfig(model=model_name, embedding_dim=4, hidden_units=(8,)),
+                       model=ModelConfig(name=model_name, embedding_dim=4, hidden_units=(8,)),
                        train=TrainConfig(epochs=1, batch_size=64,
                                          strategy="joint" if model_name == "bm" else "alternating"))
     result = train(sp_dataset, config, run, verbose=0)
@@ -89,19 +89,21 @@ def test_cascade_family_roundtrip(tmp_path, model_name):
     from cascade_fixture_data import write_sequence_dataset
 
     from tfrs_models.cascade.config import ModelConfig, TrainConfig
+    from tfrs_models.cascade.data import load_dataset
     from tfrs_models.cascade.export import serving_inputs
-    from tfrs_models.cascade.input import load_spec, make_dataset
-    from tfrs_models.cascade.train import layout_of, save_run, train_model
+    from tfrs_models.cascade.train import layout_of, predict_split, save_run, score_test, train_model
+    from tfrs_models.input import dataset_batches
 
-    spec = load_spec(write_sequence_dataset(tmp_path / "data", rows=96, seed=1))
+    spec = load_dataset(write_sequence_dataset(tmp_path / "data", rows=96, seed=1))
     model_config, train_config = ModelConfig(name=model_name), TrainConfig(epochs=1, batch_size=32)
     model, history = train_model(spec, model_config, train_config)
     run = tmp_path / "run"
-    save_run(run, model, spec, model_config, train_config, history, {})
+    scored = score_test(predict_split(lambda b: model(b, training=False), spec, "test"))
+    save_run(run, model, spec, model_config, train_config, history, scored)
     prepare_run(run)
     published = export_run(run, tmp_path / "models", "ctr_cvr")
 
-    batch = next(iter(make_dataset(spec, "test", 16)))
+    batch = next(iter(dataset_batches(spec, "test", 16, order="sequential_records")))
     inputs = {k: v.numpy() for k, v in serving_inputs(layout_of(spec), batch).items()}
     keras = model(batch, training=False)
     serve = tf.saved_model.load(str(published)).signatures["serving_default"]

@@ -25,9 +25,12 @@ def test_a_run_without_a_known_family_is_a_user_error_naming_config_json(tmp_pat
 def test_cascade_kept_epoch_is_the_first_lowest_validation_objective():
     # EarlyStopping(monitor="val_objective", restore_best_weights=True) restores it at the end
     # of training whether or not it stopped early.
-    assert kept_epoch({"val_objective": [0.40, 0.39, 0.41]}) == 1
-    assert kept_epoch({"val_objective": [0.38, 0.39, 0.38]}) == 0
-    assert kept_epoch({"loss": [0.5]}) is None  # no validation split
+    def records(objectives):
+        return [{"epoch": e, "loss": 0.5, "val_objective": v} for e, v in enumerate(objectives)]
+
+    assert kept_epoch(records([0.40, 0.39, 0.41]))["epoch"] == 1
+    assert kept_epoch(records([0.38, 0.39, 0.38]))["epoch"] == 0
+    assert kept_epoch([{"epoch": 0, "loss": 0.5}]) is None  # no validation split
 
 
 def test_cascade_export_info_carries_the_restored_epochs_figures(tmp_path):

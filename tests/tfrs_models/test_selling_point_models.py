@@ -27,7 +27,7 @@ def test_fit_export_reload_identical(kind, sp_spec, tmp_path):
     import tensorflow as tf
 
     tf.random.set_seed(0)
-    model = build_model(sp_spec, ModelConfig(model=kind, embedding_dim=4, hidden_units=(8,)))
+    model = build_model(sp_spec, ModelConfig(name=kind, embedding_dim=4, hidden_units=(8,)))
     model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
     sf = make_dataset(sp_spec, "sf", "train", 32)
     if kind == "bm":
@@ -43,8 +43,8 @@ def test_fit_export_reload_identical(kind, sp_spec, tmp_path):
 
 
 def test_amtdl_reads_the_extra_groups_and_bm_has_no_ad_head(sp_spec):
-    bm = build_model(sp_spec, ModelConfig(model="bm"))
-    amtdl = build_model(sp_spec, ModelConfig(model="amtdl"))
+    bm = build_model(sp_spec, ModelConfig(name="bm"))
+    amtdl = build_model(sp_spec, ModelConfig(name="amtdl"))
     assert not hasattr(bm, "ad_output")
     assert "age_bucket" in amtdl.input_signature() and "age_bucket" not in bm.input_signature()
     assert "query_category" in amtdl.input_signature()
@@ -52,14 +52,14 @@ def test_amtdl_reads_the_extra_groups_and_bm_has_no_ad_head(sp_spec):
     assert set(amtdl.input_signature("ad_click")) >= {"title_tokens", "ad_id", "category", "position"}
     # user_id is off by default (it overfits); use_user_id keeps it
     assert "user_id" not in amtdl.input_signature()
-    assert "user_id" in build_model(sp_spec, ModelConfig(model="amtdl", use_user_id=True)).input_signature()
+    assert "user_id" in build_model(sp_spec, ModelConfig(name="amtdl", use_user_id=True)).input_signature()
 
 
 def test_output_biases_start_at_the_train_base_rate(sp_spec):
     """Untrained heads predict about the train click rate, not 50%."""
     import math
 
-    model = build_model(sp_spec, ModelConfig(model="mtdl"))
+    model = build_model(sp_spec, ModelConfig(name="mtdl"))
     for task, layer in (("sf", model.sf_output), ("ad_click", model.ad_output)):
         rate = sp_spec.label_rate(task, "train", "clicked")
         assert float(layer.bias.numpy()[0]) == pytest.approx(math.log(rate / (1 - rate)), rel=1e-6)
@@ -85,7 +85,7 @@ def test_dot_interactions_reach_the_sf_logit_linearly(sp_spec):
     b_v (hand-checked on the layer). The history group pools per feature by default."""
     import tensorflow as tf
 
-    model = build_model(sp_spec, ModelConfig(model="amtdl", embedding_dim=4, hidden_units=(8,)))
+    model = build_model(sp_spec, ModelConfig(name="amtdl", embedding_dim=4, hidden_units=(8,)))
     n_groups = len([g for side in model.group_order.values() for g in side
                     if model.task_features["sf"][g]])
     assert n_groups == 4  # history, user_profile, query, query_extra (user_id is off)
@@ -107,10 +107,10 @@ def test_dot_interactions_reach_the_sf_logit_linearly(sp_spec):
              + dots @ model.sf_dot_weights.kernel)[:, 0] + bias
     np.testing.assert_allclose(model.predict_sf(batch).numpy(), tf.sigmoid(logit).numpy(),
                                rtol=1e-5)
-    group = build_model(sp_spec, ModelConfig(model="amtdl", embedding_dim=4, hidden_units=(8,),
+    group = build_model(sp_spec, ModelConfig(name="amtdl", embedding_dim=4, hidden_units=(8,),
                                              history_pooling="group", item_bias=False))
     assert group.sf_dot_weights.kernel.shape[0] == n_groups and group.item_bias is None
-    cross = build_model(sp_spec, ModelConfig(model="amtdl", embedding_dim=4, hidden_units=(8,),
+    cross = build_model(sp_spec, ModelConfig(name="amtdl", embedding_dim=4, hidden_units=(8,),
                                              interactions="cross"))
     assert cross.sf_output.kernel.shape[0] == 8 and cross.cross[0].trainable_variables
     assert cross.sf_dot_weights is None
@@ -143,7 +143,7 @@ def test_appeal_head_scores_a_title_token_as_the_sf_head_scores_that_keyword(sp_
     import tensorflow as tf
 
     tf.random.set_seed(3)
-    model = build_model(sp_spec, ModelConfig(model="amtdl", embedding_dim=4,
+    model = build_model(sp_spec, ModelConfig(name="amtdl", embedding_dim=4,
                                              title_pooling="appeal", use_user_id=True))
     assert model.ad_dot_weights is None
     for table in list(model.embeddings.values()) + [model.item_bias]:
@@ -172,16 +172,16 @@ def test_regularisation_options_change_only_what_they_should(sp_spec):
     import tensorflow as tf
 
     batch = next(iter(make_dataset(sp_spec, "sf", "train", 16)))
-    plain = build_model(sp_spec, ModelConfig(model="amtdl", embedding_dim=4, hidden_units=(8,),
+    plain = build_model(sp_spec, ModelConfig(name="amtdl", embedding_dim=4, hidden_units=(8,),
                                              use_user_id=True))
-    no_user = build_model(sp_spec, ModelConfig(model="amtdl", embedding_dim=4, hidden_units=(8,),
+    no_user = build_model(sp_spec, ModelConfig(name="amtdl", embedding_dim=4, hidden_units=(8,),
                                                exclude_features=("user_id",), use_user_id=True))
     assert "user_id" in plain.input_signature() and "user_id" not in no_user.input_signature()
     assert "user_id" not in no_user.input_signature("ad_click")
     assert no_user(batch)["p_sf_click"].shape == (16,)
 
     tf.random.set_seed(0)
-    l2 = build_model(sp_spec, ModelConfig(model="mtdl", embedding_dim=4, hidden_units=(8,),
+    l2 = build_model(sp_spec, ModelConfig(name="mtdl", embedding_dim=4, hidden_units=(8,),
                                           embedding_l2=0.5))
     base = float(l2.sf_task(labels=tf.cast(batch["clicked"], tf.float32)[:, None],
                             predictions=l2.predict_sf(batch)[:, None]))
@@ -196,7 +196,7 @@ def test_regularisation_options_change_only_what_they_should(sp_spec):
 
     # embedding_prior: λ Σ‖E‖² / N_train over every table (and the item biases), whatever the
     # batch looked up; compute_loss adds it in training only.
-    prior = build_model(sp_spec, ModelConfig(model="mtdl", embedding_dim=4, hidden_units=(8,),
+    prior = build_model(sp_spec, ModelConfig(name="mtdl", embedding_dim=4, hidden_units=(8,),
                                              embedding_prior=2.0))
     n_train = sp_spec.dataset("sf").row_counts["train"]
     squares = sum(float(np.sum(e.embeddings.numpy() ** 2)) for e in prior.embeddings.values())
@@ -214,7 +214,7 @@ def test_regularisation_options_change_only_what_they_should(sp_spec):
         mean + 2.0 * sf_squares / n_train, rel=1e-5)
     assert float(prior.compute_loss(inputs)) == pytest.approx(mean, rel=1e-5)
 
-    drop = build_model(sp_spec, ModelConfig(model="bm", embedding_dim=4, hidden_units=(8,),
+    drop = build_model(sp_spec, ModelConfig(name="bm", embedding_dim=4, hidden_units=(8,),
                                             dropout=0.5))
     np.testing.assert_array_equal(drop.predict_sf(batch).numpy(), drop.predict_sf(batch).numpy())
     assert not np.array_equal(drop.predict_sf(batch, training=True).numpy(),
@@ -225,4 +225,4 @@ def test_unknown_excluded_feature_is_a_user_error(sp_spec):
     from adpush_core.errors import UserError
 
     with pytest.raises(UserError, match=r"exclude_features: user_idd not among the model features .*user_id"):
-        build_model(sp_spec, ModelConfig(model="bm", exclude_features=("user_idd",)))
+        build_model(sp_spec, ModelConfig(name="bm", exclude_features=("user_idd",)))

@@ -21,7 +21,7 @@ def test_cli_parses_train_sf_and_dispatches_evaluate_by_family(tmp_path):
     from tfrs_models.selling_point.cli import run_config_from_args
 
     config = run_config_from_args(args)
-    assert (config.model.model, config.train.strategy, config.train.k, config.train.seed) == (
+    assert (config.model.name, config.train.strategy, config.train.k, config.train.seed) == (
         "amtdl", "alternating", 3.0, 4)
     assert config.model.exclude_features == () and config.model.dropout == 0.0
     args = parser.parse_args(["train", "sf", "--data", "D", "--run-dir", "R",
@@ -43,7 +43,7 @@ def test_evaluate_writes_model_and_oracle_figures_per_segment(sp_data, sp_spec, 
     from tfrs_models.training.strategies import train
 
     config = RunConfig(data_dir=str(sp_data[0]),
-                       model=ModelConfig(model="mtdl", embedding_dim=4, hidden_units=(8,)),
+                       model=ModelConfig(name="mtdl", embedding_dim=4, hidden_units=(8,)),
                        train=TrainConfig(epochs=1, batch_size=64))
     train(sp_spec, config, tmp_path, verbose=0)
     with pytest.warns(UserWarning, match="no ceiling_"):  # the fixture's oracle has p_click only
@@ -52,10 +52,12 @@ def test_evaluate_writes_model_and_oracle_figures_per_segment(sp_data, sp_spec, 
     assert json.loads((tmp_path / "metrics.json").read_text()) == result
     assert (tmp_path / "roc.png").stat().st_size > 0
     assert (tmp_path / "training_curves.png").stat().st_size > 0
-    assert result["n"] == 160 and set(result["overall"]) == {"model", "baseline", "oracle"}
-    assert set(result["overall"]["oracle"]["at_k"]["precision"]) == {str(k) for k in range(1, 11)}
+    assert (result["family"], result["split"], result["rows"], result["oracle_rows"]) == (
+        "selling_point", "test", 160, 160)
+    assert list(result["test"]) == ["model", "baseline", "oracle"]
+    assert set(result["test"]["oracle"]["at_k"]["precision"]) == {str(k) for k in range(1, 11)}
     # The fixture's oracle separates its planted 0.7 / 0.05 click probabilities well.
-    assert result["overall"]["oracle"]["auc"] > 0.8
+    assert result["test"]["oracle"]["auc"] > 0.8
     assert result["auxiliary_ad_click"]["n"] == 320
     assert sum(s["model"]["n"] for s in result["segments"].values()) == 160
     # Table 3 segments from an independent count over the generator's rows.
@@ -112,8 +114,8 @@ def test_adpush_train_and_evaluate_commands(sp_data, tmp_path):
     subprocess.run(base + ["evaluate", "--run-dir", str(run), "--oracle", str(sp_data[1])],
                    check=True, env=env, timeout=600)
     result = json.loads((run / "metrics.json").read_text())
-    assert result["model"] == "bm" and "oracle" in result["overall"]
-    assert np.isfinite(result["overall"]["model"]["auc"])
+    assert json.loads((run / "config.json").read_text())["model"]["name"] == "bm"
+    assert "oracle" in result["test"] and np.isfinite(result["test"]["model"]["auc"])
 
 
 def test_family_commands_are_registered_when_present():
@@ -148,7 +150,7 @@ def test_baseline_fit_before_the_model_is_what_the_evaluation_reads(sp_data, sp_
     ids, scores, summary = kept_baseline(early, sp_spec)
     assert len(ids) == 160 and not list(early.glob(f".{BASELINE_DIR}-*"))
     config = RunConfig(data_dir=str(sp_data[0]),
-                       model=ModelConfig(model="bm", embedding_dim=4, hidden_units=(8,)),
+                       model=ModelConfig(name="bm", embedding_dim=4, hidden_units=(8,)),
                        train=TrainConfig(epochs=1, batch_size=64))
     for run in (early, plain):
         train(sp_spec, config, run, verbose=0)
@@ -162,8 +164,8 @@ def test_baseline_fit_before_the_model_is_what_the_evaluation_reads(sp_data, sp_
         assert len(fits) == 1
     finally:
         evaluation.fit_baseline = original
-    assert read["baseline"] == own["baseline"] == summary
-    assert read["overall"]["baseline"] == own["overall"]["baseline"]
+    assert read["baseline_fit"] == own["baseline_fit"] == summary
+    assert read["test"]["baseline"] == own["test"]["baseline"]
     # A kept fit whose key does not match this data is not read.
     record = json.loads((early / BASELINE_DIR / "baseline.json").read_text())
     record["key"]["spec_sha256"] = "0" * 64

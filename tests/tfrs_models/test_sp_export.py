@@ -55,7 +55,7 @@ def _examples(raw: dict[str, np.ndarray]) -> np.ndarray:
 def test_published_signatures_score_raw_log_values_as_the_model(sp_spec, tmp_path, model_name):
     import tensorflow as tf
 
-    model = build_model(sp_spec, ModelConfig(model=model_name, embedding_dim=4, hidden_units=(8,)))
+    model = build_model(sp_spec, ModelConfig(name=model_name, embedding_dim=4, hidden_units=(8,)))
     batch = next(iter(make_dataset(sp_spec, "sf", "test", 12)))
     keras = model.predict_sf(batch, training=False).numpy().reshape(-1)
     assert np.std(keras) > 0  # the rows differ, so equality is not vacuous
@@ -111,7 +111,7 @@ def test_prepare_run_saves_once_with_the_kept_epochs_validation_figures(sp_data,
 
     run = tmp_path / "run"
     config = RunConfig(data_dir=str(sp_data[0]),
-                       model=ModelConfig(model="bm", embedding_dim=4, hidden_units=(8,)),
+                       model=ModelConfig(name="bm", embedding_dim=4, hidden_units=(8,)),
                        train=TrainConfig(epochs=3, batch_size=64, patience=10, learning_rate=0.05))
     train(sp_spec, config, run, verbose=0)
     info = json.loads(prepare_run(run).read_text())

@@ -59,7 +59,7 @@ def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("query_wording")
     spec = load_spec(write_dataset(root / "data", seed=2, n_users=12))
     config = RunConfig(data_dir=spec.root,
-                       model=ModelConfig(model="amtdl", embedding_dim=4, hidden_units=(8,)),
+                       model=ModelConfig(name="amtdl", embedding_dim=4, hidden_units=(8,)),
                        train=TrainConfig(epochs=1, batch_size=64))
     train(spec, config, root / "run", verbose=0)
     prepare_run(root / "run")

@@ -38,7 +38,7 @@ CASES = {
 
 def _config(sp_data, model, **train):
     train = {"batch_size": 64, "learning_rate": 0.01, **train}
-    return RunConfig(data_dir=str(sp_data[0]), model=ModelConfig(model=model, **SMALL),
+    return RunConfig(data_dir=str(sp_data[0]), model=ModelConfig(name=model, **SMALL),
                      train=TrainConfig(**train))
 
 

@@ -17,7 +17,7 @@ SMALL = dict(embedding_dim=4, hidden_units=(8,), attention_units=4, use_user_id=
 def _config(sp_data, model="mtdl", **train_kwargs):
     train_kwargs.setdefault("batch_size", 64)
     train_kwargs.setdefault("learning_rate", 0.01)
-    return RunConfig(data_dir=str(sp_data[0]), model=ModelConfig(model=model, **SMALL),
+    return RunConfig(data_dir=str(sp_data[0]), model=ModelConfig(name=model, **SMALL),
                      train=TrainConfig(**train_kwargs))
 
 

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from adpush_core.tfenv import import_tensorflow
@@ -119,8 +118,8 @@ def _configs(args):
 
 
 def run_train(args) -> int:
-    """Train, score the test split (beside the oracle's with --oracle), write RUN/export/saved_model
-    and RUN/export_info.json.
+    """Train, score the test split (beside the oracle's with --oracle), write the run directory
+    (RUN/export/saved_model and RUN/export_info.json included).
 
     Under multi_worker every worker trains and scores; only the chief writes RUN (the others
     write into a temporary directory deleted afterwards), and each prints a digest of its
@@ -131,24 +130,19 @@ def run_train(args) -> int:
     strategy = make_strategy(args.distribution)   # before any other TensorFlow op
     tf = import_tensorflow()
     tf.config.experimental.enable_op_determinism()
-    from tfrs_models.cascade.input import load_spec
-    from tfrs_models.cascade.train import predict_split, save_run, score, train_model
+    from tfrs_models.cascade.data import load_dataset
+    from tfrs_models.cascade.train import predict_split, save_run, score_test, train_model
 
-    spec = load_spec(args.data)
+    spec = load_dataset(args.data)
     model_config, train_config = _configs(args)
     run_dir = Path(args.run_dir)
     model, history = train_model(spec, model_config, train_config, patience=args.patience,
                                  verbose=0 if args.quiet else 1, strategy=strategy, run_dir=run_dir)
     pred = predict_split(lambda b: model(b, training=False), spec, "test", args.batch_size)
-    metrics = score(pred)
-    oracle = None
-    if args.oracle:
-        from tfrs_models.cascade.oracle import oracle_scores
-
-        oracle = oracle_scores(args.oracle, pred)
+    scored = score_test(pred, args.oracle)
     chief = is_chief(strategy)
     with write_dir(run_dir, chief) as out:
-        save_run(out, model, spec, model_config, train_config, history, metrics, oracle)
+        save_run(out, model, spec, model_config, train_config, history, scored)
     if args.distribution == "multi_worker":
         task = strategy.cluster_resolver
         print(f"worker {task.task_type}:{task.task_id} of {strategy.num_replicas_in_sync}: trained "
@@ -157,39 +151,44 @@ def run_train(args) -> int:
             return 0
     from tfrs_models.export import SAVED_MODEL_DIR, prepare_run
 
-    prepare_run(args.run_dir)
-    line = (f"trained {args.model}/{args.encoder}: test click AUC {metrics['click']['auc']:.4f}, "
-            f"conversion AUC {metrics['conversion']['auc']:.4f}, CVR AUC (clicked) "
-            f"{metrics['cvr_auc_clicked']:.4f}")
-    if oracle is not None:
-        line += (f"; oracle on the same {oracle['joined_rows']:,} rows: click AUC "
-                 f"{oracle['oracle']['click']['auc']:.4f}, conversion AUC "
-                 f"{oracle['oracle']['conversion']['auc']:.4f}")
-    print(line + f"; SavedModel in {Path(args.run_dir) / SAVED_MODEL_DIR}")
+    prepare_run(run_dir)
+    print(_summary_line(f"trained {args.model}/{args.encoder}", scored)
+          + f"; SavedModel in {run_dir / SAVED_MODEL_DIR}")
     return 0
 
 
-train_cascade = run_train
+def _summary_line(head: str, scored: dict) -> str:
+    test = scored["test"]
+    line = (f"{head}: test click AUC {test['model']['click']['auc']:.4f}, conversion AUC "
+            f"{test['model']['conversion']['auc']:.4f}, CVR AUC (clicked) "
+            f"{test['model']['cvr_auc_clicked']:.4f}")
+    if "oracle" in test:
+        line += (f"; oracle on the same {scored['oracle_rows']:,} rows: click AUC "
+                 f"{test['oracle']['click']['auc']:.4f}, conversion AUC "
+                 f"{test['oracle']['conversion']['auc']:.4f}")
+    return line
 
 
 def evaluate(args) -> int:
-    """``adpush evaluate --run-dir RUN [--data OUT] [--oracle LOGS]`` for a cascade run."""
-
+    """``adpush evaluate --run-dir RUN [--data OUT] [--oracle LOGS]`` for a cascade run: scores
+    RUN/export/saved_model on the test split and rewrites the test figures of RUN/metrics.json."""
     import_tensorflow()
-    from tfrs_models.cascade.input import load_spec
-    from tfrs_models.cascade.oracle import oracle_scores
-    from tfrs_models.cascade.train import load_predict_fn, predict_split, score
+    from tfrs_models import run_dir as run_files
+    from tfrs_models.cascade.config import RunConfig
+    from tfrs_models.cascade.data import load_dataset
+    from tfrs_models.cascade.train import load_predict_fn, predict_split, score_test
     from tfrs_models.export import SAVED_MODEL_DIR
 
     run = Path(args.run_dir)
-    config = json.loads((run / "config.json").read_text())
-    spec = load_spec(args.data or config["data_dir"], config["dataset"])
+    config = RunConfig.from_dict(run_files.read(run, run_files.CONFIG))
+    spec = load_dataset(args.data or config.data_dir, config.dataset)
     pred = predict_split(load_predict_fn(run / SAVED_MODEL_DIR), spec, "test")
-    result = {"model": score(pred)}
-    if getattr(args, "oracle", None):
-        result["on_oracle_rows"] = oracle_scores(args.oracle, pred)
-    (run / "evaluation.json").write_text(json.dumps(result, indent=1, default=float))
-    print(json.dumps(result, indent=1, default=float))
+    scored = score_test(pred, getattr(args, "oracle", None))
+    kept = run_files.read(run, run_files.METRICS) if (run / run_files.METRICS).is_file() else {}
+    extra = {k: v for k, v in kept.items()
+             if k not in ("family", "split", "rows", "test", "oracle_rows")}
+    run_files.write(run, run_files.METRICS, run_files.metrics_document("cascade", **scored, **extra))
+    print(_summary_line(f"{run / run_files.METRICS} written", scored))
     return 0
 
 

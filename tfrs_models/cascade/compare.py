@@ -56,11 +56,11 @@ def _mean_std(values: list[float]) -> dict:
 
 def run_compare(config: CompareConfig, progress=print) -> dict:
     """Train every (model, encoder, learning rate, seed), score the test split, write the tables."""
-    from tfrs_models.cascade.input import load_spec
+    from tfrs_models.cascade.data import load_dataset
     from tfrs_models.cascade.oracle import oracle_scores
     from tfrs_models.cascade.train import predict_split, score, train_model
 
-    spec = load_spec(config.data_dir)
+    spec = load_dataset(config.data_dir)
     encoders = config.encoders if spec.sequence_length else ("none",)
     rates = config.learning_rates or (config.train.learning_rate,)
     seeds = list(range(config.first_seed, config.first_seed + config.seeds))

@@ -49,3 +49,35 @@ class TrainConfig:
     learning_rate: float = 2e-3
     steps_per_epoch: int | None = None
     seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything saved to ``RUN/config.json`` (docs/contracts.md §6, the run directory)."""
+
+    data_dir: str
+    dataset: str  # the spec.json dataset trained on: ``sequence`` or ``cascade_flat``
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    family: str = "cascade"
+
+    def to_dict(self) -> dict:
+        return {"family": self.family, "data_dir": self.data_dir, "datasets": [self.dataset],
+                "model": dataclasses.asdict(self.model), "train": dataclasses.asdict(self.train)}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "RunConfig":
+        """The inverse of :meth:`to_dict`; also reads runs written before ``datasets`` (a
+        single ``dataset``)."""
+        datasets = raw["datasets"] if "datasets" in raw else [raw["dataset"]]
+        model = dict(raw.get("model", {}))
+        encoder = EncoderConfig(**_tuples(EncoderConfig, model.pop("encoder", {})))
+        return cls(data_dir=raw["data_dir"], dataset=datasets[0],
+                   model=ModelConfig(encoder=encoder, **_tuples(ModelConfig, model)),
+                   train=TrainConfig(**raw.get("train", {})))
+
+
+def _tuples(kind, values: dict) -> dict:
+    """JSON lists back to the tuples of ``kind``'s tuple-valued fields."""
+    tuple_fields = {f.name for f in dataclasses.fields(kind) if isinstance(f.default, tuple)}
+    return {k: tuple(v) if k in tuple_fields and v is not None else v for k, v in values.items()}

@@ -1,8 +1,8 @@
 """SavedModel export of a cascade model with a ``serving_default`` signature over raw features.
 
 Inputs are the spec's model features by name — scalars ``[None]``, feature lists
-``[None, max_length]`` (left-padded with "" / 0, most recent last, as ``input.parse_batch``
-produces) — and outputs ``p_click``, ``p_conversion`` (and ``p_cvr`` for ESMM), each ``[None]``.
+``[None, max_length]`` (left-padded with "" / 0, most recent last, as
+``tfrs_models.input.parse_batch_fn`` produces) — and outputs ``p_click``, ``p_conversion`` (and ``p_cvr`` for ESMM), each ``[None]``.
 No training knob (dropout rate, phase flag) is an input; the graph needs no Python to load.
 
 ``save_run`` (cascade/train.py) writes it once, as ``RUN/export/saved_model``; ``prepare_run``
@@ -11,12 +11,10 @@ No training knob (dropout rate, phase flag) is an input; the graph needs no Pyth
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from adpush_core.errors import UserError
 from adpush_core.tfenv import import_tensorflow
-
 
 tf = import_tensorflow()
 
@@ -52,29 +50,26 @@ VALIDATION_FIGURES = {"val_click_auc": "click.auc", "val_conversion_auc": "conve
                       "val_cvr_auc_clicked": "cvr_auc_clicked", "val_loss": "loss"}
 
 
-def kept_epoch(history: dict) -> int | None:
-    """The epoch whose weights training kept: the first with the lowest ``val_objective``, which
-    ``EarlyStopping(restore_best_weights=True)`` restores when training ends, stopped early or
-    not (tf-keras 2.21). None without a validation split."""
-    objective = history.get("val_objective")
-    if not objective:
-        return None
-    return min(range(len(objective)), key=objective.__getitem__)
+def kept_epoch(history: list[dict]) -> dict | None:
+    """The epoch record (history.json) whose weights training kept: the first with the lowest
+    ``val_objective``, which ``EarlyStopping(restore_best_weights=True)`` restores when training
+    ends, stopped early or not (tf-keras 2.21). None without a validation split."""
+    scored = [record for record in history if record.get("val_objective") is not None]
+    return min(scored, key=lambda record: record["val_objective"]) if scored else None
 
 
 def prepare_run(run_dir: Path) -> dict:
     """``export_info`` of a cascade run whose ``save_run`` wrote ``RUN/export/saved_model``."""
+    from tfrs_models import run_dir as run_files  # noqa: PLC0415
     from tfrs_models.export import SAVED_MODEL_DIR, validation_section  # noqa: PLC0415
 
     saved = run_dir / SAVED_MODEL_DIR
     if not (saved / "saved_model.pb").is_file():
         raise UserError(f"{saved} has no saved_model.pb: did the cascade training finish?")
-    config = json.loads((run_dir / "config.json").read_text())
+    config = run_files.read(run_dir, run_files.CONFIG)
     info = {"saved_model": SAVED_MODEL_DIR, "family": f"cascade/{config['model']['name']}"}
-    history = json.loads((run_dir / "metrics.json").read_text()).get("history", {})
-    epoch = kept_epoch(history)
-    if epoch is not None:
-        info["validation"] = validation_section(epoch, {
-            flat: history[key][epoch] for key, flat in VALIDATION_FIGURES.items()
-            if len(history.get(key, ())) > epoch})
+    kept = kept_epoch(run_files.read(run_dir, run_files.HISTORY))
+    if kept is not None:
+        info["validation"] = validation_section(kept["epoch"], {
+            flat: kept[key] for key, flat in VALIDATION_FIGURES.items() if key in kept})
     return info

@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 from adpush_core.tfenv import import_tensorflow
-from tfrs_models.cascade.input import DatasetSpec
+from tfrs_models.input import DatasetSpec
 
 tf = import_tensorflow()
 
@@ -34,14 +34,14 @@ class InputLayout:
         """``exclude``: model features left out (ablations); an unknown name is a UserError."""
         from adpush_core.errors import UserError
 
-        known = {f.name for f in spec.model_features}
+        known = {f.name for f in spec.model_features()}
         unknown = sorted(set(exclude) - known)
         if unknown:
             raise UserError(f"exclude_features: {', '.join(unknown)} not among the model features "
                             f"({', '.join(sorted(known))})")
         features = [{"name": f.name, "dtype": f.dtype, "vocab": f.vocab, "group": f.group,
                      "part": f.part, "max_length": f.max_length, "kind": f.kind}
-                    for f in spec.model_features if f.name not in exclude]
+                    for f in spec.model_features() if f.name not in exclude]
         used = {f["vocab"] for f in features if f["vocab"]}
         vocabs = {n: {"path": str(v.path), "size": v.size, "num_oov_buckets": v.num_oov_buckets}
                   for n, v in spec.vocabularies.items() if n in used}

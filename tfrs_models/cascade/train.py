@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 
 from adpush_core.tfenv import import_tensorflow
 from tfrs_models.cascade.config import ModelConfig, TrainConfig
-from tfrs_models.cascade.input import CLICK_LABEL, CONVERSION_LABEL, DatasetSpec, make_dataset
+from tfrs_models.cascade.data import CLICK_LABEL, CONVERSION_LABEL
+from tfrs_models.input import DatasetSpec, dataset_batches, float_statistics
 
 
 def layout_of(spec: DatasetSpec, exclude: tuple[str, ...] = ()) -> dict:
     """The model's input layout, with the float features' train statistics."""
     from tfrs_models.cascade.features import InputLayout
-    from tfrs_models.cascade.input import float_statistics
 
     return dataclasses.asdict(InputLayout.from_spec(spec, float_statistics(spec), exclude))
 
@@ -51,12 +50,13 @@ def train_model(spec: DatasetSpec, model_config: ModelConfig, train_config: Trai
     with strategy.scope():
         model = build_model(layout_of(spec, model_config.exclude_features), model_config)
         model.compile(optimizer=tf.keras.optimizers.Adam(train_config.learning_rate))
-    train = global_batches(make_dataset(
-        spec, "train", train_config.batch_size, shuffle=True, seed=train_config.seed,
-        repeat=train_config.steps_per_epoch is not None, cache=True))
+    train = global_batches(dataset_batches(
+        spec, "train", train_config.batch_size, order="sequential_records", shuffle=True,
+        seed=train_config.seed, repeat=train_config.steps_per_epoch is not None, cache=True))
     callbacks, valid, early = [], None, None
     if "valid" in spec.files and _has_files(spec, "valid"):
-        valid = global_batches(make_dataset(spec, "valid", max(train_config.batch_size, 1024), cache=True))
+        valid = global_batches(dataset_batches(spec, "valid", max(train_config.batch_size, 1024),
+                                               order="sequential_records", cache=True))
         early = cb.EarlyStopping(monitor="val_objective", mode="min", patience=patience,
                                  restore_best_weights=True)
         callbacks.append(early)
@@ -64,7 +64,7 @@ def train_model(spec: DatasetSpec, model_config: ModelConfig, train_config: Trai
     with contextlib.ExitStack() as stack:
         if run_dir is not None:
             chief = is_chief(strategy)
-            identity = {"data": [str(spec.data_dir), spec.name], "model": dataclasses.asdict(model_config),
+            identity = {"data": [str(spec.root), spec.name], "model": dataclasses.asdict(model_config),
                         "train": {k: v for k, v in dataclasses.asdict(train_config).items() if k != "epochs"},
                         "patience": patience}
             resumed = None
@@ -101,7 +101,7 @@ def predict_split(predict_fn, spec: DatasetSpec, split: str, batch_size: int = 1
     """
     collected: dict[str, list] = {}
     keep = set(spec.labels) | set(spec.key)
-    for batch in make_dataset(spec, split, batch_size, cache=True):
+    for batch in dataset_batches(spec, split, batch_size, order="sequential_records", cache=True):
         outputs = predict_fn(batch)
         for name, value in outputs.items():
             collected.setdefault(name, []).append(np.reshape(value.numpy(), [-1]))
@@ -134,37 +134,46 @@ def score(pred: dict, user_key: str = "user_id") -> dict:
     return out
 
 
-def save_run(run_dir: Path, model, spec: DatasetSpec, model_config: ModelConfig,
-             train_config: TrainConfig, history: dict, test_metrics: dict,
-             oracle: dict | None = None) -> None:
-    """RUN/config.json (family cascade), RUN/export/saved_model (the serving signature, the run's
-    one SavedModel), RUN/metrics.json.
+def score_test(pred: dict, oracle_logs=None) -> dict:
+    """The test part of metrics.json (tfrs_models.run_dir): ``rows`` and ``test`` with the model's
+    figures on every test row (``score``) and, given ``oracle_logs`` (a simulate-logs output), the
+    oracle's and the restricted ceilings' (``ceiling_item``, ``ceiling_context``) with the model's
+    again (``model_on_oracle_rows``) on the ``oracle_rows`` test rows that join the world's
+    oracle file (all of them on world data)."""
+    part = {"rows": int(len(pred[CLICK_LABEL])), "test": {"model": score(pred)}}
+    if oracle_logs:
+        from tfrs_models.cascade.oracle import oracle_scores
 
-    ``metrics.json``: ``history`` (per epoch), ``test`` (the model on every test row) and, given
-    ``oracle`` (oracle.oracle_scores), ``oracle`` and ``ceilings`` ({item, context}) on the rows
-    that join the world's oracle file, ``oracle_rows`` ({test, joined}) and ``test_on_oracle_rows``
-    (the model on exactly those rows, equal to ``test`` when every row joins);
-    ``decay_half_lives_hours``: the learnt half-life of each time-decayed history channel.
-    """
+        joined = oracle_scores(oracle_logs, pred)
+        part["oracle_rows"] = joined["joined_rows"]
+        part["test"]["model_on_oracle_rows"] = joined["model"]
+        part["test"].update({k: v for k, v in joined.items()
+                             if k == "oracle" or k.startswith("ceiling_")})
+    return part
+
+
+def save_run(run_dir: Path, model, spec: DatasetSpec, model_config: ModelConfig,
+             train_config: TrainConfig, history: dict, scored: dict) -> None:
+    """The run directory (tfrs_models.run_dir, docs/contracts.md §6): RUN/config.json, RUN/
+    history.json (Keras' per-epoch figures), RUN/export/saved_model (the run's one SavedModel) and
+    RUN/metrics.json: ``scored`` (``score_test``) and ``decay_half_lives_hours``, the learnt
+    half-life of each time-decayed history channel."""
+    from tfrs_models import run_dir as run_files
+    from tfrs_models.cascade.config import RunConfig
     from tfrs_models.cascade.export import export_saved_model
     from tfrs_models.export import SAVED_MODEL_DIR
 
     run_dir.mkdir(parents=True, exist_ok=True)
     export_saved_model(model, run_dir / SAVED_MODEL_DIR)
-    config = {"family": "cascade", "data_dir": str(spec.data_dir), "dataset": spec.name,
-              "model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train_config)}
-    (run_dir / "config.json").write_text(json.dumps(config, indent=1))
-    metrics = {"history": history, "test": test_metrics}
+    config = RunConfig(data_dir=spec.root, dataset=spec.name, model=model_config, train=train_config)
+    run_files.write(run_dir, run_files.CONFIG, config.to_dict())
+    run_files.write(run_dir, run_files.HISTORY, run_files.epoch_records(history))
+    extra = {}
     half_lives = model.embeddings.half_lives_hours()
     if half_lives.size:  # the decayed history channels' learnt half-lives (features.py order)
-        metrics["decay_half_lives_hours"] = [float(h) for h in half_lives]
-    if oracle is not None:
-        metrics["oracle"] = oracle["oracle"]
-        metrics["ceilings"] = {name.removeprefix("ceiling_"): oracle[name]
-                               for name in ("ceiling_item", "ceiling_context") if name in oracle}
-        metrics["oracle_rows"] = {"test": oracle["rows"], "joined": oracle["joined_rows"]}
-        metrics["test_on_oracle_rows"] = oracle["model"]
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+        extra["decay_half_lives_hours"] = [float(h) for h in half_lives]
+    run_files.write(run_dir, run_files.METRICS,
+                    run_files.metrics_document("cascade", **scored, **extra))
 
 
 def load_predict_fn(saved_model_dir: Path):
@@ -179,9 +188,7 @@ def load_predict_fn(saved_model_dir: Path):
 def _has_files(spec, split: str) -> bool:
     from adpush_core.errors import UserError
 
-    from tfrs_models.cascade.input import split_files
-
     try:
-        return bool(split_files(spec, split))
+        return bool(spec.split_files(split))
     except UserError:
         return False

@@ -90,7 +90,7 @@ def register_train(kind_subparsers) -> None:
 def run_config_from_args(args) -> RunConfig:
     return RunConfig(
         data_dir=str(args.data),
-        model=ModelConfig(model=args.model, embedding_dim=args.embedding_dim,
+        model=ModelConfig(name=args.model, embedding_dim=args.embedding_dim,
                           hidden_units=tuple(int(u) for u in args.hidden_units.split(",") if u),
                           attention_units=args.attention_units,
                           exclude_features=tuple(f for f in args.exclude_features.split(",") if f),
@@ -167,7 +167,7 @@ def train_command(args) -> int:
     from tfrs_models.export import SAVED_MODEL_DIR, prepare_run  # noqa: PLC0415
 
     prepare_run(result.run_dir)  # the run's one SavedModel, over raw log values (selling_point/export.py)
-    print(f"trained {run_config.model.model}/{run_config.train.strategy}: best validation "
+    print(f"trained {run_config.model.name}/{run_config.train.strategy}: best validation "
           f"logloss {result.best_valid_logloss:.4f} (AUC {result.best_valid_auc:.4f}); weights in {result.run_dir}/model/, SavedModel "
           f"{result.run_dir / SAVED_MODEL_DIR}")
     return 0
@@ -178,8 +178,7 @@ def evaluate(args) -> int:
     from tfrs_models.selling_point.evaluation import evaluate_run  # noqa: PLC0415
 
     result = evaluate_run(args.run_dir, data_dir=args.data, oracle_dir=args.oracle)
-    overall = result["overall"]
     line = " | ".join(f"{name}: AUC {m['auc']} GAUC {m['gauc']} logloss {m['logloss']}"
-                      for name, m in overall.items())
+                      for name, m in result["test"].items())
     print(f"{args.run_dir}/metrics.json written — {line}")
     return 0

@@ -1,7 +1,9 @@
 """Typed configuration of the selling-point family (no TensorFlow import)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+
+from adpush_core.errors import UserError
 
 MODELS = ("bm", "mtdl", "amtdl")
 STRATEGIES = ("joint", "alternating", "pretrain_finetune")
@@ -15,7 +17,7 @@ HISTORY_POOLING = ("per_feature", "group")
 
 @dataclass
 class ModelConfig:
-    """Architecture. ``model``: ``bm`` (Eq. 4–9), ``mtdl`` (+ad-click head, Eq. 10–15),
+    """Architecture. ``name``: ``bm`` (Eq. 4–9), ``mtdl`` (+ad-click head, Eq. 10–15),
     ``amtdl`` (+``user_profile`` and ``query_extra`` groups).
 
     ``interactions`` (issue 13): explicit crosses of the candidate (keyword, or pooled ad title)
@@ -30,7 +32,7 @@ class ModelConfig:
     attention-pooled title).
     """
 
-    model: str = "mtdl"
+    name: str = "mtdl"
     embedding_dim: int = 16
     # No MLP by default: on the demo world (AMTDL joint, the same prior and lr 1e-3) the (64, 32)
     # MLP over the concatenated vectors reached valid logloss 0.14368, the dots alone 0.14264.
@@ -73,8 +75,8 @@ class ModelConfig:
     title_pooling: str = "appeal"
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.name not in MODELS:
+            raise ValueError(f"model name must be one of {MODELS}, got {self.name!r}")
         if isinstance(self.interactions, bool):  # run configs written before issue 13
             self.interactions = "dot" if self.interactions else "none"
         if self.interactions not in INTERACTIONS:
@@ -95,7 +97,7 @@ class ModelConfig:
 
     @property
     def multi_task(self) -> bool:
-        return self.model != "bm"
+        return self.name != "bm"
 
     @property
     def excluded(self) -> tuple[str, ...]:
@@ -121,7 +123,6 @@ class TrainConfig:
     min_improvement: float = 0.0
     pretrain_epochs: int = 40
     seed: int = 0
-    checkpoint_every_steps: int = 0  # 0 = at each epoch end only
     # joint: ``equal`` — each step one batch of ``batch_size`` rows from each source (an epoch
     # is one pass over the SF rows and 1/k of the ad rows; an ad row weighs 1/k of an SF row);
     # ``proportional`` — the ad batch holds k·batch_size rows (k = rows(ad)/rows(sf)), so an
@@ -148,20 +149,41 @@ class TrainConfig:
             raise ValueError(f"weight_average must be in [0, 1), got {self.weight_average!r}")
 
 
+# Keys that runs written by earlier versions hold and that no longer mean anything.
+LEGACY_TRAIN_KEYS = ("checkpoint_every_steps",)
+
+
 @dataclass
 class RunConfig:
-    """Everything saved to ``RUN/config.json``."""
+    """Everything saved to ``RUN/config.json`` (docs/contracts.md §6, the run directory)."""
 
     family: str = "selling_point"
     data_dir: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """The spec.json datasets the run trains on: ``sf``, and ``ad_click`` for the two-task
+        models."""
+        return ("sf", "ad_click") if self.model.multi_task else ("sf",)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        raw = asdict(self)
+        return {"family": raw["family"], "data_dir": raw["data_dir"],
+                "datasets": list(self.datasets), "model": raw["model"], "train": raw["train"]}
 
     @classmethod
     def from_dict(cls, raw: dict) -> "RunConfig":
+        """The inverse of :meth:`to_dict`; also reads runs written before the model's ``name``
+        was called ``model`` or with keys since removed (``LEGACY_TRAIN_KEYS``)."""
+        model = dict(raw.get("model", {}))
+        if "model" in model:
+            model["name"] = model.pop("model")
+        train = {k: v for k, v in raw.get("train", {}).items() if k not in LEGACY_TRAIN_KEYS}
+        for section, values, kind in (("model", model, ModelConfig), ("train", train, TrainConfig)):
+            unknown = sorted(set(values) - {f.name for f in fields(kind)})
+            if unknown:
+                raise UserError(f"config.json {section}: unknown keys {unknown}")
         return cls(family=raw.get("family", "selling_point"), data_dir=raw.get("data_dir", ""),
-                   model=ModelConfig(**raw.get("model", {})),
-                   train=TrainConfig(**raw.get("train", {})))
+                   model=ModelConfig(**model), train=TrainConfig(**train))

@@ -21,6 +21,7 @@ import numpy as np
 
 from adpush_core.errors import UserError
 from tfrs_models import metrics
+from tfrs_models import run_dir as run_files
 from tfrs_models.input import read_columns
 
 SF, AD = "sf", "ad_click"
@@ -218,9 +219,7 @@ def evaluate_run(run_dir, data_dir=None, oracle_dir=None, main_cut: int = 6,
                          columns=("clicked", "impression_id", "user_id", "sf_keyword"))
     labels, users, items = pred["clicked"], pred["user_id"], pred["sf_keyword"]
     scorers = {"model": pred["prob"]}
-    result: dict = {"run_dir": str(run_dir), "data_dir": spec.root,
-                    "model": run_config.model.model, "strategy": run_config.train.strategy,
-                    "seed": run_config.train.seed, "split": "test", "n": int(labels.size)}
+    extra: dict = {}
     if oracle_dir is not None:  # checked before the baseline starts: a bad --oracle fails at once
         # The oracle and the world's restricted oracles (what a model with only popularity /
         # +query / +profile could reach): the model vs these says whether the model or the
@@ -231,12 +230,10 @@ def evaluate_run(run_dir, data_dir=None, oracle_dir=None, main_cut: int = 6,
         # TensorFlow reads and predictions below.
         baseline_fit = (pool.submit(_baseline, run_dir, spec, pred["impression_id"])
                         if baseline else None)
-        if baseline:
-            result["baseline"] = None  # filled below; keeps the key order of metrics.json
         if oracle_dir is not None:
-            result["oracle_dir"] = str(oracle_dir)
+            extra["oracle_dir"] = str(oracle_dir)
             if ceilings_missing is not None:
-                result["ceilings_missing"] = ceilings_missing
+                extra["ceilings_missing"] = ceilings_missing
                 warnings.warn(ceilings_missing, stacklevel=2)
         segments = table3_segments_of(spec, users, main_cut, aux_cut)
         auxiliary = None
@@ -246,23 +243,23 @@ def evaluate_run(run_dir, data_dir=None, oracle_dir=None, main_cut: int = 6,
                          "logloss": metrics.logloss(ad["clicked"], ad["prob"]),
                          "n": int(ad["clicked"].size)}
         if baseline_fit is not None:
-            scorers["baseline"], result["baseline"] = baseline_fit.result()
+            scorers["baseline"], extra["baseline_fit"] = baseline_fit.result()
     if oracle_dir is not None:
         scorers.update(oracle_scores)
-    result["overall"] = {name: metrics.all_metrics(labels, s, users, items)
-                         for name, s in scorers.items()}
-    result["segments"] = {}
+    test = {name: metrics.all_metrics(labels, s, users, items) for name, s in scorers.items()}
+    extra["segments"] = {}
     for segment in sorted(set(segments)):
         idx = segments == segment
-        result["segments"][segment] = {
+        extra["segments"][segment] = {
             "n_users": int(len(set(users[idx]))),
             **{name: metrics.all_metrics(labels[idx], s[idx], users[idx], items[idx])
                for name, s in scorers.items()}}
     if auxiliary is not None:
-        result["auxiliary_ad_click"] = auxiliary
-    history_path = run_dir / "history.json"
-    history = json.loads(history_path.read_text()) if history_path.exists() else []
-    result["plots"] = _plots(run_dir, labels, scorers, history)
-    result = _clean(result)
-    (run_dir / "metrics.json").write_text(json.dumps(result, indent=1))
+        extra["auxiliary_ad_click"] = auxiliary
+    history = run_files.read(run_dir, run_files.HISTORY)
+    extra["plots"] = _plots(run_dir, labels, scorers, history)
+    result = _clean(run_files.metrics_document(
+        "selling_point", rows=labels.size, test=test,
+        oracle_rows=labels.size if oracle_dir is not None else None, **extra))
+    run_files.write(run_dir, run_files.METRICS, result)
     return result

@@ -156,7 +156,7 @@ def prepare_run(run_dir: Path, k: int = 3) -> dict:
     context = {n: _WARMUP_ROW[n] for n in names if n != "sf_keyword"}
     warmup = {"serving_default": {n: [_WARMUP_ROW[n]] for n in names},
               "select_selling_points": {k: v.tolist() for k, v in select_request(context, ["", ""]).items()}}
-    info = {"saved_model": SAVED_MODEL_DIR, "family": f"selling_point/{run_config.model.model}",
+    info = {"saved_model": SAVED_MODEL_DIR, "family": f"selling_point/{run_config.model.name}",
             "warmup_inputs": warmup}
     history_path = run_dir / "history.json"
     kept = kept_epoch(json.loads(history_path.read_text())) if history_path.is_file() else None

@@ -45,8 +45,8 @@ OUTPUT_NAMES = {SF: "p_sf_click", AD: "p_ad_click"}
 
 
 def _groups(config: ModelConfig):
-    user = ("user", "history") + (("user_profile",) if config.model == "amtdl" else ())
-    query = ("query",) + (("query_extra",) if config.model == "amtdl" else ())
+    user = ("user", "history") + (("user_profile",) if config.name == "amtdl" else ())
+    query = ("query",) + (("query_extra",) if config.name == "amtdl" else ())
     return user, query
 
 

@@ -20,9 +20,9 @@ def cascade_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def cascade_spec(cascade_data):
-    from tfrs_models.cascade.input import load_spec
+    from tfrs_models.cascade.data import load_dataset
 
-    return load_spec(cascade_data)
+    return load_dataset(cascade_data)
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +36,6 @@ def cascade_layout(cascade_spec):
 
 @pytest.fixture(scope="session")
 def cascade_batch(cascade_spec):
-    from tfrs_models.cascade.input import make_dataset
+    from tfrs_models.input import dataset_batches
 
-    return next(iter(make_dataset(cascade_spec, "train", 32)))
+    return next(iter(dataset_batches(cascade_spec, "train", 32, order="sequential_records")))

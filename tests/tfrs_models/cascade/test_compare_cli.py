@@ -67,12 +67,21 @@ def test_train_evaluate_and_compare_commands(cascade_data, tmp_path):
                                        "--model", "aitm", "--encoder", "msia", "--epochs", "1",
                                        "--batch-size", "64"])
     assert args.func(args) == 0
-    assert json.loads((run / "config.json").read_text())["family"] == "cascade"
+    config = json.loads((run / "config.json").read_text())
+    assert (config["family"], config["datasets"], config["model"]["name"]) == (
+        "cascade", ["sequence"], "aitm")
+    trained = json.loads((run / "metrics.json").read_text())
+    history = json.loads((run / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [0] and "val_objective" in history[0]
     info = json.loads((run / "export_info.json").read_text())  # the run's one SavedModel
     assert info["family"] == "cascade/aitm" and (run / info["saved_model"] / "saved_model.pb").is_file()
     args = argparse.Namespace(run_dir=str(run), data=None, oracle=None, seed=0)
     assert cli.evaluate(args) == 0
-    assert "cvr_auc_clicked" in json.loads((run / "evaluation.json").read_text())["model"]
+    # Scored again from the SavedModel: the same figures, in the same layout.
+    evaluated = json.loads((run / "metrics.json").read_text())
+    assert evaluated["test"]["model"]["cvr_auc_clicked"] == pytest.approx(
+        trained["test"]["model"]["cvr_auc_clicked"], abs=1e-6)
+    assert set(evaluated) == set(trained) and evaluated["rows"] == trained["rows"]
 
     args = _parse(cli.register, ["compare", "--data", str(cascade_data), "--seeds", "2",
                                  "--out", str(tmp_path / "cmp"), "--models", "esmm,mmoe",

@@ -22,13 +22,14 @@ def context_data(tmp_path_factory):
 
 
 def _train_rows(spec, n=100_000):
-    from tfrs_models.cascade.input import make_dataset
+    from tfrs_models.input import dataset_batches
 
-    return {k: v.numpy() for k, v in next(iter(make_dataset(spec, "train", n))).items()}
+    first = next(iter(dataset_batches(spec, "train", n, order="sequential_records")))
+    return {k: v.numpy() for k, v in first.items()}
 
 
 def test_float_statistics_cover_real_events_of_train_only(cascade_spec):
-    from tfrs_models.cascade.input import float_statistics
+    from tfrs_models.input import float_statistics
 
     rows = _train_rows(cascade_spec)
     real = rows["hist_time_gap"][rows["hist_behavior"] != b""]
@@ -69,7 +70,7 @@ def _fit_and_score(spec, model, encoder, steps, seed=0, exclude=()):
     tf = import_tensorflow()
     from tfrs_models.cascade.config import ModelConfig
     from tfrs_models.cascade.encoders.registry import EncoderConfig
-    from tfrs_models.cascade.input import make_dataset
+    from tfrs_models.input import dataset_batches
     from tfrs_models.cascade.models.registry import build_model
     from tfrs_models.cascade.train import layout_of, predict_split, score
 
@@ -77,16 +78,17 @@ def _fit_and_score(spec, model, encoder, steps, seed=0, exclude=()):
     m = build_model(layout_of(spec, exclude), ModelConfig(name=model, exclude_features=exclude,
                                                           encoder=EncoderConfig(name=encoder)))
     m.compile(optimizer=tf.keras.optimizers.Adam(3e-3))
-    m.fit(make_dataset(spec, "train", 64, shuffle=True, seed=seed, repeat=True, cache=True),
+    m.fit(dataset_batches(spec, "train", 64, order="sequential_records", shuffle=True, seed=seed,
+                          repeat=True, cache=True),
           steps_per_epoch=steps, epochs=1, verbose=0)
     return score(predict_split(lambda b: m(b, training=False), spec, "test"))
 
 
 def test_esmm_learns_the_planted_context_signal(context_data):
     """The fixture's true probabilities reach click AUC ≈ 0.74 on test; chance is 0.5."""
-    from tfrs_models.cascade.input import load_spec
+    from tfrs_models.cascade.data import load_dataset
 
-    scores = _fit_and_score(load_spec(context_data), "esmm", "mean", steps=150)
+    scores = _fit_and_score(load_dataset(context_data), "esmm", "mean", steps=150)
     assert scores["click"]["auc"] > 0.58
     assert scores["conversion"]["auc"] > 0.65
 
@@ -95,9 +97,9 @@ def test_esmm_learns_the_planted_context_signal(context_data):
 @pytest.mark.parametrize("model,encoder", [("cnn_attention", "tcn"), ("aitm", "target_attention"),
                                            ("mmoe", "msia"), ("shared_bottom", "multi_time_scale")])
 def test_every_model_learns_the_planted_context_signal(context_data, model, encoder):
-    from tfrs_models.cascade.input import load_spec
+    from tfrs_models.cascade.data import load_dataset
 
-    scores = _fit_and_score(load_spec(context_data), model, encoder, steps=150)
+    scores = _fit_and_score(load_dataset(context_data), model, encoder, steps=150)
     assert scores["click"]["auc"] > 0.58
     assert scores["conversion"]["auc"] > 0.65
 
@@ -108,15 +110,16 @@ def test_untrained_heads_start_at_the_train_base_rate(context_data, model):
     ≈ 0.06 conversion here), instead of 0.5 for both."""
     from tfrs_models.cascade.config import ModelConfig
     from tfrs_models.cascade.encoders.registry import EncoderConfig
-    from tfrs_models.cascade.input import load_spec, make_dataset
+    from tfrs_models.cascade.data import load_dataset
+    from tfrs_models.input import dataset_batches
     from tfrs_models.cascade.models.registry import build_model
     from tfrs_models.cascade.train import layout_of
 
-    spec = load_spec(context_data)
+    spec = load_dataset(context_data)
     rates = spec.label_rates["train"]
     layout = layout_of(spec)
     assert layout["label_rates"] == pytest.approx(rates)
-    batch = next(iter(make_dataset(spec, "train", 256)))
+    batch = next(iter(dataset_batches(spec, "train", 256, order="sequential_records")))
     out = build_model(layout, ModelConfig(name=model, encoder=EncoderConfig(name="mean")))(batch)
     assert np.mean(out["p_click"].numpy()) == pytest.approx(rates["click"], abs=0.06)
     assert np.mean(out["p_conversion"].numpy()) == pytest.approx(rates["conversion"], abs=0.04)
@@ -127,9 +130,9 @@ def test_history_reaches_the_towers_and_beats_a_history_blind_model(context_data
     events — a signal only the history carries. The same model with every feature list left
     out (history-blind) can only learn the item's goodness; with the history it must be far
     better. Same data, seed and steps for both."""
-    from tfrs_models.cascade.input import load_spec
+    from tfrs_models.cascade.data import load_dataset
 
-    spec = load_spec(context_data)
+    spec = load_dataset(context_data)
     history = [f.name for f in spec.sequence_features]
     with_history = _fit_and_score(spec, "cnn_attention", "tcn", steps=150)
     blind = _fit_and_score(spec, "cnn_attention", "none", steps=150, exclude=tuple(history))
@@ -144,9 +147,9 @@ def test_title_tokens_carry_the_item_term_across_items(tmp_path):
     (same data, seed and steps): the title must carry the item term, on conversion most."""
     from cascade_fixture_data import write_context_dataset
 
-    from tfrs_models.cascade.input import load_spec
+    from tfrs_models.cascade.data import load_dataset
 
-    spec = load_spec(write_context_dataset(tmp_path / "out", rows=2400, seed=1, n_items=1200,
+    spec = load_dataset(write_context_dataset(tmp_path / "out", rows=2400, seed=1, n_items=1200,
                                            titles=True))
     with_title = _fit_and_score(spec, "esmm", "mean", steps=150)
     without = _fit_and_score(spec, "esmm", "mean", steps=150, exclude=("title_tokens",))

@@ -83,12 +83,13 @@ def test_save_reload_roundtrip_with_title_tokens(model_name, tmp_path):
     from harness import check_save_reload_roundtrip
 
     from tfrs_models.cascade.export import export_saved_model, input_signature
-    from tfrs_models.cascade.input import load_spec, make_dataset
+    from tfrs_models.cascade.data import load_dataset
+    from tfrs_models.input import dataset_batches
     from tfrs_models.cascade.train import layout_of
 
-    spec = load_spec(write_sequence_dataset(tmp_path / "data", rows=64, titles=True))
+    spec = load_dataset(write_sequence_dataset(tmp_path / "data", rows=64, titles=True))
     layout = layout_of(spec)
-    batch = next(iter(make_dataset(spec, "train", 32)))
+    batch = next(iter(dataset_batches(spec, "train", 32, order="sequential_records")))
     assert input_signature(layout)["title_tokens"].shape.as_list() == [None, 4]
     model = _fitted(layout, batch, model_name)
     check_save_reload_roundtrip(model, batch, tmp_path / "saved", save=export_saved_model)

@@ -72,9 +72,9 @@ def test_peer_gets_the_title_tokens_as_a_bag_of_words(tmp_path):
     import peers_cascade
     from cascade_fixture_data import TITLE_TOKENS, write_sequence_dataset
 
-    from tfrs_models.cascade.input import load_spec
+    from tfrs_models.cascade.data import load_dataset
 
-    spec = load_spec(write_sequence_dataset(tmp_path / "data", rows=16, titles=True))
+    spec = load_dataset(write_sequence_dataset(tmp_path / "data", rows=16, titles=True))
     rows = {
         "category": np.array([b"1", b"2"]), "item_id": np.array([b"7", b"8"]),
         "title_tokens": np.array([[b"good", b"w3", b"zzz", b""], [b"", b"", b"", b""]]),
