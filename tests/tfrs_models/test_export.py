@@ -8,6 +8,7 @@ import pytest
 
 from adpush_core.errors import UserError
 from tfrs_models.cascade.export import kept_epoch
+from tfrs_models.run_dir import epoch_records
 from tfrs_models.export import prepare_run, run_family
 
 
@@ -41,15 +42,20 @@ def test_cascade_export_info_carries_the_restored_epochs_figures(tmp_path):
     (tmp_path / "export" / "saved_model" / "saved_model.pb").write_bytes(b"")
     history = {"val_click_auc": [0.52, 0.51], "val_conversion_auc": [0.55, 0.53], "val_loss": [0.58, 0.59],
                "val_cvr_auc_clicked": [0.6, 0.61], "val_objective": [0.38, 0.39], "click_auc": [0.6, 0.7]}
-    (tmp_path / "metrics.json").write_text(json.dumps({"history": history, "test": {"click": {"auc": 0.9}}}))
+
+    def write_history():  # history.json: one record per epoch (tfrs_models.run_dir)
+        (tmp_path / "history.json").write_text(json.dumps(epoch_records(history)))
+
+    write_history()
     info = json.loads(prepare_run(tmp_path).read_text())
     assert info == {"saved_model": "export/saved_model", "family": "cascade/esmm",
                     "validation": {"split": "valid", "epoch": 0, "metrics": {
                         "click.auc": 0.52, "conversion.auc": 0.55, "cvr_auc_clicked": 0.6, "loss": 0.58}}}
     history["val_objective"] = [0.40, 0.39]
-    (tmp_path / "metrics.json").write_text(json.dumps({"history": history}))
+    write_history()
     assert json.loads(prepare_run(tmp_path).read_text())["validation"]["metrics"] == {
         "click.auc": 0.51, "conversion.auc": 0.53, "cvr_auc_clicked": 0.61, "loss": 0.59}
     # Without a validation split there is nothing for the gate to read.
-    (tmp_path / "metrics.json").write_text(json.dumps({"history": {"loss": [0.6]}}))
+    history = {"loss": [0.6]}
+    write_history()
     assert "validation" not in json.loads(prepare_run(tmp_path).read_text())
