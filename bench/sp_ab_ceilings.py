@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     from abtest.simulator.cli import world_from_args  # noqa: PLC0415
     from abtest.simulator.scenario import load_scenario, run_scenario  # noqa: PLC0415
     from adpush.config import load_config  # noqa: PLC0415
-    from adpush.run import abtest_scenario  # noqa: PLC0415
+    from adpush.stages import abtest_scenario  # noqa: PLC0415
     from tfrs_models.input import load_spec, read_columns  # noqa: PLC0415
     from abtest.world import sf_ceilings as ceilings  # noqa: PLC0415
 

@@ -94,7 +94,7 @@ def test_run_skips_finished_stages_and_force_redoes_them(tmp_path):
 def test_abtest_table_keeps_the_scenarios_sizes_unless_it_sets_them():
     """make demo replays 001 Table 2 at its own sizes (0 = the scenario's): No.2 has 40.9M
     displays, No.5 20.2M, 32 contexts a user; a table value > 0 replaces them all."""
-    from adpush.run import abtest_scenario
+    from adpush.stages import abtest_scenario
 
     ab = dict(default_config()["abtest"])
     own = abtest_scenario(ab)
@@ -107,7 +107,7 @@ def test_abtest_table_keeps_the_scenarios_sizes_unless_it_sets_them():
 
 
 def test_abtest_table_rejects_negative_sizes_by_name():
-    from adpush.run import abtest_scenario
+    from adpush.stages import abtest_scenario
 
     ab = dict(default_config()["abtest"])
     with pytest.raises(UserError, match=r"\[abtest\] slots must be >= 0"):

@@ -1,7 +1,8 @@
 """`adpush run` calls each stage through the subcommand's own handler, in a spawned process."""
 import pytest
 
-from adpush.run import RunContext, _subcommand, call_subcommand, start_subcommand, wait_subcommand
+from adpush.stages import RunContext, Stage, _subcommand
+from adpush.subcommands import call_subcommand, start_subcommand, wait_subcommand
 from adpush_core.errors import UserError
 
 
@@ -26,12 +27,11 @@ def test_in_process_call_raises_the_handlers_user_error(tmp_path):
         call_subcommand(["config", "show", "--config", str(tmp_path / "missing.toml")])
 
 
-def test_a_redone_training_starts_afresh_and_an_interrupted_one_keeps_its_checkpoints(
-        tmp_path, monkeypatch):
+def test_a_redone_training_starts_afresh_and_an_interrupted_one_keeps_its_checkpoints(tmp_path):
     """A finished stage redone (changed config or --force) deletes its outputs first, so a
     training does not resume from another run's checkpoints; an interrupted one (no marker)
     keeps them and resumes."""
-    import adpush.run as run
+    from adpush import run
 
     seen = []
 
@@ -42,13 +42,12 @@ def test_a_redone_training_starts_afresh_and_an_interrupted_one_keeps_its_checkp
         checkpoint.write_text("{}")
         return {}
 
-    monkeypatch.setattr(run, "STAGES", (run.Stage("train_x", "train", ("train",), train,
-                                                  outputs=("train/x",)),))
+    stages = (Stage("train_x", "train", ("train",), train, outputs=("train/x",)),)
     ctx = RunContext(run_dir=tmp_path, config={"train": {"epochs": 1}}, seed=0)
-    run.run_stages(ctx)
-    run.run_stages(ctx)                      # finished, same config: skipped
+    run.run_stages(ctx, stages=stages)
+    run.run_stages(ctx, stages=stages)                      # finished, same config: skipped
     ctx.config["train"]["epochs"] = 2
-    run.run_stages(ctx)                      # changed config: afresh
+    run.run_stages(ctx, stages=stages)                      # changed config: afresh
     (tmp_path / ".stages" / "train_x.json").unlink()   # as if interrupted after a checkpoint
-    run.run_stages(ctx)
+    run.run_stages(ctx, stages=stages)
     assert seen == [False, False, True]
