@@ -8,8 +8,8 @@ import pytest
 
 from adpush_core.errors import UserError
 from tfrs_models.cascade.export import kept_epoch
-from tfrs_models.run_dir import epoch_records
 from tfrs_models.export import prepare_run, run_family
+from tfrs_models.run_dir import epoch_records
 
 
 def test_a_run_without_a_known_family_is_a_user_error_naming_config_json(tmp_path):
