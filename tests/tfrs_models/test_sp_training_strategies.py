@@ -257,29 +257,35 @@ def test_weight_average_is_what_validation_sees_and_what_is_kept(sp_data, sp_spe
         _values(iterate.trainable_variables), _values(model.trainable_variables)))
 
 
-def test_keep_best_counts_only_improvements_beyond_min_improvement():
+def test_early_stopping_counts_only_improvements_beyond_min_improvement():
     """Validation loglosses 0.30, 0.29995, 0.29992, 0.2999, 0.29 with patience 2: every epoch
     is better than the one before, so without a threshold all 5 run; with 1e-4 epochs 2 and 3
-    are within 1e-4 of epoch 1 (5e-5, 8e-5 lower), so the run stops after epoch 3."""
+    are within 1e-4 of epoch 1 (5e-5, 8e-5 lower), so the run stops after epoch 3 and ends on
+    epoch 1's weights."""
     import tensorflow as tf
 
-    from tfrs_models.training.callbacks import EarlyStoppingState, KeepBest
+    from tfrs_models.training.callbacks import EarlyStopping
 
     for min_improvement, kept_marks in ((0.0, [True] * 5), (1e-4, [True, False, False])):
-        state, saved = EarlyStoppingState(), []
-        callback = KeepBest(state, lambda: saved.append(True), "valid_logloss", min_improvement,
-                            patience=2)
-        callback.set_model(tf.keras.Sequential())
+        callback = EarlyStopping("valid_logloss", patience=2, min_delta=min_improvement)
+        model = tf.keras.Sequential([tf.keras.layers.Dense(1)])
+        model.build([None, 1])
+        callback.set_model(model)
+        callback.on_train_begin()
         history = []
         for epoch, loss in enumerate([0.30, 0.29995, 0.29992, 0.2999, 0.29]):
+            model.set_weights([np.full([1, 1], float(epoch)), np.zeros([1])])
             logs = {"valid_logloss": loss, "valid_auc": 0.5}
             callback.on_epoch_end(epoch, logs)
-            history.append({"phase": "main", "epoch": epoch, **logs})
-            if callback.model.stop_training:
+            history.append({"phase": "main", "epoch": epoch, **logs, "kept": callback.improved})
+            if model.stop_training:
                 break
+        callback.on_train_end()
         assert [r["kept"] for r in history] == kept_marks
-        assert len(saved) == sum(kept_marks)
-        assert state.best_loss == (0.29 if min_improvement == 0 else 0.30)
+        assert callback.best == (0.29 if min_improvement == 0 else 0.30)
+        # the run ends on the kept epoch's weights
+        assert model.get_weights()[0][0, 0] == (4 if min_improvement == 0 else 0)
+        assert callback.state()["stopped_epoch"] == (0 if min_improvement == 0 else 2)
         # the result and the export gate report the last kept epoch, not the lowest logloss
         assert kept_epoch(history)["epoch"] == (4 if min_improvement == 0 else 0)
     with pytest.raises(ValueError, match="min_improvement"):

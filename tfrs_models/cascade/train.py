@@ -57,8 +57,7 @@ def train_model(spec: DatasetSpec, model_config: ModelConfig, train_config: Trai
     if "valid" in spec.files and _has_files(spec, "valid"):
         valid = global_batches(dataset_batches(spec, "valid", max(train_config.batch_size, 1024),
                                                order="sequential_records", cache=True))
-        early = cb.EarlyStopping(monitor="val_objective", mode="min", patience=patience,
-                                 restore_best_weights=True)
+        early = cb.EarlyStopping("val_objective", patience)
         callbacks.append(early)
     fit = {"epochs": train_config.epochs}
     with contextlib.ExitStack() as stack:
@@ -67,26 +66,22 @@ def train_model(spec: DatasetSpec, model_config: ModelConfig, train_config: Trai
             identity = {"data": [str(spec.root), spec.name], "model": dataclasses.asdict(model_config),
                         "train": {k: v for k, v in dataclasses.asdict(train_config).items() if k != "epochs"},
                         "patience": patience}
+            objects = {"model": model, "optimizer": model.optimizer}
             resumed = None
             if (Path(run_dir) / "checkpoints" / cb.STATE).exists():
                 with strategy.scope():
                     model(next(iter(valid if valid is not None else train)))  # create the variables
-                    resumed = cb.Checkpoints.resume(Path(run_dir) / "checkpoints", model,
-                                                    model.optimizer, identity)
+                    model.optimizer.build(model.trainable_variables)
+                    resumed = cb.Checkpoints.resume(Path(run_dir) / "checkpoints", objects, identity)
             directory = stack.enter_context(write_dir(Path(run_dir) / "checkpoints", chief))
-            checkpoints = cb.Checkpoints(directory, model.optimizer, identity, early,
+            checkpoints = cb.Checkpoints(directory, objects, identity, early,
                                          history=resumed and resumed["history"])
             callbacks.append(checkpoints)
             if chief:
                 callbacks.append(cb.ScalarLogger(Path(run_dir) / "tensorboard"))
-            if resumed is not None:
-                if early is not None:
-                    early.resumed = resumed["early_stopping"]
-                stopped = early is not None and early.resumed["stopped_epoch"] > 0
-                # An early-stopped run is finished: zero epochs, ending on the best weights.
-                fit = {"initial_epoch": resumed["epochs_done"],
-                       "epochs": resumed["epochs_done"] if stopped else
-                       max(train_config.epochs, resumed["epochs_done"])}
+            if resumed is not None and early is not None:
+                early.resumed = resumed["early_stopping"]
+            fit = cb.fit_epochs(resumed, train_config.epochs)
         history = model.fit(train, steps_per_epoch=train_config.steps_per_epoch,
                             validation_data=valid, callbacks=callbacks, verbose=verbose, **fit)
     if run_dir is not None:

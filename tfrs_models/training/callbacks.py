@@ -1,28 +1,25 @@
-"""Keras callbacks of the training harness.
+"""Keras callbacks of the training harness, shared by both model families.
 
-* ``EarlyStopping``: Keras' (the run ends on its best weights), with a state that can be saved
-  and resumed;
-* ``Checkpoints``: at every epoch end, what a run needs to resume from that epoch (model and
-  optimizer, the early-stopping state and its best weights, the history so far), in
-  ``RUN/checkpoints``; ``Checkpoints.resume`` reads it back;
+* ``EarlyStopping``: Keras' on a validation loss (lower is better, ``min_delta``), ending the
+  run on its best weights; ``improved`` says whether the last epoch became the best (the
+  selling-point history's ``kept`` mark); its state can be saved and resumed;
+* ``Checkpoints``: at every epoch end, what a run needs to resume from that epoch (model,
+  optimizers and whatever else it is given, the early-stopping state and its best weights, the
+  history so far), in ``RUN/checkpoints``; ``Checkpoints.resume`` reads it back and refuses
+  another run's checkpoints;
 * ``ScalarLogger``: each epoch's logs as TensorBoard scalars in ``RUN/tensorboard/{train,
   validation}`` (Keras' layout, tags ``epoch_<name>``), written without the ``tensorboard``
-  package, which Keras' ``TensorBoard`` callback needs and this environment lacks.
-
-The selling-point family validates with numpy over the whole split and keeps its state in
-``tf.Variable``s of its run checkpoint (two phases, the weight average swapped in around
-validation), so it uses, in this order at each epoch end: ``Validation`` (the figures into
-``logs``), ``KeepBest`` (marks the epoch ``kept`` when it beats the best so far, writes those
-weights, stops after ``patience`` epochs without one; its ``EarlyStoppingState`` is resumable)
-and ``EpochEnd`` (the run's own bookkeeping in its place among the others). Keras runs the
-callbacks in the order of the list.
+  package, which Keras' ``TensorBoard`` callback needs and this environment lacks;
+* ``Validation`` and ``EpochEnd``: the selling-point family validates with numpy over the
+  whole split (the figures go into ``logs``) and swaps its weight average in around the
+  validation and early stopping, each in its place among the others: Keras runs the callbacks
+  in the order of the list.
 
 The Keras progress bar is ``fit(verbose=1)``.
 """
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -73,11 +70,19 @@ class ScalarLogger(tf.keras.callbacks.Callback):
 
 
 class EarlyStopping(tf.keras.callbacks.EarlyStopping):
-    """Keras' early stopping, whose state ``Checkpoints`` saves and restores."""
+    """Keras' early stopping on ``monitor`` (lower is better), ending on its best weights.
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
+    An epoch is better when ``loss + min_delta < best`` (NaN never is); after ``patience``
+    epochs in a row without one (from the second epoch on) training stops. ``improved`` is
+    whether the last epoch was better; ``resumed`` (a ``state()`` with its ``best_weights``,
+    from ``Checkpoints.resume``) is where the next ``fit`` starts from.
+    """
+
+    def __init__(self, monitor: str, patience: int, min_delta: float = 0.0):
+        super().__init__(monitor=monitor, mode="min", patience=patience, min_delta=min_delta,
+                         restore_best_weights=True)
         self.resumed: dict | None = None
+        self.improved = False
 
     def state(self) -> dict:
         return {"wait": int(self.wait), "best": float(self.best), "best_epoch": int(self.best_epoch),
@@ -85,45 +90,55 @@ class EarlyStopping(tf.keras.callbacks.EarlyStopping):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
+        self.improved = False
         if self.resumed is not None:
             state = dict(self.resumed)
             self.best_weights = state.pop("best_weights", None)
             for name, value in state.items():
                 setattr(self, name, value)
 
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        self.improved = self.best_epoch == epoch and self.wait == 0
+
 
 class Checkpoints(tf.keras.callbacks.Callback):
     """Everything a run resumes from, saved at each epoch end.
 
-    ``directory/ckpt-<epochs done>``: model and optimizer (``tf.train.Checkpoint``, the last two
-    kept); ``directory/best_weights.npz``: early stopping's best weights; ``directory/state.json``
-    (written last, so it always names a complete checkpoint): epochs done, the history, the
-    early-stopping state and ``identity`` (what the run trains; a resume must match it).
+    ``directory/<name>-<epochs done>``: ``objects`` (``{"model": …, "optimizer": …, …}``, a
+    ``tf.train.Checkpoint``, the last two kept; ``name`` is the run's ``phase``, or ``ckpt``);
+    ``directory/best_weights.npz``: early stopping's best weights; ``directory/state.json``
+    (written last, so it always names a complete checkpoint): epochs done, the phase, the
+    history, the early-stopping state and ``identity`` (what the run trains; a resume must
+    match it).
+
+    ``history`` (the history so far) grows by ``record(history, epoch, logs)`` at each epoch
+    end; by default the logs are appended to a ``{name: [value per epoch]}``.
 
     Under multi_worker every worker makes these calls (saving reads the variables with collective
     ops); only the chief's ``directory`` is the run's (``distribute.write_dir``).
     """
 
-    def __init__(self, directory: Path, optimizer, identity: dict,
-                 early_stopping: EarlyStopping | None = None, history: dict | None = None):
+    def __init__(self, directory: Path, objects: dict, identity: dict,
+                 early_stopping: EarlyStopping | None = None, history=None, record=None,
+                 phase: str | None = None):
         super().__init__()
         self.directory = Path(directory)
         self.identity = _as_json(identity)
         self.early_stopping = early_stopping
-        self.history = {k: list(v) for k, v in (history or {}).items()}
-        self._optimizer = optimizer
-        self._manager = None
-
-    def set_model(self, model):
-        super().set_model(model)
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=self._optimizer)
-        self._manager = tf.train.CheckpointManager(checkpoint, str(self.directory), max_to_keep=2)
+        self.history = history if history is not None else {}
+        self.record = record or _record_logs
+        self.phase = phase
+        self._manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(**objects), str(self.directory), max_to_keep=2,
+            checkpoint_name=phase or "ckpt")
 
     def on_epoch_end(self, epoch, logs=None):
-        for name, value in (logs or {}).items():
-            self.history.setdefault(name, []).append(float(value))
+        self.record(self.history, epoch, logs or {})
         self._manager.save(checkpoint_number=epoch + 1)
         state = {"epochs_done": epoch + 1, "identity": self.identity, "history": self.history}
+        if self.phase is not None:
+            state["phase"] = self.phase
         if self.early_stopping is not None:
             state["early_stopping"] = self.early_stopping.state()
             if self.early_stopping.best_epoch == epoch and self.early_stopping.best_weights:
@@ -133,15 +148,21 @@ class Checkpoints(tf.keras.callbacks.Callback):
         temporary.replace(self.directory / STATE)
 
     @staticmethod
-    def resume(source: Path, model, optimizer, identity: dict) -> dict | None:
-        """Restore a run saved in ``source`` into ``model`` (built) and ``optimizer``.
+    def resume(source: Path, objects: dict, identity: dict) -> dict | None:
+        """Restore a run saved in ``source`` into ``objects`` (built, as given to
+        ``Checkpoints``).
 
-        Returns None when ``source`` holds no state, else ``{"epochs_done", "history",
-        "early_stopping"}`` with the early-stopping state's ``best_weights`` loaded. Raises
-        UserError when the saved run trains something else than ``identity``.
+        Returns None when ``source`` holds no checkpoint, else ``{"epochs_done", "history",
+        "early_stopping", "phase"?}`` with the early-stopping state's ``best_weights`` loaded.
+        Raises UserError when the saved run trains something else than ``identity``, or when
+        ``source`` holds checkpoints without a state (another harness wrote them).
         """
         source = Path(source)
         if not (source / STATE).exists():
+            if tf.train.latest_checkpoint(str(source)):
+                raise UserError(f"{source} holds checkpoints without {STATE} (written by an "
+                                "earlier training harness); they cannot be resumed: use a new "
+                                f"--run-dir or delete {source}")
             return None
         state = json.loads((source / STATE).read_text())
         identity = _as_json(identity)
@@ -150,33 +171,13 @@ class Checkpoints(tf.keras.callbacks.Callback):
                              if identity.get(k) != state["identity"].get(k))
             raise UserError(f"{source} holds checkpoints of another run (it differs in "
                             f"{', '.join(changed)}); use a new --run-dir or delete {source}")
-        optimizer.build(model.trainable_variables)
-        path = source / f"ckpt-{state['epochs_done']}"
-        tf.train.Checkpoint(model=model, optimizer=optimizer).restore(str(path)).assert_existing_objects_matched()
+        path = source / f"{state.get('phase') or 'ckpt'}-{state['epochs_done']}"
+        tf.train.Checkpoint(**objects).restore(str(path)).assert_existing_objects_matched()
         early = state.get("early_stopping")
         if early is not None and (source / BEST_WEIGHTS).exists():
             with np.load(source / BEST_WEIGHTS) as saved:
                 early["best_weights"] = [saved[f"arr_{i}"] for i in range(len(saved.files))]
         return state
-
-
-class EarlyStoppingState(tf.Module):
-    """What early stopping remembers between epochs, as variables a checkpoint carries:
-    ``best`` (the best monitored loss so far, negated: -inf = none yet) and ``wait`` (epochs
-    since it last improved)."""
-
-    def __init__(self, name="early_stopping"):
-        super().__init__(name=name)
-        self.best = tf.Variable(-math.inf, dtype=tf.float64, trainable=False, name="best")
-        self.wait = tf.Variable(0, dtype=tf.int64, trainable=False, name="wait")
-
-    def reset(self) -> None:
-        self.best.assign(-math.inf)
-        self.wait.assign(0)
-
-    @property
-    def best_loss(self) -> float:
-        return -float(self.best)
 
 
 class Validation(tf.keras.callbacks.Callback):
@@ -195,37 +196,6 @@ class Validation(tf.keras.callbacks.Callback):
             print(f"  {self.label}: " + " ".join(f"{k} {v:.4f}" for k, v in figures.items()))
 
 
-class KeepBest(tf.keras.callbacks.Callback):
-    """Early stopping on ``monitor`` (lower is better) with the best weights kept.
-
-    An epoch is better when ``-loss > best + min_delta`` (Keras' ``min_delta``; NaN never is):
-    it gets ``logs["kept"] = True``, ``save()`` writes its weights and the wait restarts.
-    After ``max(1, patience)`` epochs in a row without one, training stops.
-    """
-
-    def __init__(self, state: EarlyStoppingState, save, monitor: str, min_delta: float = 0.0,
-                 patience: int = 1):
-        super().__init__()
-        self.state, self.save, self.monitor = state, save, monitor
-        self.min_delta, self.patience = float(min_delta), max(1, int(patience))
-
-    def on_epoch_end(self, epoch, logs=None):
-        kept = bool(-float(logs[self.monitor]) > float(self.state.best) + self.min_delta)
-        logs["kept"] = kept
-        if kept:
-            self.state.best.assign(-float(logs[self.monitor]))
-            self.state.wait.assign(0)
-            self.save()
-        else:
-            self.state.wait.assign_add(1)
-        if int(self.state.wait) >= self.patience:
-            self.model.stop_training = True
-
-    def exhausted(self) -> bool:
-        """True when the patience ran out already (a resumed run has nothing left to do)."""
-        return int(self.state.wait) >= self.patience
-
-
 class EpochEnd(tf.keras.callbacks.Callback):
     """Calls ``fn(epoch, logs)`` at every epoch end (for the run's own bookkeeping, in its
     place among the other callbacks)."""
@@ -236,6 +206,22 @@ class EpochEnd(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.fn(epoch, logs)
+
+
+def fit_epochs(resumed: dict | None, cap: int) -> dict:
+    """``fit``'s ``initial_epoch``/``epochs`` of a run resumed from ``resumed`` (None: a new run)
+    with an epoch cap of ``cap``: on from the epochs done, to a larger cap if given; a run that
+    stopped early is finished (zero epochs, ending on its best weights)."""
+    if resumed is None:
+        return {"epochs": cap}
+    done = resumed["epochs_done"]
+    stopped = (resumed.get("early_stopping") or {}).get("stopped_epoch", 0) > 0
+    return {"initial_epoch": done, "epochs": done if stopped else max(cap, done)}
+
+
+def _record_logs(history: dict, epoch: int, logs: dict) -> None:
+    for name, value in logs.items():
+        history.setdefault(name, []).append(float(value))
 
 
 def _as_json(value):

@@ -38,8 +38,8 @@ from adpush_core.errors import UserError
 from tfrs_models import metrics
 from adpush_core.tfenv import import_tensorflow
 from tfrs_models.input import DataSpec, InMemorySplit, make_dataset
-from tfrs_models.training.callbacks import (EarlyStoppingState, EpochEnd, KeepBest, ScalarLogger,
-                                            Validation)
+from tfrs_models.training.callbacks import (Checkpoints, EarlyStopping, EpochEnd, ScalarLogger,
+                                            Validation, fit_epochs)
 from tfrs_models.training.distribute import global_batches
 from tfrs_models.training.source_adam import SourceAdam, WeightAverage
 from tfrs_models.selling_point.config import RunConfig
@@ -139,17 +139,13 @@ class _Run:
                                for name in ("main", "finetune")}
             for optimizer in self.optimizers.values():
                 optimizer.build(variables)
-        # Where the run stands (host-side bookkeeping: not replicated).
-        self.state = tf.Module(name="harness")
-        self.state.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self.state.phase = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase")
-        self.state.stopping = EarlyStoppingState()
-        self.checkpoint = tf.train.Checkpoint(
-            model=self.model, optimizer=self.optimizers["main"],
-            finetune=self.optimizers["finetune"], harness=self.state,
-            average=self.average or tf.Module())
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(self.out_dir / "checkpoints"), max_to_keep=2)
+        # what a checkpoint carries, and what a resumed run must train as well
+        self.objects = {"model": self.model, "optimizer": self.optimizers["main"],
+                        "finetune": self.optimizers["finetune"],
+                        "average": self.average or tf.Module()}
+        config = run_config.to_dict()
+        self.identity = dict(config, train={k: v for k, v in config["train"].items()
+                                            if k not in ("epochs", "pretrain_epochs")})
         self._in_memory: dict = {}  # task -> InMemorySplit of its train split (cache_input)
         self.history: list = []
 
@@ -229,95 +225,78 @@ class _Run:
         return {"valid_auc": metrics.auc(pred["clicked"], pred["prob"]),
                 "valid_logloss": metrics.logloss(pred["clicked"], pred["prob"])}
 
-    def _save_history(self):
-        (self.out_dir / "history.json").write_text(json.dumps(self.history, indent=1))
-
-    def _end_epoch(self, phase: int, epoch: int, logs: dict) -> None:
-        """The history record of the epoch, then the checkpoint to resume from."""
+    def _record(self, phase: int, early: EarlyStopping, history: list, epoch: int,
+                logs: dict) -> None:
+        """The history record of the epoch (``kept``: its weights are the phase's best so far),
+        also in ``RUN/history.json``."""
         means = {t: self.model.task_loss_means[t] for t in self.phase_tasks(phase)}
         steps = {t: int(round(float(m.count.numpy()))) for t, m in sorted(means.items())}
-        self.history.append({
+        history.append({
             "phase": PHASES[phase], "epoch": epoch,
             **{f"train_loss_{t}": float(m.result()) for t, m in sorted(means.items())
                if steps[t]},
             "steps": steps, "valid_auc": logs["valid_auc"],
-            "valid_logloss": logs["valid_logloss"], "kept": logs["kept"]})
-        self._save_history()
-        self.state.epoch.assign(epoch + 1)
-        self.manager.save()
+            "valid_logloss": logs["valid_logloss"], "kept": early.improved})
+        (self.out_dir / "history.json").write_text(json.dumps(history, indent=1))
 
-    def _run_phase(self, phase: int, max_epochs: int, valid_task: str, best_path: Path):
+    def _run_phase(self, phase: int, max_epochs: int, valid_task: str, resumed: dict | None):
+        """One ``fit`` of the phase, on from ``resumed`` (a checkpoint state of this phase, or
+        None); the model ends on the phase's best (lowest validation logloss) weights."""
         name = PHASES[phase]
         optimizer = self.optimizers["finetune" if (
             phase == PHASE_MAIN and self.cfg.strategy == "pretrain_finetune") else "main"]
-        if (phase == PHASE_MAIN and int(self.state.epoch) == 0
+        if (phase == PHASE_MAIN and resumed is None
                 and self.cfg.strategy == "pretrain_finetune" and "finetune_start" in self.hooks):
             self.hooks["finetune_start"](self.model)
-        stopping = self.state.stopping
+        early = EarlyStopping("valid_logloss", self.cfg.patience, self.cfg.min_improvement)
+        if resumed is not None:
+            early.resumed = resumed["early_stopping"]
+        epochs = fit_epochs(resumed, max_epochs)
+        start = epochs.get("initial_epoch", 0)
+        average = self.average
+        callbacks = [
+            # validation, the kept weights and the export see the weight average
+            EpochEnd(lambda e, logs: average and average.swap_in()),
+            Validation(lambda: self.validate(valid_task), f"valid {valid_task}", self.verbose),
+            early,
+            EpochEnd(lambda e, logs: average and average.swap_out()),
+            Checkpoints(self.out_dir / "checkpoints", self.objects, self.identity, early,
+                        self.history, lambda *args: self._record(phase, early, *args), name),
+            ScalarLogger(self.out_dir / "tensorboard" / name),  # RUN/tensorboard/<phase>
+        ]
+        with self.distribution.scope():
+            self.model.compile(optimizer=optimizer)
+        if self.verbose and start < epochs["epochs"]:
+            print(f"[{name}] epochs {start + 1}-{epochs['epochs']}")
+        # every worker reads the same batches, each replica takes its slice of each (a
+        # finished phase reads none: its fit only ends on the best weights)
+        steps = global_batches(self.phase_dataset(phase, start, max(epochs["epochs"], start + 1)))
+        self.model.fit(steps, steps_per_epoch=self.steps_per_epoch(phase), callbacks=callbacks,
+                       verbose=self.verbose, **epochs)
 
-        def keep():  # these weights become the run's until a better epoch
-            tf.train.Checkpoint(model=self.model).write(str(best_path))
-
-        keep_best = KeepBest(stopping, keep, "valid_logloss", self.cfg.min_improvement,
-                             self.cfg.patience)
-        start = int(self.state.epoch)
-        if start < max_epochs and not keep_best.exhausted():
-            average = self.average
-            callbacks = [
-                # validation, the kept weights and the export see the weight average
-                EpochEnd(lambda e, logs: average and average.swap_in()),
-                Validation(lambda: self.validate(valid_task), f"valid {valid_task}",
-                           self.verbose),
-                keep_best,
-                EpochEnd(lambda e, logs: average and average.swap_out()),
-                EpochEnd(lambda e, logs: self._end_epoch(phase, e, logs)),
-                ScalarLogger(self.out_dir / "tensorboard" / name),  # RUN/tensorboard/<phase>
-            ]
-            with self.distribution.scope():
-                self.model.compile(optimizer=optimizer)
+    def _restore(self) -> dict | None:
+        """The checkpoint state to resume from (``RUN/checkpoints``), its weights and
+        optimizers restored, or None."""
+        resumed = Checkpoints.resume(self.run_dir / "checkpoints", self.objects, self.identity)
+        if resumed is not None:
             if self.verbose:
-                print(f"[{name}] epochs {start + 1}-{max_epochs}")
-            # every worker reads the same batches, each replica takes its slice of each
-            steps = global_batches(self.phase_dataset(phase, start, max_epochs))
-            self.model.fit(steps, epochs=max_epochs, initial_epoch=start,
-                           steps_per_epoch=self.steps_per_epoch(phase), callbacks=callbacks,
-                           verbose=self.verbose)
-        if Path(str(best_path) + ".index").exists():
-            tf.train.Checkpoint(model=self.model).read(str(best_path)).expect_partial()
-
-    def _restore(self) -> None:
-        """Resume from ``RUN/checkpoints``; a checkpoint of the loop the family trained in
-        before Keras ``fit`` (issue 15) has another layout and is refused."""
-        latest = tf.train.latest_checkpoint(str(self.run_dir / "checkpoints"))
-        if not latest:
-            return
-        names = {name for name, _ in tf.train.list_variables(latest)}
-        if not any(name.startswith("harness/") for name in names):
-            raise UserError(f"{self.run_dir}: {latest} was written by the training loop before "
-                            "Keras fit and cannot be resumed; train into a new --run-dir (or "
-                            f"delete {self.run_dir / 'checkpoints'} to start over)")
-        self.checkpoint.restore(latest)
-        if self.verbose:
-            print(f"resuming from {latest}")
-        history = self.run_dir / "history.json"
-        self.history = json.loads(history.read_text()) if history.exists() else []
+                print(f"resuming {self.run_dir} after {resumed['phase']} epoch "
+                      f"{resumed['epochs_done']}")
+            self.history = resumed["history"]
+        return resumed
 
     def fit(self) -> TrainResult:
         """Train (resuming from ``RUN/checkpoints`` if present) and write ``RUN/model/weights``."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / "config.json").write_text(json.dumps(self.run_config.to_dict(), indent=1))
-        self._restore()
-        if self.cfg.strategy == "pretrain_finetune" and int(self.state.phase) == PHASE_PRETRAIN:
-            self._run_phase(PHASE_PRETRAIN, self.cfg.pretrain_epochs, AD,
-                            self.out_dir / "best_pretrain" / "weights")
+        resumed = self._restore()
+        if self.cfg.strategy == "pretrain_finetune" and (
+                resumed is None or resumed["phase"] == PHASES[PHASE_PRETRAIN]):
+            self._run_phase(PHASE_PRETRAIN, self.cfg.pretrain_epochs, AD, resumed)
             if "pretrain_end" in self.hooks:
                 self.hooks["pretrain_end"](self.model)
-            self.state.phase.assign(PHASE_MAIN)
-            self.state.epoch.assign(0)
-            self.state.stopping.reset()
-            self.manager.save()
-        self.state.phase.assign(PHASE_MAIN)
-        self._run_phase(PHASE_MAIN, self.cfg.epochs, SF, self.out_dir / "best" / "weights")
+            resumed = None
+        self._run_phase(PHASE_MAIN, self.cfg.epochs, SF, resumed)
         tf.train.Checkpoint(model=self.model).write(str(self.out_dir / WEIGHTS))
         best = kept_epoch(self.history)
         return TrainResult(self.run_dir, self.history,
