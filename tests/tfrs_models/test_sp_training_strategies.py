@@ -322,3 +322,39 @@ def test_the_deprecated_mirrored_flag_is_distribution_mirrored(sp_data, tmp_path
     with pytest.raises(UserError, match="--mirrored contradicts --distribution multi_worker"):
         train_command(parser.parse_args([*base, "--mirrored", "--distribution", "multi_worker"]))
     assert "--mirrored is deprecated, use --distribution mirrored" in capsys.readouterr().err
+
+
+def test_an_early_stopped_run_stays_finished_and_another_runs_checkpoints_are_refused(
+        sp_data, sp_spec, tmp_path):
+    """min_improvement 10: no epoch after the first is better, so patience 1 stops after epoch
+    2 on epoch 1's weights; asking for more epochs trains none; other settings are refused."""
+    import tensorflow as tf
+
+    config = _config(sp_data, model="bm", epochs=4, patience=1, min_improvement=10.0)
+    stopped = train(sp_spec, config, tmp_path, verbose=0)
+    assert [r["kept"] for r in stopped.history] == [True, False]
+    again = train(sp_spec, _config(sp_data, model="bm", epochs=6, patience=1,
+                                   min_improvement=10.0), tmp_path, verbose=0)
+    assert again.history == stopped.history
+    for a, b in zip(_values(again.model.trainable_variables),
+                    _values(stopped.model.trainable_variables)):
+        np.testing.assert_array_equal(a, b)
+    kept = build_model(sp_spec, config.model)
+    tf.train.Checkpoint(model=kept).read(str(tmp_path / "model" / "weights")).expect_partial()
+    for a, b in zip(_values(kept.trainable_variables), _values(stopped.model.trainable_variables)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(UserError, match=r"checkpoints of another run \(it differs in train\)"):
+        train(sp_spec, _config(sp_data, model="bm", epochs=4, patience=2, min_improvement=10.0),
+              tmp_path, verbose=0)
+
+
+def test_pretrain_finetune_resumes_in_its_phase(sp_data, sp_spec, tmp_path):
+    """A finished pre-training is not redone: a larger fine-tune cap adds fine-tune epochs."""
+    first = train(sp_spec, _config(sp_data, strategy="pretrain_finetune", epochs=1,
+                                   pretrain_epochs=1, patience=10), tmp_path, verbose=0)
+    more = train(sp_spec, _config(sp_data, strategy="pretrain_finetune", epochs=2,
+                                  pretrain_epochs=1, patience=10), tmp_path, verbose=0)
+    assert [r["phase"] for r in more.history] == ["pretrain", "main", "main"]
+    assert more.history[:2] == first.history
+    state = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
+    assert (state["phase"], state["epochs_done"]) == ("main", 2)
