@@ -15,10 +15,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from adpush_core.tfenv import import_tensorflow
+from serving.dtypes import DT_STRING, NUMPY
 from serving.errors import Code, ServingError, from_tf_error, invalid
 from serving.verify import PY_FUNC_OPS
 from serving.warmup import read_warmup_requests
-from serving.dtypes import DT_STRING, NUMPY
 
 DEFAULT_SIGNATURE = "serving_default"
 log = logging.getLogger(__name__)

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from adpush_core.tfenv import import_tensorflow
 from abtest.simulator.policies import OracleScorer
 from abtest.world.world import PAD, PROFILE_FIELDS, World
 from adpush_core.errors import UserError
+from adpush_core.tfenv import import_tensorflow
 
 SIGNATURE = "select_selling_points"
 # The caps build-data writes (beam_pipelines.config.BuildConfig defaults).

@@ -9,8 +9,8 @@ import types
 
 import pytest
 
-from adpush_core import tfenv
 from adpush.config import default_config, dumps, load_config
+from adpush_core import tfenv
 from adpush_core.errors import UserError
 
 

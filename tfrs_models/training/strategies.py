@@ -35,16 +35,16 @@ from pathlib import Path
 import numpy as np
 
 from adpush_core.errors import UserError
-from tfrs_models import metrics
 from adpush_core.tfenv import import_tensorflow
+from tfrs_models import metrics
 from tfrs_models.input import DataSpec, InMemorySplit, make_dataset
+from tfrs_models.selling_point.config import RunConfig
+from tfrs_models.selling_point.models import AD, SF, build_model
+from tfrs_models.selling_point.predict import predict_split
 from tfrs_models.training.callbacks import (Checkpoints, EarlyStopping, EpochEnd, ScalarLogger,
                                             Validation, fit_epochs)
 from tfrs_models.training.distribute import global_batches
 from tfrs_models.training.source_adam import SourceAdam, WeightAverage
-from tfrs_models.selling_point.config import RunConfig
-from tfrs_models.selling_point.models import AD, SF, build_model
-from tfrs_models.selling_point.predict import predict_split
 
 tf = import_tensorflow()
 

@@ -11,9 +11,9 @@ import dataclasses
 import tensorflow_recommenders as tfrs
 from adpush_core.tfenv import import_tensorflow
 from tfrs_models.cascade.config import ModelConfig
+from tfrs_models.cascade.data import CLICK_LABEL, CONVERSION_LABEL
 from tfrs_models.cascade.encoders.registry import build_encoder
 from tfrs_models.cascade.features import SharedEmbeddings
-from tfrs_models.cascade.data import CLICK_LABEL, CONVERSION_LABEL
 from tfrs_models.cascade.losses import behaviour_calibrator
 
 tf = import_tensorflow()
