@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.append(str(Path(__file__).resolve().parents[1] / "tests" / "serving"))
 
 from adpush_core import tfenv  # noqa: E402,F401  (Keras 2 before TensorFlow)
+from serving.idle_poll import DEFAULT_MAX_US  # noqa: E402
 
 
 def pin(pid: int, cpus: set[int]) -> None:
@@ -307,8 +308,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="server variants to compare (0: inference on the event loop)")
     parser.add_argument("--enable_batching", choices=["false", "true"], nargs="+", default=["false"],
                         help="server variants: without / with server-side batching")
-    parser.add_argument("--busy_poll_us", type=int, nargs="+", default=[0],
-                        help="server variants: --busy_poll_us (0: the loops sleep when idle)")
+    parser.add_argument("--busy_poll_us", type=int, nargs="+", default=[DEFAULT_MAX_US],
+                        help="server variants: --busy_poll_us, the loops' adaptive polling window's "
+                             f"maximum (0: they sleep when idle; the server's default: {DEFAULT_MAX_US})")
     parser.add_argument("--batching_parameters", default="max_batch_size { value: 64 }\n"
                         "batch_timeout_micros { value: 0 }\nnum_batch_threads { value: 2 }\n",
                         help="text-proto BatchingParameters for the batching variant")
@@ -356,8 +358,7 @@ def main(argv: list[str] | None = None) -> int:
                     flags = {"enable_batching": batching}
                     if batching == "true":
                         flags["batching_parameters_file"] = str(params_file)
-                    if spin:
-                        flags["busy_poll_us"] = spin
+                    flags["busy_poll_us"] = spin
                     proc = stack.enter_context(ServerProcess(model_name="m", model_base_path=str(base / "m"),
                                                              file_system_poll_wait_seconds=0,
                                                              rest_inference_threads=threads, **flags))
@@ -410,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         rest_srv, grpc_srv = v["server_cpu"]["rest"], v["server_cpu"]["grpc"]
         print(f"server CPU per sequential request: REST {rest_srv['cpu_ms']:.3f} ms ({rest_srv['wakeups']:.1f} thread "
               f"wake-ups), gRPC {grpc_srv['cpu_ms']:.3f} ms ({grpc_srv['wakeups']:.1f} wake-ups)"
-              + ("; includes the busy polling" if v.get("busy_poll_us") else ""))
+              + ("; includes the idle polling" if v.get("busy_poll_us") else ""))
         print(f"load generator CPU per sequential request: REST (http.client) {v['client_cpu_ms']['rest']:.3f} ms, "
               f"gRPC (grpcio stub) {v['client_cpu_ms']['grpc']:.3f} ms")
         print("\n| concurrency | REST req/s | REST req/s per round | gRPC req/s | errors |\n|---:|---:|---|---:|---:|")
@@ -436,7 +437,9 @@ def targets(results: dict) -> list[tuple[str, float, float, str]]:
     for v in results["variants"]:
         if v["server"] != "this tree":
             continue
-        tag = f"batching={v['enable_batching']}" + (f" busy_poll_us={v['busy_poll_us']}" if v.get("busy_poll_us") else "")
+        spin = v.get("busy_poll_us", 0)
+        tag = (f"batching={v['enable_batching']} busy_poll_us={spin}"
+               + (" (default)" if spin == DEFAULT_MAX_US else ""))
         rows.append((f"{tag} REST p50 ms", v["rest_ms"]["p50"], limit, "<="))
         rows.append((f"{tag} gRPC p50 ms", v["grpc_ms"]["p50"], limit, "<="))
         rows.append((f"{tag} gRPC p50 / REST p50", v["grpc_ms"]["p50"] / v["rest_ms"]["p50"], 1.0, "<="))

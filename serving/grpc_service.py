@@ -21,8 +21,8 @@ and ``tests/serving/test_grpc_api.py`` / ``test_grpc_server.py`` hold the wire b
 """
 from __future__ import annotations
 
+import functools
 import logging
-import os
 import threading
 import time
 from concurrent import futures
@@ -32,6 +32,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      inference_pb2, model_management_pb2, predict_pb2, regression_pb2)
 
 from serving.errors import Code, ServingError, invalid, too_large
+from serving.idle_poll import IdlePoll
 from serving.rest import signature_def_map, status_response
 from serving.servable import DEFAULT_SIGNATURE, examples_from_input
 from serving.tensor_proto import ndarray_to_tensor_proto, tensor_proto_to_ndarray
@@ -291,6 +292,10 @@ _CYGRPC_CODE = {code: cygrpc.StatusCode(int(code)) for code in Code}
 _UNKNOWN = _Method("", None, None)
 
 
+def _is_event(event) -> bool:
+    return event.completion_type != _QUEUE_TIMEOUT
+
+
 class GrpcServer:
     """``PredictionService`` + ``ModelService`` on grpc's core, driven from one polling thread
     (module docstring). ``max_request_bytes`` is grpc's receive limit (over it the core answers
@@ -300,7 +305,7 @@ class GrpcServer:
                  max_request_bytes: int = 2**31 - 1, max_decoded_bytes: int = 2 << 30, metrics=None,
                  large_request_bytes: int = 256 << 10, inline: bool = True, busy_poll_us: int = 0):
         self.manager = manager
-        self.busy_poll_seconds = max(0, busy_poll_us) / 1e6
+        self.busy_poll_us = busy_poll_us
         self.metrics = metrics
         self.large_request_bytes = large_request_bytes if inline else -1
         self.prediction = PredictionService(manager, max_decoded_bytes)
@@ -372,18 +377,12 @@ class GrpcServer:
     def _serve(self) -> None:
         cq = self._cq
         shut_down = False
-        spin = self.busy_poll_seconds
-        spin_until = 0.0
+        idle = IdlePoll(self.busy_poll_us)
+        poll_now = functools.partial(cq.poll, 0)
+        wait = functools.partial(cq.poll) if not self.busy_poll_us else \
+            functools.partial(idle.wait, poll_now, lambda _timeout: cq.poll(), _is_event)
         while True:
-            event = cq.poll(0) if spin else cq.poll()
-            if spin:
-                while event.completion_type == _QUEUE_TIMEOUT:
-                    if time.monotonic() > spin_until:
-                        event = cq.poll()
-                        break
-                    os.sched_yield()   # a thread waiting for the GIL or the core gets it
-                    event = cq.poll(0)
-                spin_until = time.monotonic() + spin
+            event = wait()
             tag = event.tag
             if tag is _NEW_CALL:
                 self._accepting = False

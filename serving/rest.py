@@ -10,16 +10,15 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import re
 import selectors
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
 
 from serving.errors import ServingError, invalid
+from serving.idle_poll import IdlePoll
 from serving.example_json import parse_examples_body
 from serving.json_request import parse_predict_body
 from serving.json_response import error_json, make_classify_json, make_predict_json, make_regress_json
@@ -231,30 +230,20 @@ BYTES_PER_JSON_VALUE = 64  # a decoded JSON value's Python object + its slot in 
 
 
 class BusyPollSelector(selectors.DefaultSelector):
-    """A selector that, for ``spin`` seconds after the last event, polls without blocking instead
-    of sleeping in ``epoll_wait`` (``--busy_poll_us``). On this 2-core VM a core that went idle
-    between two requests runs the next one 2-3x slower (the one-instance handler: 0.11 ms after
-    a 0.4 ms busy wait, 0.23-0.27 ms after a 0.1-0.5 ms sleep), which is most of a sequential
-    request's latency; spinning keeps the core awake at the price of up to ``spin`` seconds of
-    CPU after each burst of requests. Each idle turn yields the core (``sched_yield``) so a thread
-    waiting for it or for the GIL is not held up."""
+    """A selector that polls without blocking for an adaptive window before it sleeps in
+    ``epoll_wait`` (``--busy_poll_us``, serving/idle_poll.py): the event loop's thread keeps its
+    core awake for the next request of a steady stream, and stops polling when requests are
+    sparse."""
 
-    def __init__(self, spin: float):
+    def __init__(self, max_us: int):
         super().__init__()
-        self.spin = spin
-        self.spin_until = 0.0
+        self.idle = IdlePoll(max_us)
 
     def select(self, timeout=None):
-        ready = super().select(0)
-        if not ready and (timeout is None or timeout > 0):
-            while not ready and time.monotonic() < self.spin_until:
-                os.sched_yield()
-                ready = super().select(0)
-            if not ready:
-                ready = super().select(timeout)
-        if ready:
-            self.spin_until = time.monotonic() + self.spin
-        return ready
+        if timeout is not None and timeout < 0:
+            timeout = 0
+        parent = super()
+        return self.idle.wait(lambda: parent.select(0), parent.select, bool, timeout)
 
 
 class RestServer:
@@ -277,7 +266,7 @@ class RestServer:
                  large_request_threads: int = 1, max_pending_large: int = 4,
                  max_decoded_bytes: int = 2 << 30, middlewares=(), busy_poll_us: int = 0):
         self.manager, self.host, self.requested_port = manager, host, port
-        self.busy_poll_us = busy_poll_us  # > 0: the loop polls without sleeping that long after an event
+        self.busy_poll_us = busy_poll_us  # > 0: the loop polls up to that long before it sleeps
         self.middlewares = tuple(middlewares)  # e.g. serving.metrics.aiohttp_middleware
         self.max_request_bytes = max_request_bytes
         self.enable_cors = enable_cors
@@ -390,7 +379,7 @@ class RestServer:
 
     def _run(self) -> None:
         if self.busy_poll_us > 0:
-            loop = asyncio.SelectorEventLoop(BusyPollSelector(self.busy_poll_us / 1e6))
+            loop = asyncio.SelectorEventLoop(BusyPollSelector(self.busy_poll_us))
         else:
             loop = asyncio.new_event_loop()
         self._loop = loop

@@ -25,6 +25,7 @@ from typing import Sequence
 
 from adpush_core.tfenv import import_tensorflow
 
+from serving.idle_poll import DEFAULT_MAX_US
 from serving.manager import ModelConfig, ModelManager, parse_model_config_text
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class ModelServer:
                  host: str = "127.0.0.1", port: int | None = 0, rest_api_port: int | None = 0,
                  file_system_poll_wait_seconds: float = 1.0, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
                  rest_inference_threads: int = 0, grpc_max_workers: int = 16, grpc_inline: bool = True,
-                 busy_poll_us: int = 0, enable_model_warmup: bool = True,
+                 busy_poll_us: int = DEFAULT_MAX_US, enable_model_warmup: bool = True,
                  rest_api_enable_cors_support: bool = False, shutdown_grace_seconds: float = 10.0,
                  tensorflow_intra_op_parallelism: int = 0, tensorflow_inter_op_parallelism: int = 0,
                  rest_api_timeout_in_ms: int = 30000, max_num_load_retries: int = 5,

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from serving.idle_poll import DEFAULT_MAX_US
 from serving.server import DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_REQUEST_BYTES, ModelServer
 
 log = logging.getLogger(__name__)
@@ -68,11 +69,12 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grpc_inline_requests", type=_bool, default=True,
                         help="true: small unbatched gRPC requests run on the polling thread (fastest for small "
                              "models); false: every request in the --grpc_max_workers pool (for slow models)")
-    parser.add_argument("--busy_poll_us", type=int, default=0,
-                        help="after a request, REST's event loop and gRPC's polling thread poll without "
-                             "sleeping for this many microseconds, keeping the core awake for the next one "
-                             "(lower latency at low load, up to that much CPU after each burst; 0: off; not a "
-                             "TF Serving flag)")
+    parser.add_argument("--busy_poll_us", type=int, default=DEFAULT_MAX_US,
+                        help="REST's event loop and gRPC's polling thread poll for up to this many "
+                             "microseconds before they sleep, adaptively (Linux guest halt polling's "
+                             "window: it grows while requests keep arriving within it and shrinks to "
+                             "nothing when they are sparse), so a core that would halt between two "
+                             "requests stays awake for the next; 0: never poll (not a TF Serving flag)")
     parser.add_argument("--port_file", default=None,
                         help="write {\"port\":..,\"rest_api_port\":..} here once serving (for launchers)")
 

@@ -1,5 +1,6 @@
 """The gRPC server's own loop (serving/grpc_service.py): grpc.server's answers to calls that never
-reach a handler, where requests run (the polling thread or the pool), and --busy_poll_us."""
+reach a handler, where requests run (the polling thread or the pool), and --busy_poll_us
+(its window: tests/serving/test_idle_poll.py)."""
 from __future__ import annotations
 
 import os
@@ -98,12 +99,15 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_busy_polling_answers_the_same_and_stops_when_idle(model_base):
-    """--busy_poll_us: both APIs answer as without it, and once the requests stop the loops
-    sleep again (no CPU burnt while idle)."""
+@pytest.mark.parametrize("busy_poll_us", [None, 20000])
+def test_idle_polling_answers_the_same_and_stops_when_idle(model_base, busy_poll_us):
+    """--busy_poll_us (on by default; and a window far longer than a request's gap): both APIs
+    answer as without it, and once the requests stop the loops sleep again (no CPU burnt while
+    idle)."""
     x = np.array([[1.0], [6.0]], np.float32)
+    flags = {} if busy_poll_us is None else {"busy_poll_us": busy_poll_us}
     with ServerProcess(model_name="half_plus_two", model_base_path=str(model_base["base"] / "half_plus_two"),
-                       file_system_poll_wait_seconds=0, busy_poll_us=2000) as proc:
+                       file_system_poll_wait_seconds=0, **flags) as proc:
         rest = RestClient(proc.rest_url, "half_plus_two", retries=0)
         grpc_c = GrpcClient(proc.grpc_target, "half_plus_two", retries=0)
         for _ in range(50):
