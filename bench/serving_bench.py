@@ -17,9 +17,17 @@ executors among them) migrate between the two cores and each gRPC call costs ~30
 (0.69-0.75 vs 0.53-0.58 ms per call measured on ``keyword_ctr``). ``--server_cpus none`` runs
 unpinned. Prints a Markdown table.
 
+Each server variant runs with ``--busy_poll_us`` (default: the server's own, adaptive idle
+polling on; ``--busy_poll_us 0 1000`` compares it with sleeping loops). The load generator's
+core still halts while it waits for an answer, and the grpcio client wakes four threads a call
+against ``http.client``'s one, so on a VM that halts idle cores the generator's own wake-ups
+weigh on gRPC more than on REST; ``--generator_cores_awake`` keeps the generator's cores out of
+their halt state (root) to measure the servers without that.
+
     python bench/serving_bench.py --seed 0
     python bench/serving_bench.py --model half_plus_two --rest_inference_threads 0 4 --concurrency 1 8 16 32
     python bench/serving_bench.py --seed 0 --enable_batching false true     # TF Serving's --enable_batching
+    python bench/serving_bench.py --busy_poll_us 0 1000 --generator_cores_awake
     git archive 3b18537 serving adpush | tar -x -C /tmp/before                # before/after in one run:
     python bench/serving_bench.py --seed 0 --rounds 3 --concurrency 1 16 --enable_batching false true \
         --baseline_tree /tmp/before
@@ -56,6 +64,27 @@ def pin(pid: int, cpus: set[int]) -> None:
             os.sched_setaffinity(int(task), cpus)
         except ProcessLookupError:   # a thread that has just exited
             pass
+
+
+@contextlib.contextmanager
+def cores_awake(cpus: set[int]):
+    """Per-core PM QoS: the cores in ``cpus`` poll in their idle loop instead of halting, until
+    the block ends (the old settings are written back)."""
+    paths = [Path(f"/sys/devices/system/cpu/cpu{c}/power/pm_qos_resume_latency_us") for c in sorted(cpus)]
+    old = {}
+    try:
+        for path in paths:
+            old[path] = path.read_text().strip()
+            path.write_text("n/a")
+    except OSError as err:
+        for path, value in old.items():
+            path.write_text(value)
+        raise SystemExit(f"--generator_cores_awake: cannot write {path}: {err}") from None
+    try:
+        yield
+    finally:
+        for path, value in old.items():
+            path.write_text(value)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -322,6 +351,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server_cpus", default="0" if (os.cpu_count() or 1) >= 2 else "none",
                         help="comma-separated cores for the servers' threads, the bench's own on the others "
                              "('none': no pinning)")
+    parser.add_argument("--generator_cores_awake", action="store_true",
+                        help="keep the load generator's cores out of their halt state for the run "
+                             "(per-core PM QoS: pm_qos_resume_latency_us = n/a, restored after; needs "
+                             "root), as on a VM whose kernel polls before halting: isolates the server "
+                             "from the generator's own wake-ups")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
 
@@ -340,6 +374,11 @@ def main(argv: list[str] | None = None) -> int:
         base = Path(tmp)
         if bench_cpus:
             pin(os.getpid(), bench_cpus)
+        if args.generator_cores_awake:
+            if not bench_cpus:
+                parser.error("--generator_cores_awake needs the load generator pinned (--server_cpus)")
+            stack.enter_context(cores_awake(bench_cpus))
+        results["generator_cores_awake"] = bool(args.generator_cores_awake)
         call, tensors, inputs, body = build_model(args.model, base, args.seed)
         in_proc = bench_in_process(call, tensors, args.requests)
         results["in_process_ms"] = {"p50": _pct(in_proc, 50), "p99": _pct(in_proc, 99)}
@@ -377,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
                            client_cpu_ms={api: _med([r[f"{api}_client_ms"] for r in rs]) for api in ("rest", "grpc")},
                            rest_ms={"p50": _med([r["rest_p50"] for r in rs]), "p99": _med([r["rest_p99"] for r in rs]),
                                     "p50_rounds": [r["rest_p50"] for r in rs]},
-                           grpc_ms={"p50": _med([r["grpc_p50"] for r in rs]), "p99": _med([r["grpc_p99"] for r in rs])},
+                           grpc_ms={"p50": _med([r["grpc_p50"] for r in rs]), "p99": _med([r["grpc_p99"] for r in rs]),
+                                    "p50_rounds": [r["grpc_p50"] for r in rs]},
                            server_cpu={api: {k: _med([r[f"{api}_server"][k] for r in rs]) for k in ("cpu_ms", "wakeups")}
                                    for api in ("rest", "grpc")},
                            throughput=[])
@@ -391,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     results["loadavg_end"] = os.getloadavg()
 
     pinning = (f"servers on cores {results['server_cpus']}, load generator on {results['bench_cpus']}"
-               if server_cpus else "unpinned")
+               + (" kept awake" if args.generator_cores_awake else "") if server_cpus else "unpinned")
     print(f"# serving bench: model={args.model} seed={args.seed} cpus={results['cpus']} ({pinning}) rounds={args.rounds} "
           f"loadavg start={results['loadavg_start'][0]:.2f} end={results['loadavg_end'][0]:.2f}")
     in_p50 = results["in_process_ms"]["p50"]
@@ -404,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{' / '.join(f'{x:.2f}' for x in v['loadavg'])})")
         print(f"one-instance predict latency: REST p50 {v['rest_ms']['p50']:.3f} ms "
               f"({' / '.join(f'{x:.3f}' for x in v['rest_ms']['p50_rounds'])}) / p99 {v['rest_ms']['p99']:.3f} ms;"
-              f" gRPC p50 {v['grpc_ms']['p50']:.3f} ms / p99 {v['grpc_ms']['p99']:.3f} ms;"
+              f" gRPC p50 {v['grpc_ms']['p50']:.3f} ms ({' / '.join(f'{x:.3f}' for x in v['grpc_ms']['p50_rounds'])})"
+              f" / p99 {v['grpc_ms']['p99']:.3f} ms;"
               f" REST p50 / in-process p50 = {v['rest_ms']['p50'] / in_p50:.1f}"
               + (f"; REST p50 / first variant's = {v['rest_ms']['p50'] / first['rest_ms']['p50']:.2f}"
                  if v is not first else ""))
