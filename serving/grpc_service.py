@@ -377,10 +377,10 @@ class GrpcServer:
     def _serve(self) -> None:
         cq = self._cq
         shut_down = False
-        idle = IdlePoll(self.busy_poll_us)
-        poll_now = functools.partial(cq.poll, 0)
-        wait = functools.partial(cq.poll) if not self.busy_poll_us else \
-            functools.partial(idle.wait, poll_now, lambda _timeout: cq.poll(), _is_event)
+        wait = cq.poll
+        if self.busy_poll_us:
+            wait = functools.partial(IdlePoll(self.busy_poll_us).wait, functools.partial(cq.poll, 0),
+                                     lambda _timeout: cq.poll(), _is_event)
         while True:
             event = wait()
             tag = event.tag

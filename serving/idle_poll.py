@@ -1,8 +1,8 @@
 """Adaptive idle polling for the server's event loops (``--busy_poll_us``).
 
 On a virtual machine a core that goes idle halts, the hypervisor takes it back, and the thread
-woken on it later runs the next request 2-3x slower (serving/README.md, "Where a sequential
-request's time goes"). Linux guests avoid this with guest halt polling: the idle vCPU polls for
+woken on it later runs the next request 2-3x slower (serving/README.md, "Figures": "Issue 18,
+adaptive idle polling on by default"). Linux guests avoid this with guest halt polling: the idle vCPU polls for
 a while before it halts (Documentation/virt/guest-halt-polling.rst; 200 µs by default, 0 on this
 VM's kernel command line, ``haltpoll.guest_halt_poll_ns=0``). ``IdlePoll`` does the same for
 one event loop, in the loop's own thread, with that governor's adaptive window

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import re
@@ -18,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
 
 from serving.errors import ServingError, invalid
-from serving.idle_poll import IdlePoll
 from serving.example_json import parse_examples_body
+from serving.idle_poll import IdlePoll
 from serving.json_request import parse_predict_body
 from serving.json_response import error_json, make_classify_json, make_predict_json, make_regress_json
 from serving.json_text import parse_json
@@ -238,12 +239,14 @@ class BusyPollSelector(selectors.DefaultSelector):
     def __init__(self, max_us: int):
         super().__init__()
         self.idle = IdlePoll(max_us)
+        # bound once: select() runs on every turn of the event loop
+        self._select = super().select
+        self._poll_now = functools.partial(self._select, 0)
 
     def select(self, timeout=None):
         if timeout is not None and timeout < 0:
             timeout = 0
-        parent = super()
-        return self.idle.wait(lambda: parent.select(0), parent.select, bool, timeout)
+        return self.idle.wait(self._poll_now, self._select, bool, timeout)
 
 
 class RestServer:
